@@ -1,0 +1,474 @@
+"""Lowering: ONNX nodes -> a list of tinyface steps, with shapes and layouts.
+
+One pass over the nodes in order.  Each supported op has a handler that
+either *folds* (all inputs constant: the result is a new constant, which is
+how the ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` flatten idiom
+disappears) or *emits* a step.  Every value gets a logical shape (free batch
+``BATCH``, unknown dims ``None``) and a storage layout ("nhwc" for 4-D maps
+that conv-like steps read or write, "plain" otherwise); a layout conversion
+step is inserted where a consumer needs the other one.
+"""
+import numpy as np
+
+from tinyface.errors import ModelError, UnsupportedOpError
+from tinyface.kernels.epilogue import Activation
+from tinyface.runtime import steps as S
+from tinyface.runtime.shapes import BATCH, fmt
+
+
+class Lowering:
+    """State of one lowering pass; ``run()`` returns the steps."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.constants = dict(graph.constants)
+        self.shapes = {}          # value -> logical shape
+        self.layouts = {}         # value -> "nhwc" | "plain"
+        self.aliases = {}         # value -> the value it is an alias of
+        self.steps = []
+        self.declared_batch = None
+        self._converted = {}      # (value, layout) -> converted value
+
+    # -- values -------------------------------------------------------------
+    def name(self, value):
+        while value in self.aliases:
+            value = self.aliases[value]
+        return value
+
+    def is_const(self, value):
+        return self.name(value) in self.constants
+
+    def const(self, value):
+        return self.constants[self.name(value)]
+
+    def shape(self, value):
+        value = self.name(value)
+        if value in self.constants:
+            return tuple(self.constants[value].shape)
+        return self.shapes[value]
+
+    def use(self, value, layout):
+        """The name under which ``value`` is available in ``layout``."""
+        value = self.name(value)
+        if self.layouts[value] == layout or len(self.shapes[value]) != 4:
+            return value
+        key = (value, layout)
+        if key not in self._converted:
+            out = f"{value}:{layout}"
+            self._add(S.LayoutStep(f"to_{layout}", [value], [out], layout == "nhwc"), layout)
+            self._converted[key] = out
+        return self._converted[key]
+
+    def _add(self, step, layout):
+        in_shapes = [self.shape(v) for v in step.inputs]
+        out_shapes = step.infer(in_shapes)
+        for out, shape in zip(step.outputs, out_shapes):
+            self.shapes[out] = tuple(shape)
+            self.layouts[out] = layout if len(shape) == 4 else "plain"
+        self.steps.append(step)
+
+    def emit(self, step, layout="plain"):
+        self._add(step, layout)
+
+    def fold(self, node, value):
+        self.constants[node.outputs[0]] = np.asarray(value)
+
+    # -- the pass -----------------------------------------------------------
+    def run(self):
+        g = self.graph
+        check_supported(g)
+        for vi in g.inputs:
+            if vi.dtype != np.float32:
+                raise UnsupportedOpError(f"{g.source}: input '{vi.name}' has dtype {vi.dtype}; "
+                                         f"tinyface runs float32 models")
+            if not vi.shape:
+                raise UnsupportedOpError(f"{g.source}: input '{vi.name}' has no declared shape")
+            self.declared_batch = vi.shape[0]
+            self.shapes[vi.name] = (BATCH,) + tuple(vi.shape[1:])
+            self.layouts[vi.name] = "plain"
+        for node in g.nodes:
+            for v in node.inputs:
+                if v and self.name(v) not in self.constants and self.name(v) not in self.shapes:
+                    raise ModelError(f"{g.source}: {node.describe()} reads '{v}', which no earlier "
+                                     f"node produces (graph not in topological order?)")
+            try:
+                HANDLERS[node.op](self, node)
+            except (ModelError, UnsupportedOpError):
+                raise
+            except S.InputError as exc:
+                raise ModelError(f"{g.source}: {node.describe()}: {exc}") from None
+        outputs = []
+        for vi in g.outputs:
+            if self.is_const(vi.name):
+                raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is a constant")
+            outputs.append(self.use(vi.name, "plain"))
+        return self.steps, outputs
+
+
+def check_supported(graph):
+    """Refuse a graph with any op tinyface cannot run, naming every one."""
+    bad = {}
+    for node in graph.nodes:
+        if node.op not in HANDLERS:
+            bad.setdefault(node.op, []).append(node.name)
+    if bad:
+        listed = "; ".join(f"{op} (node{'s' if len(n) > 1 else ''} {', '.join(repr(x) for x in n)})"
+                           for op, n in sorted(bad.items()))
+        raise UnsupportedOpError(f"{graph.source}: unsupported op{'s' if len(bad) > 1 else ''}: {listed}. "
+                                 f"Supported: {', '.join(sorted(HANDLERS))}")
+
+
+def unsupported(low, node, why):
+    raise UnsupportedOpError(f"{low.graph.source}: {node.describe()}: {why}")
+
+
+def need_const(low, node, index, what):
+    if index >= len(node.inputs) or not node.inputs[index]:
+        return None
+    if not low.is_const(node.inputs[index]):
+        unsupported(low, node, f"{what} (input {index}) must be a constant")
+    return low.const(node.inputs[index])
+
+
+def per_channel(low, node, value, rank):
+    """A constant that broadcasts along the channel axis only -> 1-D vector.
+
+    Channel axis: 1 for 4-D (NCHW) and 2-D (N x C) tensors.  Scalars give a
+    length-1 vector.  Anything else is not per-channel and is refused.
+    """
+    a = np.asarray(value, dtype=np.float32)
+    if a.size == 1:
+        return a.reshape(1)
+    if a.ndim > rank or rank not in (2, 4):
+        unsupported(low, node, f"constant of shape {list(a.shape)} does not broadcast per channel "
+                               f"over a rank-{rank} tensor")
+    full = (1,) * (rank - a.ndim) + a.shape
+    if any(d != 1 for i, d in enumerate(full) if i != 1):
+        unsupported(low, node, f"constant of shape {list(a.shape)} varies along an axis other than "
+                               f"the channel axis")
+    return a.reshape(-1)
+
+
+def activation_layout(low, value):
+    return "nhwc" if len(low.shape(value)) == 4 else "plain"
+
+
+# -- handlers: one per op ------------------------------------------------------
+
+def h_conv(low, node):
+    a = node.attrs
+    w = need_const(low, node, 1, "the weight")
+    if w.ndim != 4:
+        unsupported(low, node, f"only 2-D convolutions are supported (weight shape {list(w.shape)})")
+    b = need_const(low, node, 2, "the bias")
+    co, ci_g, kh, kw = w.shape
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        unsupported(low, node, f"dilations {a['dilations']} are not supported")
+    groups = a.get("group", 1)
+    x = node.inputs[0]
+    c = low.shape(x)[1] if len(low.shape(x)) == 4 else None
+    if groups != 1 and not (groups == c and ci_g == 1 and co == groups):
+        unsupported(low, node, f"group={groups} is supported only as a depthwise conv "
+                               f"(one filter per channel)")
+    strides = tuple(a.get("strides", [1, 1]))
+    pads = _pads(low, node, low.shape(x), (kh, kw), strides)
+    step = S.ConvStep(node.name, [low.use(x, "nhwc")], node.outputs, w,
+                      np.zeros(co, np.float32) if b is None else b, strides, pads, groups)
+    low.emit(step, "nhwc")
+
+
+def _pads(low, node, shape, kernel, strides):
+    a = node.attrs
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if auto in ("NOTSET", ""):
+        p = list(a.get("pads", [0, 0, 0, 0]))
+        return (p[0], p[1], p[2], p[3])
+    if auto == "VALID":
+        return (0, 0, 0, 0)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s in zip(shape[2:], kernel, strides):
+            if size is None:
+                unsupported(low, node, "auto_pad SAME needs a known input size")
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            small = total // 2
+            pads.append((small, total - small) if auto == "SAME_UPPER" else (total - small, small))
+        return (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+    unsupported(low, node, f"auto_pad '{auto}' is not supported")
+
+
+def h_batchnorm(low, node):
+    if node.attrs.get("training_mode", 0):
+        unsupported(low, node, "training_mode=1 is not supported")
+    gamma, beta, mean, var = (need_const(low, node, i, n) for i, n in
+                              ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    eps = node.attrs.get("epsilon", 1e-5)
+    scale = (gamma / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
+    shift = (beta - mean * scale).astype(np.float32)
+    x = node.inputs[0]
+    if len(low.shape(x)) not in (2, 4):
+        unsupported(low, node, f"BatchNormalization on shape {fmt(low.shape(x))} (only 2-D and 4-D)")
+    layout = activation_layout(low, x)
+    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], scale, shift), layout)
+
+
+def _emit_activation(low, node, act):
+    x = node.inputs[0]
+    layout = activation_layout(low, x)
+    ones = np.ones(len(act.slope), np.float32)
+    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], ones, 0 * ones, act), layout)
+
+
+def h_relu(low, node):
+    _emit_activation(low, node, Activation(np.zeros(1, np.float32)))
+
+
+def h_leaky(low, node):
+    _emit_activation(low, node, Activation(np.full(1, node.attrs.get("alpha", 0.01), np.float32)))
+
+
+def h_clip(low, node):
+    if low.graph.opset < 11:
+        lo, hi = node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+    else:
+        lo_c, hi_c = need_const(low, node, 1, "min"), need_const(low, node, 2, "max")
+        lo = -np.inf if lo_c is None else float(lo_c)
+        hi = np.inf if hi_c is None else float(hi_c)
+    _emit_activation(low, node, Activation(np.ones(1, np.float32), lo, hi))
+
+
+def h_prelu(low, node):
+    slope = need_const(low, node, 1, "the slope")
+    rank = len(low.shape(node.inputs[0]))
+    _emit_activation(low, node, Activation(per_channel(low, node, slope, rank)))
+
+
+def h_binary(low, node):
+    """Add/Sub/Mul/Div: fold, a per-channel scale/shift, or a runtime Add."""
+    a, b = node.inputs[:2]
+    if low.is_const(a) and low.is_const(b):
+        x, y = low.const(a), low.const(b)
+        if np.any(x == BATCH) or np.any(y == BATCH):
+            unsupported(low, node, "arithmetic on the free batch dimension is not supported")
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}.get(node.op)
+        if fn is None:
+            fn = np.floor_divide if np.issubdtype(np.asarray(x).dtype, np.integer) else np.divide
+        return low.fold(node, fn(x, y).astype(np.result_type(x, y)))
+    if not low.is_const(a) and not low.is_const(b):
+        if node.op != "Add":
+            unsupported(low, node, f"{node.op} of two runtime tensors is not supported")
+        layout = activation_layout(low, a)
+        return low.emit(S.AddStep(node.name, [low.use(a, layout), low.use(b, layout)], node.outputs), layout)
+    const_first = low.is_const(a)
+    x, c = (b, low.const(a)) if const_first else (a, low.const(b))
+    rank = len(low.shape(x))
+    if np.asarray(c).ndim > rank:
+        unsupported(low, node, f"constant of shape {list(np.shape(c))} would broadcast the "
+                               f"tensor {fmt(low.shape(x))} to a higher rank")
+    v = per_channel(low, node, c, rank)
+    one, zero = np.ones_like(v), np.zeros_like(v)
+    if node.op == "Add":
+        scale, shift = one, v
+    elif node.op == "Mul":
+        scale, shift = v, zero
+    elif node.op == "Sub":
+        scale, shift = (-one, v) if const_first else (one, -v)
+    else:
+        if const_first:
+            unsupported(low, node, "dividing a constant by a runtime tensor is not supported")
+        scale, shift = 1 / v, zero
+    layout = activation_layout(low, x)
+    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs, scale, shift), layout)
+
+
+def h_gemm(low, node):
+    a = node.attrs
+    if a.get("transA", 0):
+        unsupported(low, node, "transA=1 is not supported")
+    b = need_const(low, node, 1, "B (the weight)")
+    if b.ndim != 2:
+        unsupported(low, node, f"B must be 2-D, got shape {list(b.shape)}")
+    w = (b.T if a.get("transB", 0) else b) * np.float32(a.get("alpha", 1.0))
+    n = w.shape[1]
+    c = need_const(low, node, 2, "C (the bias)")
+    bias = np.zeros(n, np.float32)
+    if c is not None:
+        if c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
+            unsupported(low, node, f"bias C of shape {list(c.shape)} does not broadcast over {n} outputs")
+        bias = np.broadcast_to(c.reshape(-1), (n,)) * np.float32(a.get("beta", 1.0))
+    x = node.inputs[0]
+    if len(low.shape(x)) != 2:
+        unsupported(low, node, f"Gemm input must be 2-D, got shape {fmt(low.shape(x))}")
+    low.emit(S.GemmStep(node.name, [low.use(x, "plain")], node.outputs, w, bias))
+
+
+def h_matmul(low, node):
+    b = need_const(low, node, 1, "the second operand")
+    if b.ndim != 2:
+        unsupported(low, node, f"MatMul with a {b.ndim}-D constant is not supported")
+    x = node.inputs[0]
+    if len(low.shape(x)) < 2:
+        unsupported(low, node, f"MatMul input must be at least 2-D, got {fmt(low.shape(x))}")
+    low.emit(S.GemmStep(node.name, [low.use(x, "plain")], node.outputs, b, np.zeros(b.shape[1], np.float32)))
+
+
+def h_flatten(low, node):
+    axis = node.attrs.get("axis", 1)
+    x = node.inputs[0]
+    shape = low.shape(x)
+    if low.is_const(x):
+        return low.fold(node, low.const(x).reshape(int(np.prod(shape[:axis])), -1))
+    axis = axis + len(shape) if axis < 0 else axis
+    if axis == 0:
+        target = (1, -1)
+    elif axis == 1:
+        target = (0, -1)
+    elif all(isinstance(d, int) and d != BATCH for d in shape[axis:]):
+        target = (-1, int(np.prod(shape[axis:])))
+    else:
+        unsupported(low, node, f"Flatten axis {axis} of {fmt(shape)}")
+    _reshape(low, node, x, target)
+
+
+def _reshape(low, node, x, target):
+    low.emit(S.ReshapeStep(node.name, [low.use(x, "plain")], node.outputs[:1], target))
+
+
+def h_reshape(low, node):
+    x = node.inputs[0]
+    target = need_const(low, node, 1, "the target shape")
+    if low.is_const(x):
+        return low.fold(node, low.const(x).reshape([int(t) for t in target]))
+    target = [int(t) for t in np.asarray(target).reshape(-1)]
+    if node.attrs.get("allowzero", 0) and 0 in target:
+        unsupported(low, node, "allowzero=1 with a zero in the target shape")
+    # graphs exported with a fixed batch carry it as a literal: free it.
+    if target and low.shape(x)[0] == BATCH and target[0] == low.declared_batch and target[0] != -1:
+        target[0] = BATCH
+    _reshape(low, node, x, target)
+
+
+def _axes(low, node, index_input):
+    if "axes" in node.attrs:
+        return list(node.attrs["axes"])
+    axes = need_const(low, node, index_input, "axes")
+    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+
+
+def h_unsqueeze(low, node):
+    x = node.inputs[0]
+    axes = _axes(low, node, 1)
+    shape = list(low.shape(x))
+    rank = len(shape) + len(axes)
+    axes = sorted(a + rank if a < 0 else a for a in axes)
+    for a in axes:
+        shape.insert(a, 1)
+    if low.is_const(x):
+        return low.fold(node, low.const(x).reshape(shape))
+    _reshape(low, node, x, [0 if i == 0 and d == BATCH else d for i, d in enumerate(shape)])
+
+
+def h_squeeze(low, node):
+    x = node.inputs[0]
+    shape = list(low.shape(x))
+    axes = _axes(low, node, 1)
+    if axes is None:
+        axes = [i for i, d in enumerate(shape) if d == 1]
+    axes = [a + len(shape) if a < 0 else a for a in axes]
+    if any(shape[a] != 1 for a in axes):
+        unsupported(low, node, f"cannot squeeze axes {axes} of shape {fmt(tuple(shape))}")
+    new = [d for i, d in enumerate(shape) if i not in axes]
+    if low.is_const(x):
+        return low.fold(node, low.const(x).reshape(new))
+    if None in new:
+        unsupported(low, node, "Squeeze of a tensor with unknown dims")
+    _reshape(low, node, x, new)
+
+
+def h_shape(low, node):
+    shape = low.shape(node.inputs[0])
+    start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
+    dims = list(shape)[start:end]
+    if None in dims:
+        unsupported(low, node, f"Shape of {fmt(shape)}, which has unknown dimensions")
+    low.fold(node, np.array(dims, np.int64))
+
+
+def h_gather(low, node):
+    data = need_const(low, node, 0, "the data")
+    idx = need_const(low, node, 1, "the indices")
+    low.fold(node, np.take(data, idx, axis=node.attrs.get("axis", 0)))
+
+
+def h_concat(low, node):
+    parts = [need_const(low, node, i, "every input") for i in range(len(node.inputs))]
+    low.fold(node, np.concatenate([np.atleast_1d(p) for p in parts], axis=node.attrs.get("axis", 0)))
+
+
+def h_cast(low, node):
+    import onnx
+    to = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(node.attrs["to"]))
+    x = node.inputs[0]
+    if low.is_const(x):
+        return low.fold(node, low.const(x).astype(to))
+    if to != np.float32:
+        unsupported(low, node, f"Cast of a runtime tensor to {to}")
+    low.aliases[node.outputs[0]] = low.name(x)
+
+
+def h_identity(low, node):
+    low.aliases[node.outputs[0]] = low.name(node.inputs[0])
+
+
+def h_transpose(low, node):
+    x = node.inputs[0]
+    perm = node.attrs.get("perm", list(range(len(low.shape(x))))[::-1])
+    if low.is_const(x):
+        return low.fold(node, np.transpose(low.const(x), perm))
+    low.emit(S.TransposeStep(node.name, [low.use(x, "plain")], node.outputs, perm))
+
+
+def h_maxpool(low, node):
+    a = node.attrs
+    if any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+        unsupported(low, node, "dilations or storage_order are not supported")
+    if len(node.outputs) > 1 and node.outputs[1]:
+        unsupported(low, node, "the Indices output is not supported")
+    kernel = tuple(a["kernel_shape"])
+    if len(kernel) != 2:
+        unsupported(low, node, f"only 2-D pooling is supported (kernel {list(kernel)})")
+    strides = tuple(a.get("strides", [1, 1]))
+    x = node.inputs[0]
+    pads = _pads(low, node, low.shape(x), kernel, strides)
+    low.emit(S.MaxPoolStep(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
+                           bool(a.get("ceil_mode", 0))), "nhwc")
+
+
+def h_global_avg_pool(low, node):
+    low.emit(S.GlobalAvgPoolStep(node.name, [low.use(node.inputs[0], "nhwc")], node.outputs), "nhwc")
+
+
+def h_softmax(low, node):
+    x = node.inputs[0]
+    rank = len(low.shape(x))
+    old = low.graph.opset < 13
+    axis = node.attrs.get("axis", 1 if old else -1)
+    axis = axis + rank if axis < 0 else axis
+    if old and axis != rank - 1:       # opset < 13: softmax of the flattened tail
+        return low.emit(S.SoftmaxStep(node.name, [low.use(x, "plain")], node.outputs, axis, axis))
+    layout = low.layouts[low.name(x)] if rank == 4 else "plain"
+    physical = (0, 3, 1, 2)[axis] if layout == "nhwc" else axis
+    low.emit(S.SoftmaxStep(node.name, [low.use(x, layout)], node.outputs, physical), layout)
+
+
+HANDLERS = {
+    "Conv": h_conv, "BatchNormalization": h_batchnorm,
+    "Relu": h_relu, "LeakyRelu": h_leaky, "Clip": h_clip, "PRelu": h_prelu,
+    "Add": h_binary, "Sub": h_binary, "Mul": h_binary, "Div": h_binary,
+    "Gemm": h_gemm, "MatMul": h_matmul,
+    "Flatten": h_flatten, "Reshape": h_reshape, "Unsqueeze": h_unsqueeze, "Squeeze": h_squeeze,
+    "Shape": h_shape, "Gather": h_gather, "Concat": h_concat, "Cast": h_cast,
+    "Identity": h_identity, "Dropout": h_identity, "Transpose": h_transpose,
+    "MaxPool": h_maxpool, "GlobalAveragePool": h_global_avg_pool, "Softmax": h_softmax,
+}

@@ -1,0 +1,61 @@
+"""The conv epilogue: what happens to an accumulator before it is stored.
+
+Every conv-like kernel (direct conv, depthwise, GEMM) ends each output value
+``y`` (channel ``c``) with the same fused sequence, taken from the graph at load
+time (see ``tinyface.graph.fuse``)::
+
+    y = y + bias[c]
+    y = act(y, slope1[c], lo1, hi1)        # activation before a residual add
+    y = y + residual                       # only when has_res
+    y = act(y, slope2[c], lo2, hi2)        # activation after it
+
+with one activation form that covers every supported activation::
+
+    act(y, slope, lo, hi) = min(max(y if y >= 0 else slope * y, lo), hi)
+
+ReLU is (slope 0, lo -inf, hi +inf), ReLU6/Clip is (slope 1, lo, hi), PReLU and
+LeakyReLU are (their slopes, -inf, +inf) and "no activation" is (1, -inf, +inf),
+which is the identity bit for bit.
+"""
+import numba
+import numpy as np
+
+
+@numba.njit(inline="always", cache=True)
+def activate(y, slope, lo, hi):
+    """Generalised activation: leaky part by ``slope``, then clamp to [lo, hi]."""
+    if y < 0:
+        y = slope * y
+    if y < lo:
+        y = lo
+    if y > hi:
+        y = hi
+    return y
+
+
+class Activation:
+    """One fused activation as (per-channel slope, lo, hi); see module doc."""
+
+    def __init__(self, slope, lo=-np.inf, hi=np.inf):
+        self.slope = np.ascontiguousarray(slope, dtype=np.float32)
+        self.lo = np.float32(lo)
+        self.hi = np.float32(hi)
+
+    @classmethod
+    def identity(cls, channels):
+        return cls(np.ones(channels, np.float32))
+
+    def __repr__(self):
+        s = self.slope
+        kind = ("relu" if np.all(s == 0) else "linear" if np.all(s == 1) else "prelu")
+        if np.isfinite(self.lo) or np.isfinite(self.hi):
+            kind += f"[{self.lo:g},{self.hi:g}]"
+        return kind
+
+    def apply(self, y, channel_axis=-1):
+        """NumPy version of ``activate`` on an array (used by tests and fallbacks)."""
+        shape = [1] * y.ndim
+        shape[channel_axis] = -1
+        s = self.slope.reshape(shape)
+        y = np.where(y < 0, s * y, y)
+        return np.minimum(np.maximum(y, self.lo), self.hi).astype(np.float32)

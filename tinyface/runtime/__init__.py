@@ -1,0 +1,1 @@
+"""Running a lowered graph: steps, plans, models, threads."""

@@ -1,0 +1,98 @@
+"""A loaded model: ONNX file -> graph -> fused, packed steps -> ``run``/``embed``."""
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from tinyface.errors import InputError, TinyfaceError
+from tinyface.graph.fuse import fuse
+from tinyface.graph.lower import Lowering
+from tinyface.graph.onnx_file import read_model
+from tinyface.paths import default_model_path
+from tinyface.runtime.metadata import read_info
+from tinyface.runtime.plan import Plan
+
+EMBED_BATCH = 32     # faces per engine call in ``embed``
+
+
+class Model:
+    """A face-embedding (or any supported) ONNX model ready to run.
+
+    ``run(x)`` takes a float32 NCHW batch (or a dict of named inputs) and
+    returns the list of outputs in graph order.  ``embed(faces)`` takes
+    aligned faces and returns float32 N x D embeddings.
+    """
+
+    def __init__(self, graph, plan, info, path=None):
+        self.graph = graph
+        self.plan = plan
+        self.info = info
+        self.path = path
+        self.input_names = [vi.name for vi in graph.inputs]
+        self.output_names = [vi.name for vi in graph.outputs]
+
+    @property
+    def steps(self):
+        return self.plan.steps
+
+    def run(self, x):
+        feed = x if isinstance(x, dict) else self._single_feed(x)
+        return self.plan.run(feed)
+
+    def _single_feed(self, x):
+        if len(self.input_names) != 1:
+            raise InputError(f"model has inputs {self.input_names}; pass a dict of arrays")
+        return {self.input_names[0]: x}
+
+    def preprocess(self, faces):
+        """Aligned faces (paths, PIL images, uint8 arrays) -> normalised NCHW float32."""
+        from tinyface.face.image import load_rgb, resize_rgb
+        if self.info.input_size is None:
+            raise TinyfaceError(f"{self.graph.source}: the model's input size is unknown "
+                                f"(no metadata and no fixed input shape)")
+        if isinstance(faces, (str, Path, np.ndarray)) and not (isinstance(faces, np.ndarray) and faces.ndim == 4):
+            faces = [faces]
+        h, w = self.info.input_size
+        batch = []
+        for face in faces:
+            img = load_rgb(face)
+            if img.shape[:2] != (h, w):
+                name = face if isinstance(face, (str, Path)) else "image"
+                warnings.warn(f"{name}: {img.shape[1]}x{img.shape[0]} is not the model's input size "
+                              f"{w}x{h}; resized (pass aligned {w}x{h} faces for faithful embeddings)",
+                              stacklevel=3)
+                img = resize_rgb(img, (h, w))
+            batch.append(img)
+        if not batch:
+            raise InputError("no faces given")
+        return self.info.normalise(np.stack(batch))
+
+    def embed(self, faces, flip=False):
+        """Embeddings (float32 N x D) of aligned faces; ``flip`` averages with the mirror image."""
+        x = self.preprocess(faces)
+        out = self.embed_tensor(x)
+        if flip:
+            out = (out + self.embed_tensor(np.ascontiguousarray(x[..., ::-1]))) / 2
+        return out
+
+    def embed_tensor(self, x):
+        parts = [self.run(x[i:i + EMBED_BATCH])[0] for i in range(0, len(x), EMBED_BATCH)]
+        out = np.concatenate(parts)
+        return out.reshape(len(x), -1).astype(np.float32)
+
+
+def compile_graph(graph):
+    """Lower, fuse and pack a graph into a runnable Plan."""
+    low = Lowering(graph)
+    steps, outputs = low.run()
+    steps = fuse(steps, set(outputs))
+    return Plan(steps, graph.inputs, outputs, [vi.name for vi in graph.outputs], graph.source).pack(), low
+
+
+def load_model(source=None):
+    """Load an ONNX model from a path or ``onnx.ModelProto`` (default: the bundled one)."""
+    path = default_model_path() if source is None else source
+    graph = read_model(path)
+    plan, _ = compile_graph(graph)
+    model_path = path if isinstance(path, (str, Path)) else None
+    return Model(graph, plan, read_info(graph, model_path), model_path)
