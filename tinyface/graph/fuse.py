@@ -102,4 +102,4 @@ def _widen(act, channels):
     slope = _widen_vec(act.slope, channels)
     if slope is None:
         return None
-    return type(act)(slope, act.lo, act.hi)
+    return type(act)(slope, act.lo, act.hi, act.learned)

@@ -241,7 +241,8 @@ def h_clip(low, node):
 def h_prelu(low, node):
     slope = need_const(low, node, 1, "the slope")
     rank = len(low.shape(node.inputs[0]))
-    _emit_activation(low, node, Activation(per_channel(low, node, slope, rank)))
+    slopes = per_channel(low, node, slope, rank)
+    _emit_activation(low, node, Activation(slopes, learned=slopes.size))
 
 
 def h_binary(low, node):

@@ -36,10 +36,11 @@ def activate(y, slope, lo, hi):
 class Activation:
     """One fused activation as (per-channel slope, lo, hi); see module doc."""
 
-    def __init__(self, slope, lo=-np.inf, hi=np.inf):
+    def __init__(self, slope, lo=-np.inf, hi=np.inf, learned=0):
         self.slope = np.ascontiguousarray(slope, dtype=np.float32)
         self.lo = np.float32(lo)
         self.hi = np.float32(hi)
+        self.learned = learned      # trained parameters it holds (PReLU slopes), for counting
 
     @classmethod
     def identity(cls, channels):

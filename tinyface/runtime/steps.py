@@ -67,6 +67,9 @@ class Epilogue:
         return (self.bias, self.act1.slope, self.act1.lo, self.act1.hi, res, self.residual is not None,
                 self.act2.slope, self.act2.lo, self.act2.hi)
 
+    def params(self):
+        return self.bias.size + self.act1.learned + self.act2.learned
+
     def describe(self):
         parts = []
         if self.fused_act1:
@@ -153,7 +156,7 @@ class ConvStep(Step):
         env[self.outputs[0]] = out
 
     def params(self):
-        return self.weight.size + self.epilogue.bias.size
+        return self.weight.size + self.epilogue.params()
 
     def macs(self, in_shapes, out_shapes):
         n, co, oh, ow = out_shapes[0]
@@ -208,7 +211,7 @@ class GemmStep(Step):
         env[self.outputs[0]] = out.reshape(x.shape[:-1] + (n,))
 
     def params(self):
-        return self.weight.size + self.epilogue.bias.size
+        return self.weight.size + self.epilogue.params()
 
     def macs(self, in_shapes, out_shapes):
         rows = int(np.prod(out_shapes[0][1:-1], dtype=np.int64)) if len(out_shapes[0]) > 2 else 1
@@ -235,6 +238,9 @@ class ScaleShiftStep(Step):
         self.act = act or Activation.identity(len(self.scale))
         self.fused_act = act is not None
         self.broadcast_channels = channels   # scalar constants: channels set on first run
+
+    def params(self):
+        return (0 if self.is_pure_activation() else 2 * len(self.scale)) + self.act.learned
 
     def is_pure_activation(self):
         return bool(np.all(self.scale == 1) and np.all(self.shift == 0))
@@ -307,7 +313,7 @@ class MaxPoolStep(Step):
         self.kernel, self.strides, self.pads, self.ceil = tuple(kernel), tuple(strides), tuple(pads), ceil
 
     def _out_hw(self, h, w):
-        (kh, kw), (sh, sw), (pt, pl, pb, pr) = self.kernel, self.strides, self.pads, self.pads
+        (kh, kw), (sh, sw), (pt, pl, pb, pr) = self.kernel, self.strides, self.pads
         return (conv_output_size(h, kh, sh, pt, pb, self.ceil),
                 conv_output_size(w, kw, sw, pl, pr, self.ceil))
 

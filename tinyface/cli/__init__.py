@@ -1,0 +1,1 @@
+"""The ``tinyface`` command line."""

@@ -1,0 +1,77 @@
+"""A model's summary for ``tinyface inspect``: fused steps, shapes, params, MACs.
+
+Shapes are shown for batch 1; multiply-adds (MACs) are per image.  A graph
+with unsupported ops is still summarised: every such op is listed with its
+node name, and no steps are given (tinyface would refuse to run it).
+"""
+import numpy as np
+
+from tinyface.errors import UnsupportedOpError
+from tinyface.graph.lower import HANDLERS
+from tinyface.graph.onnx_file import read_model
+from tinyface.runtime.shapes import BATCH
+
+
+def _shape(shape):
+    return [1 if d == BATCH else d for d in shape]
+
+
+def summarize(source):
+    graph = read_model(source)
+    info = {
+        "model": str(source),
+        "opset": graph.opset,
+        "inputs": [{"name": v.name, "shape": list(v.shape)} for v in graph.inputs],
+        "outputs": [{"name": v.name, "shape": list(v.shape)} for v in graph.outputs],
+        "unsupported": [{"op": n.op, "node": n.name} for n in graph.nodes if n.op not in HANDLERS],
+        "onnx_nodes": len(graph.nodes),
+        "steps": [], "params": None, "macs": None,
+    }
+    if info["unsupported"]:
+        return info
+    from tinyface.runtime.model import compile_graph
+    try:
+        plan, low = compile_graph(graph)
+    except UnsupportedOpError as exc:
+        info["unsupported"].append({"op": "?", "node": "?", "reason": str(exc)})
+        return info
+    shapes = {vi.name: low.shapes[vi.name] for vi in graph.inputs}
+    known = all(None not in s for s in shapes.values())
+    per_step = plan.check({n: np.empty((1,) + tuple(s[1:]), np.float32) for n, s in shapes.items()}) \
+        if known else None
+    total_params = total_macs = 0
+    for i, st in enumerate(plan.steps):
+        params = int(st.params())
+        row = {"kind": st.kind, "node": st.name, "detail": st.detail(), "params": params}
+        if per_step:
+            ins, outs = per_step[i]
+            macs = int(st.macs(ins, outs))
+            row.update(input=_shape(ins[0]), output=_shape(outs[0]), macs=macs)
+            total_macs += macs
+        total_params += params
+        info["steps"].append(row)
+    info["params"] = total_params
+    info["macs"] = total_macs if per_step else None
+    return info
+
+
+def format_summary(info):
+    lines = [f"model   {info['model']}  (opset {info['opset']}, {info['onnx_nodes']} ONNX nodes)"]
+    for kind in ("inputs", "outputs"):
+        for v in info[kind]:
+            dims = "x".join("?" if d is None else str(d) for d in v["shape"])
+            lines.append(f"{kind[:-1]:7} {v['name']}  {dims}")
+    if info["unsupported"]:
+        lines.append("unsupported ops (tinyface cannot run this model):")
+        lines += [f"  {u['op']}  node '{u['node']}'" + (f"  {u['reason']}" if "reason" in u else "")
+                  for u in info["unsupported"]]
+        lines.append("supported ops: " + ", ".join(sorted(HANDLERS)))
+        return "\n".join(lines)
+    lines.append(f"{'#':>3}  {'step':12} {'output':18} {'params':>9} {'MACs':>12}  detail / node")
+    for i, s in enumerate(info["steps"]):
+        out = "x".join(str(d) for d in s.get("output", [])) or "?"
+        macs = f"{s['macs']:,}" if "macs" in s else "?"
+        lines.append(f"{i:>3}  {s['kind']:12} {out:18} {s['params']:>9,} {macs:>12}  {s['detail']}  [{s['node']}]")
+    macs = f"{info['macs']:,}" if info["macs"] is not None else "? (input size not fixed)"
+    lines.append(f"total: {len(info['steps'])} fused steps, {info['params']:,} parameters, {macs} multiply-adds per image")
+    return "\n".join(lines)
