@@ -1,0 +1,16 @@
+"""Shared test settings.
+
+Hypothesis profiles: "default" (used locally and in CI) keeps example counts
+modest so the whole suite stays within minutes on 2 cores; "thorough" runs
+10x more examples (HYPOTHESIS_PROFILE=thorough python -m pytest).  Tests that
+set their own ``max_examples`` scale it themselves.
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=250, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
