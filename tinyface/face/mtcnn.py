@@ -49,29 +49,6 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def _shrink_axis0(a: np.ndarray, n: int) -> np.ndarray:
-    """Area-resample axis 0 of ``a`` from L to n samples.
-
-    With the running sum c[j] = a[0] + … + a[j−1] (c[0] = 0), linearly
-    interpolated between integers, the integral of a over [0, e) is c(e);
-    sample k is (c(e_{k+1}) − c(e_k))·n/L with edges e_k = k·L/n.
-    """
-    length = a.shape[0]
-    c = np.zeros((length + 1,) + a.shape[1:])
-    np.cumsum(a, axis=0, out=c[1:])
-    edges = np.arange(n + 1) * (length / n)
-    j = np.minimum(edges.astype(np.intp), length - 1)
-    t = (edges - j).reshape((-1,) + (1,) * (a.ndim - 1))
-    c_at_edges = c[j] * (1 - t) + c[j + 1] * t
-    return np.diff(c_at_edges, axis=0) * (n / length)
-
-
-def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """H×W×C image -> float64 height×width×C by exact area averaging (separable)."""
-    rows = _shrink_axis0(image.astype(np.float64), height)           # height×W×C
-    return _shrink_axis0(rows.transpose(1, 0, 2), width).transpose(1, 0, 2)
-
-
 def integral_image(image: np.ndarray) -> np.ndarray:
     """Summed-area table S, (H+1)×(W+1)×C float64: S[i, j] = Σ image[:i, :j]."""
     h, w, c = image.shape
@@ -92,26 +69,36 @@ def _integral_at(sat: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     i = np.minimum(y.astype(np.intp), h - 1)
     j = np.minimum(x.astype(np.intp), w - 1)
     ty, tx = (y - i)[..., None], (x - j)[..., None]
-    top = sat[i, j] * (1 - tx) + sat[i, j + 1] * tx
-    bottom = sat[i + 1, j] * (1 - tx) + sat[i + 1, j + 1] * tx
-    return top * (1 - ty) + bottom * ty
+    f = sat[i, j] * ((1 - ty) * (1 - tx))
+    f += sat[i, j + 1] * ((1 - ty) * tx)
+    f += sat[i + 1, j] * (ty * (1 - tx))
+    f += sat[i + 1, j + 1] * (ty * tx)
+    return f
 
 
-def crop_area(sat: np.ndarray, regions: np.ndarray, size: int) -> np.ndarray:
-    """Resample regions of the image to N×size×size×C, zero outside the image.
+def crop_area(sat: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
+    """Resample regions of the image to N×rows×cols×C, zero outside the image.
 
     ``regions`` is N×4 (left, top, right, bottom) in continuous pixel
-    coordinates (pixel k covers [k, k+1)); each must have positive area.
-    Output pixel (r, c) of region n is the mean over its footprint, from the
-    four corners of the footprint in the summed-area table ``sat``.
+    coordinates (pixel k covers [k, k+1)), each of positive area; ``size``
+    is ``rows`` or (rows, cols).  Output pixel (r, c) of region n is the mean
+    of the image over its footprint, from the footprint's four corners in
+    the summed-area table ``sat``:
+        out = (F(y_{r+1}, x_{c+1}) − F(y_r, x_{c+1}) − F(y_{r+1}, x_c) + F(y_r, x_c)) / area.
     """
-    k = np.arange(size + 1) / size
-    left, top, right, bottom = regions.T
-    ys = top[:, None] + (bottom - top)[:, None] * k              # N×(size+1)
-    xs = left[:, None] + (right - left)[:, None] * k
-    f = _integral_at(sat, ys[:, :, None], xs[:, None, :])         # N×(s+1)×(s+1)×C
-    cell = ((bottom - top) * (right - left) / size ** 2)[:, None, None, None]
+    rows, cols = (size, size) if np.ndim(size) == 0 else size
+    left, top, right, bottom = np.asarray(regions, dtype=np.float64).T
+    ys = top[:, None] + (bottom - top)[:, None] * (np.arange(rows + 1) / rows)
+    xs = left[:, None] + (right - left)[:, None] * (np.arange(cols + 1) / cols)
+    f = _integral_at(sat, ys[:, :, None], xs[:, None, :])       # N×(rows+1)×(cols+1)×C
+    cell = ((bottom - top) * (right - left) / (rows * cols))[:, None, None, None]
     return (f[:, 1:, 1:] - f[:, :-1, 1:] - f[:, 1:, :-1] + f[:, :-1, :-1]) / cell
+
+
+def resize_area(sat: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The whole image, given by its summed-area table, at height×width."""
+    whole = [[0.0, 0.0, sat.shape[1] - 1.0, sat.shape[0] - 1.0]]
+    return crop_area(sat, np.array(whole), (height, width))[0]
 
 
 # ---------------------------------------------------------------- boxes
@@ -215,13 +202,13 @@ def _outputs(net, x: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
     return [np.asarray(out[n], dtype=np.float64) for n in names]
 
 
-def propose(image: np.ndarray, pnet, min_face_size: float, scale_factor: float,
+def propose(sat: np.ndarray, pnet, min_face_size: float, scale_factor: float,
             threshold: float, nms_level: float, nms_all: float):
     """Stage 1: P-Net over the pyramid -> (boxes N×4, scores N), refined and squared."""
-    height, width = image.shape[:2]
+    height, width = sat.shape[0] - 1, sat.shape[1] - 1
     found = []
     for scale in pyramid_scales(height, width, min_face_size, scale_factor):
-        level = resize_area(image, *level_size(height, width, scale))
+        level = resize_area(sat, *level_size(height, width, scale))
         reg, prob = _outputs(pnet, normalise(level[None]), ("reg", "prob"))
         boxes, scores, deltas = generate_boxes(prob[0, 1], reg[0], scale, threshold)
         pick = nms(boxes, scores, nms_level)
@@ -276,9 +263,9 @@ def run_cascade(image: np.ndarray, nets, min_face_size: float = 20,
     Returns (boxes N×4 with 1-based inclusive corners, scores N,
     landmarks N×5×2 0-based), best score first.
     """
-    boxes, _ = propose(image, nets.pnet, min_face_size, scale_factor,
-                       thresholds[0], nms_thresholds[0], nms_thresholds[1])
     sat = integral_image(image)
+    boxes, _ = propose(sat, nets.pnet, min_face_size, scale_factor,
+                       thresholds[0], nms_thresholds[0], nms_thresholds[1])
 
     boxes, scores, (reg,) = refine(sat, nets.rnet, boxes, 24, thresholds[1], ("reg",), chunk)
     pick = nms(boxes, scores, nms_thresholds[2])
