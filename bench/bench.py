@@ -1,0 +1,182 @@
+"""tinyface against onnxruntime on the bundled MobileFaceNet: one table.
+
+    python bench/bench.py [--quick] [--json FILE] [--model M]
+
+Sections (all times are medians; A/B runs are interleaved so a noisy
+machine slows both engines alike; JIT compile is excluded from steady state):
+
+1. machine: measured FMA peak of one core and memory bandwidth (bench/peak.py)
+2. per kernel (batch 1, one thread): each fused step timed alone, grouped by
+   kind and shape, with GFLOP/s (2 x multiply-adds / time), % of the FMA peak
+   and GB/s (bytes of input, output and weights / time)
+3. end to end: ms per face for tinyface and onnxruntime, batch 1/8/32 and
+   1/2 threads, and the ratio tinyface / onnxruntime (< 1: tinyface faster)
+4. cold start: a fresh process that imports, loads and embeds one face, with
+   a warm Numba cache and with an empty one; peak RSS of each
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import peak  # noqa: E402
+
+import tinyface  # noqa: E402
+from tinyface.runtime.shapes import BATCH_KEY  # noqa: E402
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def per_kernel(model, repeats):
+    """Time every step alone at batch 1 on one thread; group by kind and shape."""
+    tinyface.set_num_threads(1)
+    x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
+    feed = {model.input_names[0]: x}
+    checked = model.plan.check(feed)
+    env = dict(feed)
+    env[BATCH_KEY] = 1
+    for st in model.steps:                   # one full run fills env with every value
+        st.run(env)
+    rows = {}
+    for st, (ins, outs) in zip(model.steps, checked):
+        t = median_time(lambda: st.run(env), repeats)
+        macs = st.macs(ins, outs)
+        nbytes = 4 * (sum(int(np.prod([1 if d > 2**30 else d for d in s])) for s in ins + outs)) \
+            + 4 * st.params()
+        key = (st.kind, st.detail().split(" ")[0], "x".join(str(d) for d in outs[0][1:]))
+        r = rows.setdefault(key, {"count": 0, "time": 0.0, "macs": 0, "bytes": 0})
+        r["count"] += 1
+        r["time"] += t
+        r["macs"] += macs
+        r["bytes"] += nbytes
+    return rows
+
+
+def end_to_end(model, path, batches, threads, repeats):
+    out = []
+    name = model.input_names[0]
+    for th in threads:
+        sess = ort_session(path, th)
+        for b in batches:
+            x = np.random.default_rng(b).normal(size=(b, 3) + model.info.input_size).astype(np.float32)
+            ort_run = (lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(b)]) if _fixed_batch(sess) \
+                else (lambda: sess.run(None, {name: x}))
+            tinyface.set_num_threads(th)
+            tf_run = lambda: model.run(x)  # noqa: E731
+            tf_run(), ort_run()              # warm-up (JIT compiled before: excluded)
+            tf_t, ort_t = [], []
+            for _ in range(repeats):         # interleaved A/B
+                tf_t.append(median_time(tf_run, 1))
+                ort_t.append(median_time(ort_run, 1))
+            tf_ms, ort_ms = 1e3 * np.median(tf_t) / b, 1e3 * np.median(ort_t) / b
+            ratios = np.array(tf_t) / np.array(ort_t)
+            out.append({"batch": b, "threads": th, "tinyface_ms_per_face": tf_ms,
+                        "onnxruntime_ms_per_face": ort_ms, "ratio": float(np.median(ratios))})
+    return out
+
+
+def _fixed_batch(sess):
+    dim = sess.get_inputs()[0].shape[0]
+    return isinstance(dim, int) and dim == 1
+
+
+COLD = ("import time, resource; t = time.perf_counter(); import {mod}; {body}; "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+
+def cold_start(path, face):
+    tf_body = f"m = tinyface.load({str(path)!r}); m.embed([{str(face)!r}])"
+    ort_body = (f"import numpy as np; s = onnxruntime.InferenceSession({str(path)!r}, "
+                f"providers=['CPUExecutionProvider']); s.run(None, {{'input0': np.zeros((1, 3, 112, 112), np.float32)}})")
+
+    def run(mod, body, env=None):
+        res = subprocess.run([sys.executable, "-c", COLD.format(mod=mod, body=body)], capture_output=True,
+                             text=True, env={**os.environ, **(env or {})}, check=True)
+        secs, rss = res.stdout.split()[-2:]
+        return float(secs), int(rss) / 1024
+    with tempfile.TemporaryDirectory() as empty:
+        first = run("tinyface", tf_body, {"NUMBA_CACHE_DIR": empty})
+    run("tinyface", tf_body)                     # make sure the default cache is warm
+    warm = [run("tinyface", tf_body) for _ in range(3)]
+    ort = [run("onnxruntime", ort_body) for _ in range(3)]
+    med = lambda xs, i: float(np.median([x[i] for x in xs]))  # noqa: E731
+    return {"tinyface_warm_s": med(warm, 0), "tinyface_warm_rss_mb": med(warm, 1),
+            "tinyface_empty_cache_s": first[0], "onnxruntime_s": med(ort, 0),
+            "onnxruntime_rss_mb": med(ort, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "weights/mobilefacenet-relu6-opset18.onnx"))
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, batch 1 and 32 only")
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    args = ap.parse_args()
+    import onnxruntime
+    repeats = 7 if args.quick else 21
+    model = tinyface.load(args.model)
+    model.run(np.zeros((1, 3) + model.info.input_size, np.float32))   # JIT compile / cache load
+    fma, bw = peak.fma_peak_gflops(), peak.memory_bandwidth_gbs()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"numpy {np.__version__}, onnxruntime {onnxruntime.__version__}, tinyface {tinyface.__version__}")
+    print(f"measured: FMA peak {fma:.0f} GFLOP/s per core, memory bandwidth {bw:.1f} GB/s\n")
+
+    kernels = per_kernel(model, repeats)
+    total = sum(r["time"] for r in kernels.values())
+    print("per kernel (batch 1, 1 thread)")
+    print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6}")
+    for (kind, ks, shape), r in sorted(kernels.items(), key=lambda kv: -kv[1]["time"]):
+        gf = 2 * r["macs"] / r["time"] / 1e9
+        print(f"{kind:11} {ks:7} {shape:11} {r['count']:>2} {1e6 * r['time']:>8.0f} {r['time'] / total:>6.1%} "
+              f"{gf:>8.1f} {gf / fma:>6.1%} {r['bytes'] / r['time'] / 1e9:>6.1f}")
+    print(f"sum of steps: {1e3 * total:.2f} ms\n")
+
+    batches = [1, 32] if args.quick else [1, 8, 32]
+    e2e = end_to_end(model, args.model, batches, [1, 2], max(5, repeats // 2))
+    print("end to end (ms per face; ratio = tinyface / onnxruntime, median of interleaved runs)")
+    print(f"{'batch':>5} {'threads':>7} {'tinyface':>9} {'onnxruntime':>11} {'ratio':>6} {'tinyface GFLOP/s':>16}")
+    macs = sum(r["macs"] for r in kernels.values())
+    for r in e2e:
+        gf = 2 * macs / (r["tinyface_ms_per_face"] / 1e3) / 1e9
+        print(f"{r['batch']:>5} {r['threads']:>7} {r['tinyface_ms_per_face']:>9.2f} "
+              f"{r['onnxruntime_ms_per_face']:>11.2f} {r['ratio']:>6.2f} {gf:>16.1f}")
+
+    cold = cold_start(args.model, ROOT / "examples/face_a.jpg")
+    print("\ncold start (fresh process: import + load + first embedding)")
+    print(f"tinyface, warm JIT cache: {cold['tinyface_warm_s']:.2f} s, peak RSS {cold['tinyface_warm_rss_mb']:.0f} MB")
+    print(f"tinyface, empty JIT cache (first ever run): {cold['tinyface_empty_cache_s']:.1f} s")
+    print(f"onnxruntime: {cold['onnxruntime_s']:.2f} s, peak RSS {cold['onnxruntime_rss_mb']:.0f} MB "
+          f"(RSS ratio {cold['tinyface_warm_rss_mb'] / cold['onnxruntime_rss_mb']:.2f})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "fma_peak_gflops": fma, "memory_bandwidth_gbs": bw, "end_to_end": e2e, "cold_start": cold,
+            "kernels": [{"kind": k[0], "kernel": k[1], "output": k[2], **v} for k, v in kernels.items()]},
+            indent=1))
+
+
+if __name__ == "__main__":
+    main()
