@@ -224,9 +224,9 @@ def test_draw_faces(photo, face):
 
 
 @pytest.mark.skipif(_engine_loader() is None, reason="tinyface.runtime.model not importable yet")
-def test_engine_and_onnxruntime_find_the_same_face(photo, face):
+def test_engine_and_onnxruntime_find_the_same_face(photo):
     ort_face = detect_faces(photo, onnx_nets(WEIGHTS_DIR, OrtModel))[0]
-    engine_face = detect_faces(photo, onnx_nets(WEIGHTS_DIR, _engine_loader()))[0]
+    engine_face = detect_faces(photo)[0]                   # default_nets(): the engine
     assert abs(ort_face.score - engine_face.score) < 1e-3
     np.testing.assert_allclose(engine_face.landmarks, ort_face.landmarks, atol=0.5)
     np.testing.assert_allclose(engine_face.box, ort_face.box, atol=1.0)

@@ -28,7 +28,17 @@ by a fraction of a grey level.  When enlarging (crops of faces smaller than
 24 or 48 px) exact area is a nearest-neighbour copy blended at pixel seams,
 where OpenCV would switch to bilinear.  Crops use area averaging, not
 bilinear, because bilinear sampling aliases when a 200-pixel face is shrunk
-to 48 pixels, and area is what the reference uses for crops as for levels.
+to 48 pixels, and area is what the references use for crops as for levels
+(on the tests' transformed photos, plain bilinear crops moved the landmarks
+no less: worst 0.091 against 0.073 eye distances).
+
+Choices the README leaves open, made as the original MTCNN code makes them:
+every IoU counts inclusive corners (area (x2 − x1 + 1)(y2 − y1 + 1); facenet-
+pytorch's torchvision NMS omits the +1); before R-Net and O-Net the boxes are
+truncated towards zero and the truncated box is the one that is cropped,
+refined and used for landmarks (facenet-pytorch crops the truncated box but
+refines the untruncated one); crops are zero-padded where a box leaves the
+image (facenet-pytorch clips the box instead).
 """
 import numpy as np
 
