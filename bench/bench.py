@@ -10,7 +10,10 @@ machine slows both engines alike; JIT compile is excluded from steady state):
    kind and shape, with GFLOP/s (2 x multiply-adds / time), % of the FMA peak
    and GB/s (bytes of input, output and weights / time)
 3. end to end: ms per face for tinyface and onnxruntime, batch 1/8/32 and
-   1/2 threads, and the ratio tinyface / onnxruntime (< 1: tinyface faster)
+   1/2 threads, and the ratio tinyface / onnxruntime (< 1: tinyface faster).
+   The engines alternate in blocks of 3 runs: both keep worker threads
+   spinning for a moment after a run, which would steal the other's cores if
+   they alternated run by run.
 4. cold start: a fresh process that imports, loads and embeds one face, with
    a warm Numba cache and with an empty one; peak RSS of each
 """
@@ -31,7 +34,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import peak  # noqa: E402
 
 import tinyface  # noqa: E402
-from tinyface.runtime.shapes import BATCH_KEY  # noqa: E402
 
 
 def median_time(fn, repeats):
@@ -58,8 +60,7 @@ def per_kernel(model, repeats):
     x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
     feed = {model.input_names[0]: x}
     checked = model.plan.check(feed)
-    env = dict(feed)
-    env[BATCH_KEY] = 1
+    env = model.plan.new_env(feed)
     for st in model.steps:                   # one full run fills env with every value
         st.run(env)
     rows = {}
@@ -90,9 +91,9 @@ def end_to_end(model, path, batches, threads, repeats):
             tf_run = lambda: model.run(x)  # noqa: E731
             tf_run(), ort_run()              # warm-up (JIT compiled before: excluded)
             tf_t, ort_t = [], []
-            for _ in range(repeats):         # interleaved A/B
-                tf_t.append(median_time(tf_run, 1))
-                ort_t.append(median_time(ort_run, 1))
+            for _ in range(repeats):         # interleaved A/B, in blocks of 3 runs
+                tf_t.append(median_time(tf_run, 3))
+                ort_t.append(median_time(ort_run, 3))
             tf_ms, ort_ms = 1e3 * np.median(tf_t) / b, 1e3 * np.median(ort_t) / b
             ratios = np.array(tf_t) / np.array(ort_t)
             out.append({"batch": b, "threads": th, "tinyface_ms_per_face": tf_ms,
@@ -105,8 +106,9 @@ def _fixed_batch(sess):
     return isinstance(dim, int) and dim == 1
 
 
-COLD = ("import time, resource; t = time.perf_counter(); import {mod}; {body}; "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+# VmHWM (peak resident set) of the child itself: ru_maxrss would include the forked parent's.
+COLD = ("import time; t = time.perf_counter(); import {mod}; {body}; s = time.perf_counter() - t; "
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]; print(s, hwm)")
 
 
 def cold_start(path, face):

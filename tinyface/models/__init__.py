@@ -4,10 +4,11 @@
 [N, 3, H, W] float32 (RGB, normalised as (pixel - 127.5) / 128) and output
 ``embedding`` [N, D], with seeded random weights or weights from an .npz.
 ``ARCHITECTURES`` maps each name to the function giving its layer list
-(a :class:`~tinyface.models.spec.NetSpec`).  See docs/architectures.md.
+(a :class:`~tinyface.models.netspec.NetSpec`).  See docs/architectures.md.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,7 @@ from tinyface.models.counting import Counts, count
 from tinyface.models.layers import to_onnx
 from tinyface.models.mobiface import flipped_mobiface, mobiface
 from tinyface.models.mobilefacenet import mobilefacenet, mobilefacenet_m, mobilefacenet_s
-from tinyface.models.spec import NetSpec
+from tinyface.models.netspec import NetSpec
 
 ARCHITECTURES = {
     "mobilefacenet": mobilefacenet,
@@ -77,7 +78,7 @@ def build(arch: str, input_size=(112, 112), seed: int = 0, weights=None,
         params, source = _weights.seeded(net, seed), f"seeded:{seed}"
     else:
         params = _weights.load(net, weights)
-        source = f"file:{weights}" if not hasattr(weights, "keys") else "mapping"
+        source = "mapping" if hasattr(weights, "keys") else f"file:{os.path.basename(weights)}"
     return to_onnx(net, params, _metadata(net, source))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tinyface.models.spec import BN_EPS, Add, Conv, Dense, Flatten, Mean, NetSpec
+from tinyface.models.netspec import BN_EPS, Add, Conv, Dense, Flatten, Mean, NetSpec
 
 OPSET = 13
 IR_VERSION = 8

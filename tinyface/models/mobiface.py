@@ -20,7 +20,7 @@ Flipped-MobiFace adds two 512-d FC+ReLU layers that map the embedding e to a
 prediction of the mirrored face's embedding, f = ReLU(FC2(ReLU(FC1(e)))), and
 outputs (e + f) / 2.
 """
-from tinyface.models.spec import NetSpec, check_input_size
+from tinyface.models.netspec import NetSpec, check_input_size
 
 # (expansion t, output channels c, blocks n, stride of the first block s)
 BOTTLENECKS = [(2, 64, 3, 2), (2, 128, 4, 2), (2, 256, 7, 2)]

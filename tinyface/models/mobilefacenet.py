@@ -20,7 +20,7 @@ Variants (the paper's Section 4):
   * ``s``: MobileFaceNet-S also drops the 1x1 conv 512 before GDConv, so GDConv
     runs on the 128-channel map and the embedding is 128-d.
 """
-from tinyface.models.spec import NetSpec, check_input_size
+from tinyface.models.netspec import NetSpec, check_input_size
 
 BOTTLENECKS = [(2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1)]
 VARIANTS = {"": "mobilefacenet", "m": "mobilefacenet-m", "s": "mobilefacenet-s"}

@@ -9,7 +9,7 @@ Layouts: activations NCHW; conv weights (O, I/groups, kh, kw); dense weights
 """
 import numpy as np
 
-from tinyface.models.spec import BN_EPS, Add, Conv, Dense, Flatten, Mean, NetSpec
+from tinyface.models.netspec import BN_EPS, Add, Conv, Dense, Flatten, Mean, NetSpec
 
 
 def conv2d(x, w, stride, pad, groups):
@@ -21,8 +21,10 @@ def conv2d(x, w, stride, pad, groups):
     """
     n, c, h, wd = x.shape
     o, _, kh, kw = w.shape
+    if (kh, kw, stride, pad, groups) == (1, 1, 1, 0, 1):      # pointwise: one matrix product
+        return np.matmul(w[:, :, 0, 0], x.reshape(n, c, -1)).reshape(n, o, h, wd)
     ho, wo = (h + 2 * pad - kh) // stride + 1, (wd + 2 * pad - kw) // stride + 1
-    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
     y = np.zeros((n, o, ho, wo))
     for u in range(kh):
         for v in range(kw):

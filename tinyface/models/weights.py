@@ -22,10 +22,10 @@ import numpy as np
 
 from tinyface.errors import ModelError, TinyfaceError
 from tinyface.models import reference
-from tinyface.models.spec import Conv, Dense, NetSpec
+from tinyface.models.netspec import Conv, Dense, NetSpec
 
 PRELU_SLOPE = 0.25        # He et al. 2015's initial PReLU slope
-CALIBRATION_BATCH = 16    # images in the batch that sets the seeded BN statistics
+CALIBRATION_BATCH = 8     # images in the batch that sets the seeded BN statistics
 
 
 def expected_shapes(net: NetSpec) -> dict[str, tuple[int, ...]]:
@@ -110,7 +110,7 @@ def read_npz(path) -> dict[str, np.ndarray]:
         raise ModelError(f"cannot read weights file {os.fspath(path)} as .npz: {e}") from None
 
 
-def _listing(items: list[str], limit: int = 6) -> str:
+def listing(items: list[str], limit: int = 6) -> str:
     more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
 
@@ -145,7 +145,7 @@ def load(net: NetSpec, source) -> dict[str, np.ndarray]:
             bad.append(f"{k} has NaN or inf")
         elif k.endswith("running_var") and np.any(a < 0):
             bad.append(f"{k} has negative variances")
-    problems = [f"{label}: {_listing(items)}" for label, items in
+    problems = [f"{label}: {listing(items)}" for label, items in
                 (("missing", missing), ("wrong shape", wrong), ("bad values", bad), ("unexpected", extra))
                 if items]
     if problems:
@@ -155,5 +155,9 @@ def load(net: NetSpec, source) -> dict[str, np.ndarray]:
 
 
 def save(path, weights: Mapping[str, np.ndarray]) -> None:
-    """Write ``weights`` to an uncompressed .npz, keys in the given order."""
-    np.savez(path, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    """Write ``weights`` to an uncompressed .npz at exactly ``path``, keys in the given order."""
+    try:
+        with open(path, "wb") as f:
+            np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    except OSError as e:
+        raise TinyfaceError(f"cannot write weights file {os.fspath(path)}: {e.strerror}") from None

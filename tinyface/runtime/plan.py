@@ -4,10 +4,37 @@
 kept symbolic) before any kernel runs, and caches the result, so a bad shape
 is reported by name and never reaches a Numba kernel.
 """
+import threading
+
 import numpy as np
 
 from tinyface.errors import InputError
-from tinyface.runtime.shapes import BATCH, BATCH_KEY, fmt
+from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, fmt
+
+
+class BufferPool:
+    """Float32 buffers reused across steps and runs, so the hot path does not
+    allocate (and page-fault) once the first run of a shape has been made.
+
+    A step takes its output buffer from the pool; the plan gives a buffer back
+    when the last value stored in it is dead.  Buffers are matched by shape.
+    """
+
+    def __init__(self):
+        self.free = {}
+
+    def take(self, shape):
+        shelf = self.free.get(tuple(shape))
+        return shelf.pop() if shelf else np.empty(shape, np.float32)
+
+    def give(self, array):
+        self.free.setdefault(array.shape, []).append(array)
+
+
+def _root(array):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 class Plan:
@@ -18,6 +45,21 @@ class Plan:
         self.output_names = output_names  # the graph's output names
         self.source = source
         self._checked = {}
+        self._local = threading.local()      # one buffer pool per calling thread
+        self.dying = self._liveness()
+
+    def _liveness(self):
+        """For each step, the values whose last reader it is (outputs never die)."""
+        last = {}
+        for i, st in enumerate(self.steps):
+            for v in st.inputs:
+                last[v] = i
+        dying = [[] for _ in self.steps]
+        keep = set(self.outputs)
+        for v, i in last.items():
+            if v not in keep:
+                dying[i].append(v)
+        return dying
 
     def pack(self):
         for st in self.steps:
@@ -68,11 +110,37 @@ class Plan:
             self._checked[key] = per_step
         return self._checked[key]
 
+    def new_env(self, feed):
+        """A value environment for running steps by hand (tests, benchmarks)."""
+        env = dict(feed)
+        env[BATCH_KEY] = self.validate_feed(feed)
+        env[ALLOC_KEY] = lambda shape: np.empty(shape, np.float32)
+        return env
+
     def run(self, feed):
         batch = self.validate_feed(feed)
         self.check(feed)
+        pool = getattr(self._local, "pool", None) or BufferPool()
+        self._local.pool = pool
+        owned = {}                            # id(root buffer) -> [buffer, live values]
+
+        def take(shape):
+            buf = pool.take(shape)
+            owned[id(buf)] = [buf, 0]
+            return buf
+
         env = dict(feed)
-        env[BATCH_KEY] = batch
-        for st in self.steps:
+        env[BATCH_KEY], env[ALLOC_KEY] = batch, take
+        for st, dying in zip(self.steps, self.dying):
             st.run(env)
+            for v in st.outputs:
+                entry = owned.get(id(_root(env[v])))
+                if entry:
+                    entry[1] += 1
+            for v in dying:
+                entry = owned.get(id(_root(env.pop(v))))
+                if entry:
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        pool.give(entry[0])
         return [env[name] for name in self.outputs]

@@ -19,9 +19,14 @@ from tinyface.kernels.epilogue import Activation
 from tinyface.kernels.gemm import gemm
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
-from tinyface.runtime.shapes import BATCH, BATCH_KEY, conv_output_size, fmt
+from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, conv_output_size, fmt
 
 _NO_RESIDUAL = {2: np.zeros((1, 1), np.float32), 4: np.zeros((1, 1, 1, 1), np.float32)}
+
+
+def new_buffer(env, shape):
+    """An output buffer from the run's pool (uninitialised float32)."""
+    return env[ALLOC_KEY](tuple(shape))
 
 
 class Step:
@@ -142,7 +147,7 @@ class ConvStep(Step):
         (sh, sw), (pt, pl, pb, pr) = self.strides, self.pads
         oh = conv_output_size(h, kh, sh, pt, pb)
         ow = conv_output_size(w, kw, sw, pl, pr)
-        out = np.empty((n, oh, ow, co), np.float32)
+        out = new_buffer(env, (n, oh, ow, co))
         ep = self.epilogue.args(env, 2 if self.kind == "pointwise" else 4)
         if self.kind == "pointwise":
             if sh != 1 or sw != 1:
@@ -204,7 +209,7 @@ class GemmStep(Step):
         x = env[self.inputs[0]]
         k, n = self.weight.shape
         rows = np.ascontiguousarray(x.reshape(-1, k))
-        out = np.empty((rows.shape[0], n), np.float32)
+        out = new_buffer(env, (rows.shape[0], n))
         ep = self.epilogue.args(env, 2)
         res = ep[4].reshape(-1, n) if self.epilogue.residual else ep[4]
         gemm(rows, self.weight, *ep[:4], res, *ep[5:], out)
@@ -271,7 +276,7 @@ class ScaleShiftStep(Step):
         c = x.shape[-1] if x.ndim >= 1 else 1
         scale, shift, slope = self._params_for(c)
         rows = np.ascontiguousarray(x).reshape(-1, c)
-        out = np.empty_like(rows)
+        out = new_buffer(env, rows.shape)
         scale_shift(rows, scale, shift, slope, self.act.lo, self.act.hi, out)
         env[self.outputs[0]] = out.reshape(x.shape)
 
@@ -299,7 +304,7 @@ class AddStep(Step):
         a, b = env[self.inputs[0]], env[self.inputs[1]]
         c = a.shape[-1]
         act = self.act or Activation.identity(c)
-        out = np.empty_like(a)
+        out = new_buffer(env, a.shape)
         add(a.reshape(-1, c), b.reshape(-1, c), act.slope, act.lo, act.hi, out.reshape(-1, c))
         env[self.outputs[0]] = out
 
@@ -330,7 +335,7 @@ class MaxPoolStep(Step):
         x = env[self.inputs[0]]
         n, h, w, c = x.shape
         oh, ow = self._out_hw(h, w)
-        out = np.empty((n, oh, ow, c), np.float32)
+        out = new_buffer(env, (n, oh, ow, c))
         max_pool(x, *self.kernel, *self.strides, self.pads[0], self.pads[1], out)
         env[self.outputs[0]] = out
 
@@ -442,7 +447,9 @@ class LayoutStep(Step):
     def run(self, env):
         x = env[self.inputs[0]]
         perm = (0, 2, 3, 1) if self.to_nhwc else (0, 3, 1, 2)
-        env[self.outputs[0]] = np.ascontiguousarray(np.transpose(x, perm))
+        out = new_buffer(env, [x.shape[p] for p in perm])
+        out[...] = np.transpose(x, perm)
+        env[self.outputs[0]] = out
 
     def detail(self):
         return "NCHW->NHWC" if self.to_nhwc else "NHWC->NCHW"
