@@ -1,0 +1,156 @@
+"""Small helpers that build tiny ONNX models with ``onnx.helper`` for tests.
+
+    g = GraphBuilder(opset=13)
+    y = g.add("Conv", ["x", g.const(w)], pads=[1, 1, 1, 1])
+    y = g.add("Relu", [y])
+    model = g.build(inputs={"x": ["N", 3, 8, 8]}, outputs=[y])
+    check_against_ort(model)          # runs tinyface and onnxruntime at batch 1 and 3
+
+Inputs are declared with a symbolic batch ("N") unless a test says otherwise,
+so onnxruntime (the reference) accepts every batch size.
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+DEFAULT_ATOL = 1e-4
+
+
+class GraphBuilder:
+    """Accumulates nodes and initialisers; ``build()`` returns an onnx.ModelProto."""
+
+    def __init__(self, opset=13):
+        self.opset = opset
+        self.nodes = []
+        self.initializers = []
+        self._count = 0
+
+    def fresh(self, prefix="v"):
+        self._count += 1
+        return f"{prefix}{self._count}"
+
+    def const(self, value, name=None, dtype=np.float32):
+        """Add an initialiser (float32 unless ``dtype`` says otherwise); return its name."""
+        name = name or self.fresh("c")
+        arr = np.asarray(value, dtype=dtype)
+        self.initializers.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def constant_node(self, name=None, **attr):
+        """A ``Constant`` node (attr: value=<array>, value_float=, value_ints=, ...); return its output."""
+        out = name or self.fresh("k")
+        if "value" in attr and isinstance(attr["value"], np.ndarray):
+            attr["value"] = numpy_helper.from_array(attr["value"], out + "_t")
+        self.nodes.append(helper.make_node("Constant", [], [out], name=out + "_node", **attr))
+        return out
+
+    def add(self, op, inputs, outputs=None, name=None, n_outputs=1, **attrs):
+        """Append a node; return its output name (or the list when there are several)."""
+        if outputs is None:
+            outputs = [self.fresh(op.lower() + "_out") for _ in range(n_outputs)]
+        name = name or self.fresh(op + "_")
+        self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=name, **attrs))
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def build(self, inputs, outputs, name="tiny", elem_type=TensorProto.FLOAT, extra_initializers=()):
+        """``inputs``: {name: shape} (ints, strings for symbolic dims, None for unknown);
+        ``outputs``: names, or (name, shape) pairs."""
+        ins = [helper.make_tensor_value_info(n, elem_type, s) for n, s in inputs.items()]
+        outs = [helper.make_tensor_value_info(o[0], TensorProto.FLOAT, o[1]) if isinstance(o, tuple)
+                else helper.make_tensor_value_info(o, TensorProto.FLOAT, None)
+                for o in outputs]
+        graph = helper.make_graph(self.nodes, name, ins, outs,
+                                  initializer=self.initializers + list(extra_initializers))
+        return make_model(graph, self.opset)
+
+
+def make_model(graph, opset):
+    """A ModelProto for ``graph`` at ``opset`` with an IR version onnxruntime accepts."""
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="tinyface-tests")
+    model.ir_version = max(helper.find_min_ir_version_for(opsets, ignore_unknown=True), 4)
+    return model
+
+
+def ort_session(model):
+    """An onnxruntime session (CPU, warnings silenced, graph optimisations off)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def ort_run(model, feed):
+    return ort_session(model).run(None, feed)
+
+
+def input_shape(model, batch, index=0):
+    """The declared shape of graph input ``index`` with the batch (and free dims) filled in."""
+    inits = {i.name for i in model.graph.initializer}
+    vi = [v for v in model.graph.input if v.name not in inits][index]
+    dims = []
+    for i, d in enumerate(vi.type.tensor_type.shape.dim):
+        dims.append(batch if i == 0 else (d.dim_value if d.HasField("dim_value") else 8))
+    return tuple(dims)
+
+
+def random_input(model, batch, seed=0, scale=1.0, index=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(input_shape(model, batch, index)) * scale).astype(np.float32)
+
+
+def check_against_ort(model, batches=(1, 3), atol=DEFAULT_ATOL, rtol=0.0, seed=0, scale=1.0, engine=None):
+    """Run ``model`` in tinyface and onnxruntime on random inputs at each batch size;
+    assert every output agrees.  Returns the tinyface Model (for looking at its steps)."""
+    import tinyface
+    engine = engine or tinyface.load(model)
+    sess = ort_session(model)
+    name = sess.get_inputs()[0].name
+    for batch in batches:
+        x = random_input(model, batch, seed=seed + batch, scale=scale)
+        ours = engine.run(x)
+        ref = sess.run(None, {name: x})
+        assert len(ours) == len(ref)
+        for k, (a, b) in enumerate(zip(ours, ref)):
+            assert a.shape == b.shape, f"batch {batch}, output {k}: shape {a.shape} vs onnxruntime {b.shape}"
+            assert a.dtype == np.float32
+            err = float(np.abs(a - b).max()) if a.size else 0.0
+            bound = atol + rtol * float(np.abs(b).max()) if b.size else atol
+            assert err <= bound, f"batch {batch}, output {k}: max abs diff {err:g} > {bound:g}"
+    return engine
+
+
+def step_kinds(engine):
+    """[(kind, detail)] of a loaded tinyface model's fused steps."""
+    return [(st.kind, st.detail()) for st in engine.steps]
+
+
+def conv_weight(rng, co, ci, kh, kw):
+    return (rng.standard_normal((co, ci, kh, kw)) / np.sqrt(ci * kh * kw)).astype(np.float32)
+
+
+def bn_params(rng, c):
+    """Non-trivial BatchNormalization statistics: scale, bias, mean, var."""
+    return (rng.uniform(0.5, 1.5, c).astype(np.float32), rng.normal(0, 0.5, c).astype(np.float32),
+            rng.normal(0, 0.5, c).astype(np.float32), rng.uniform(0.2, 2.0, c).astype(np.float32))
+
+
+def add_conv(g, x, rng, ci, co, k=3, stride=1, pad=None, group=1, bias=True, **attrs):
+    """A Conv node with random weights; returns its output."""
+    w = g.const(conv_weight(rng, co, ci // group, k, k))
+    ins = [x, w]
+    if bias:
+        ins.append(g.const(rng.normal(0, 0.1, co)))
+    if pad is None and "auto_pad" not in attrs:
+        pad = k // 2
+    if pad is not None:
+        attrs["pads"] = [pad] * 4 if isinstance(pad, int) else list(pad)
+    return g.add("Conv", ins, kernel_shape=[k, k], strides=[stride, stride], group=group, **attrs)
+
+
+def add_bn(g, x, rng, c, epsilon=None):
+    s, b, m, v = bn_params(rng, c)
+    attrs = {} if epsilon is None else {"epsilon": epsilon}
+    return g.add("BatchNormalization", [x, g.const(s), g.const(b), g.const(m), g.const(v)], **attrs)
