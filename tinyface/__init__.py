@@ -11,6 +11,7 @@ from tinyface.runtime.model import Model, load_model as load
 from tinyface.runtime.session import InferenceSession
 from tinyface.runtime.threads import set_num_threads, get_num_threads, apply_environment
 from tinyface.verify import cosine_similarity
+from tinyface.face.pipeline import FacePipeline, detect, align
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "InferenceSession", "set_num_threads", "get_num_threads",
