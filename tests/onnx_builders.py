@@ -154,3 +154,19 @@ def add_bn(g, x, rng, c, epsilon=None):
     s, b, m, v = bn_params(rng, c)
     attrs = {} if epsilon is None else {"epsilon": epsilon}
     return g.add("BatchNormalization", [x, g.const(s), g.const(b), g.const(m), g.const(v)], **attrs)
+
+
+def _single_thread():
+    """Run kernels on one thread while a module's tiny graphs run (import into a test
+    module as a fixture): on a busy machine, waking Numba's thread pool for a 6x6 map
+    costs ~100x the work.  Multi-threaded runs are covered by the bundled-model tests."""
+    import tinyface
+    before = tinyface.get_num_threads()
+    tinyface.set_num_threads(1)
+    yield
+    tinyface.set_num_threads(before)
+
+
+def single_thread_fixture():
+    import pytest
+    return pytest.fixture(scope="module", autouse=True)(_single_thread)

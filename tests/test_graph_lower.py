@@ -10,7 +10,9 @@ import pytest
 import tinyface
 from tinyface.cli.main import main
 from onnx_builders import (GraphBuilder, add_bn, add_conv, check_against_ort, conv_weight, ort_run,
-                           ort_session, step_kinds)
+                           ort_session, single_thread_fixture, step_kinds)
+
+single_thread = single_thread_fixture()
 
 
 def rng(seed=0):

@@ -1,0 +1,245 @@
+"""Fusion: BatchNorm folding, activations and residual adds merged into conv/GEMM
+epilogues.  Every rewrite must leave the outputs unchanged (checked against
+onnxruntime at batch 1 and 3), and the fused steps are checked where it matters."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyface
+from onnx_builders import (GraphBuilder, add_bn, add_conv, check_against_ort, single_thread_fixture,
+                           step_kinds)
+
+single_thread = single_thread_fixture()
+
+
+def kinds(engine):
+    return [k for k, _ in step_kinds(engine)]
+
+
+def activation(g, y, kind, channels, rng, opset):
+    if kind == "none":
+        return y
+    if kind == "relu":
+        return g.add("Relu", [y])
+    if kind == "relu6":
+        if opset < 11:
+            return g.add("Clip", [y], min=0.0, max=6.0)
+        return g.add("Clip", [y, g.const(0.0), g.const(6.0)])
+    if kind == "leaky":
+        return g.add("LeakyRelu", [y], alpha=0.15)
+    if kind == "prelu":
+        return g.add("PRelu", [y, g.const(rng.uniform(-0.5, 0.5, (channels, 1, 1)))])
+    raise ValueError(kind)
+
+
+# -- BN folding: a property ---------------------------------------------------------
+
+@st.composite
+def conv_bn_cases(draw):
+    depthwise = draw(st.booleans())
+    ci = draw(st.integers(1, 6))
+    co = ci if depthwise else draw(st.integers(1, 8))
+    k = draw(st.sampled_from([1, 2, 3, 5]))
+    stride = draw(st.sampled_from([1, 2]))
+    pads = draw(st.lists(st.integers(0, k - 1), min_size=4, max_size=4))
+    h = draw(st.integers(k, 9))
+    w = draw(st.integers(k, 9))
+    return dict(depthwise=depthwise, ci=ci, co=co, k=k, stride=stride, pads=pads, h=h, w=w,
+                bias=draw(st.booleans()), epsilon=draw(st.sampled_from([1e-5, 1e-3, 0.1])),
+                opset=draw(st.sampled_from([9, 13, 18])), seed=draw(st.integers(0, 2**32 - 1)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_bn_cases())
+def test_bn_folding_preserves_outputs(case):
+    rng = np.random.default_rng(case["seed"])
+    g = GraphBuilder(case["opset"])
+    group = case["ci"] if case["depthwise"] else 1
+    y = add_conv(g, "x", rng, case["ci"], case["co"], k=case["k"], stride=case["stride"],
+                 pad=case["pads"], group=group, bias=case["bias"])
+    c = case["co"]
+    gamma = rng.uniform(-2, 2, c)                      # negative scales too
+    var = rng.uniform(0.01, 3.0, c)
+    y = g.add("BatchNormalization", [y, g.const(gamma), g.const(rng.normal(0, 1, c)),
+                                     g.const(rng.normal(0, 1, c)), g.const(var)], epsilon=case["epsilon"])
+    engine = check_against_ort(g.build({"x": ["N", case["ci"], case["h"], case["w"]]}, [y]),
+                               atol=1e-4, rtol=1e-5, seed=case["seed"] % 1000)
+    assert "scale_shift" not in kinds(engine)          # folded into the conv
+
+
+# -- random conv-bn-act-residual chains: a property --------------------------------------
+
+ACTS = ["none", "relu", "relu6", "leaky", "prelu"]
+
+
+@st.composite
+def chains(draw):
+    blocks = []
+    for _ in range(draw(st.integers(1, 4))):
+        blocks.append(dict(conv=draw(st.sampled_from(["dense3", "pointwise", "depthwise3", "dense3_s2"])),
+                           bn=draw(st.booleans()), act1=draw(st.sampled_from(ACTS)),
+                           residual=draw(st.booleans()), act2=draw(st.sampled_from(["none", "relu", "relu6"]))))
+    return dict(c=draw(st.integers(1, 5)), h=draw(st.integers(3, 8)), blocks=blocks,
+                head=draw(st.sampled_from(["none", "gap_gemm_bn", "flatten"])),
+                opset=draw(st.sampled_from([9, 11, 13])), seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def build_chain(case):
+    rng = np.random.default_rng(case["seed"])
+    g = GraphBuilder(case["opset"])
+    c, h = case["c"], case["h"]
+    y = "x"
+    for b in case["blocks"]:
+        inp = y
+        stride = 2 if b["conv"] == "dense3_s2" else 1
+        if b["conv"] == "pointwise":
+            y = add_conv(g, y, rng, c, c, k=1, pad=0)
+        else:
+            y = add_conv(g, y, rng, c, c, k=3, stride=stride, pad=1,
+                         group=c if b["conv"] == "depthwise3" else 1)
+        if b["bn"]:
+            y = add_bn(g, y, rng, c)
+        y = activation(g, y, b["act1"], c, rng, case["opset"])
+        if b["residual"] and stride == 1:
+            y = g.add("Add", [y, inp] if rng.random() < 0.5 else [inp, y])
+            y = activation(g, y, b["act2"], c, rng, case["opset"])
+        h = (h - 1) // stride + 1
+    if case["head"] == "gap_gemm_bn":
+        y = g.add("GlobalAveragePool", [y])
+        y = g.add("Flatten", [y])
+        y = g.add("Gemm", [y, g.const(rng.normal(size=(3, c))), g.const(rng.normal(size=3))], transB=1)
+        y = add_bn(g, y, rng, 3)
+    elif case["head"] == "flatten":
+        y = g.add("Flatten", [y])
+    return g.build({"x": ["N", c, case["h"], case["h"]]}, [y])
+
+
+@settings(max_examples=30, deadline=None)
+@given(chains())
+def test_random_conv_bn_act_residual_chains(case):
+    check_against_ort(build_chain(case), atol=1e-4, rtol=1e-5, seed=case["seed"] % 1000)
+
+
+# -- the rules, one at a time ---------------------------------------------------------
+
+def test_conv_bn_relu_is_one_step():
+    rng = np.random.default_rng(0)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 3, 4)
+    y = add_bn(g, y, rng, 4)
+    y = g.add("Relu", [y])
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]))
+    assert step_kinds(engine)[1] == ("conv", "3x3/1 3->4 relu")
+    assert kinds(engine) == ["layout", "conv", "layout"]
+
+
+def test_bn_after_activation_is_not_folded():
+    rng = np.random.default_rng(1)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 3, 4)
+    y = g.add("Relu", [y])
+    y = add_bn(g, y, rng, 4)
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]))
+    assert "scale_shift" in kinds(engine)
+
+
+def test_two_bns_in_a_row_both_fold():
+    rng = np.random.default_rng(2)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 3, 4)
+    y = add_bn(g, y, rng, 4)
+    y = add_bn(g, y, rng, 4, epsilon=0.01)
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]))
+    assert kinds(engine) == ["layout", "conv", "layout"]
+
+
+def test_negative_scale_folds_before_activation():
+    rng = np.random.default_rng(3)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 3, 4)
+    y = g.add("Mul", [y, g.const(-2.0)])
+    y = g.add("Add", [y, g.const(np.array([0.1, -0.2, 0.3, 0.0]).reshape(4, 1, 1))])
+    y = g.add("Relu", [y])
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]))
+    assert kinds(engine) == ["layout", "conv", "layout"]
+
+
+def test_second_activation_stays_separate():
+    rng = np.random.default_rng(4)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 3, 4)
+    y = g.add("LeakyRelu", [y], alpha=0.2)
+    y = g.add("Clip", [y, g.const(-0.1), g.const(0.5)])
+    check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]), scale=3.0)
+
+
+def test_activation_residual_activation():
+    rng = np.random.default_rng(5)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 4, 4)
+    y = g.add("PRelu", [y, g.const(rng.uniform(0, 0.5, (4, 1, 1)))])
+    y = g.add("Add", ["x", y])
+    y = g.add("Relu", [y])
+    engine = check_against_ort(g.build({"x": ["N", 4, 5, 5]}, [y]))
+    assert step_kinds(engine)[1] == ("conv", "3x3/1 4->4 prelu +residual relu")
+
+
+def test_bn_after_residual_is_not_folded():
+    rng = np.random.default_rng(6)
+    g = GraphBuilder(13)
+    y = add_conv(g, "x", rng, 4, 4)
+    y = g.add("Add", [y, "x"])
+    y = add_bn(g, y, rng, 4)
+    engine = check_against_ort(g.build({"x": ["N", 4, 5, 5]}, [y]))
+    assert "scale_shift" in kinds(engine)
+
+
+def test_graph_output_in_the_middle_is_not_fused_away():
+    rng = np.random.default_rng(7)
+    g = GraphBuilder(13)
+    c = add_conv(g, "x", rng, 3, 4)
+    r = g.add("Relu", [c])
+    f = g.add("Flatten", [r])
+    fc = g.add("Gemm", [f, g.const(rng.normal(size=(100, 5))), g.const(np.zeros(5))])
+    out = add_bn(g, fc, rng, 5)
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [c, out, fc]))
+    assert engine.output_names == [c, out, fc]
+
+
+def test_affine_then_activation_on_graph_input_is_one_step():
+    rng = np.random.default_rng(8)
+    g = GraphBuilder(13)
+    y = add_bn(g, "x", rng, 3)
+    y = g.add("Relu", [y])
+    engine = check_against_ort(g.build({"x": ["N", 3, 4, 4]}, [y]))
+    assert [k for k in kinds(engine) if k == "scale_shift"] == ["scale_shift"]
+
+
+def test_gemm_bn_prelu_is_one_step():
+    rng = np.random.default_rng(9)
+    g = GraphBuilder(13)
+    y = g.add("Gemm", ["x", g.const(rng.normal(size=(6, 5))), g.const(rng.normal(size=5))])
+    y = add_bn(g, y, rng, 5)
+    y = g.add("PRelu", [y, g.const(rng.uniform(0, 0.5, 5))])
+    engine = check_against_ort(g.build({"x": ["N", 6]}, [y]))
+    assert kinds(engine) == ["gemm"]
+
+
+def test_two_parallel_convs_added():
+    rng = np.random.default_rng(10)
+    g = GraphBuilder(13)
+    a = add_conv(g, "x", rng, 3, 4)
+    b = add_conv(g, "x", rng, 3, 4, k=1, pad=0)
+    y = g.add("Add", [a, b])
+    y = g.add("Relu", [y])
+    engine = check_against_ort(g.build({"x": ["N", 3, 5, 5]}, [y]))
+    assert "add" not in kinds(engine)
+
+
+def test_fusion_keeps_param_count_of_bundled_model():
+    from tinyface.graph.summary import summarize
+    info = summarize(tinyface.paths.default_model_path())
+    assert info["params"] == 989_952 and info["macs"] == 233_810_432
+    assert not any(s["kind"] == "scale_shift" for s in info["steps"])
+    assert sum("+residual" in s["detail"] for s in info["steps"]) > 0
