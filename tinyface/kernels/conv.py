@@ -1,51 +1,59 @@
 """Direct convolution (groups = 1) on NHWC maps, any kernel size and stride.
 
-Layout: ``x`` is N x H x W x Ci, ``w`` is KH x KW x Ci x Co (packed at load
-time from ONNX's Co x Ci x KH x KW), ``out`` is N x OH x OW x Co.  With zero
-padding ``pt`` (top) and ``pl`` (left)::
+Layout: ``x`` is N x H x W x Ci, ``w`` is K x Co with K = KH*KW*Ci (packed at
+load time from ONNX's Co x Ci x KH x KW, rows ordered ky, kx, ci), ``out`` is
+N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
 
     out[n, i, j, o] = epilogue(sum_{ky, kx, c} x[n, i*sh + ky - pt, j*sw + kx - pl, c]
-                                                * w[ky, kx, c, o])
+                                                * w[(ky*KW + kx)*Ci + c, o])
 
-Used for the stem conv (Ci = 3) and the small MTCNN convs; 1x1 convs go to
-``gemm`` instead.  Output rows are independent and run in parallel.
+Each output row is computed as a small matrix product: its OW input patches
+are gathered into an OW x K matrix (zeros where the window leaves the map)
+and multiplied by ``w`` with the register-blocked GEMM block of
+``kernels.gemm``.  Used for the stem conv (Ci = 3) and MTCNN's small convs;
+1x1 convs go to ``gemm`` directly.  Output rows run in parallel.
 """
 import numba
+import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate
+from tinyface.kernels.gemm import ROWS, accumulate_block, finish_block
+
+
+@numba.njit(inline="always", cache=True)
+def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
+    """patches[j, (ky*KW + kx)*C + c] = x[n, i*sh + ky - pt, j*sw + kx - pl, c], or 0 outside."""
+    _, H, W, C = x.shape
+    OW = patches.shape[0]
+    for j in range(OW):
+        p = patches[j]
+        for ky in range(KH):
+            y = i * sh + ky - pt
+            for kx in range(KW):
+                xx = j * sw + kx - pl
+                base = (ky * KW + kx) * C
+                if y < 0 or y >= H or xx < 0 or xx >= W:
+                    for c in range(C):
+                        p[base + c] = 0.0
+                else:
+                    px = x[n, y, xx]
+                    for c in range(C):
+                        p[base + c] = px[c]
 
 
 @numba.njit(parallel=True, cache=True)
-def conv2d(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller."""
-    N, H, W, C = x.shape
-    KH, KW, _, CO = w.shape
-    _, OH, OW, _ = out.shape
+    N, OH, OW, CO = out.shape
+    K = w.shape[0]
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
-        for j in range(OW):
-            o = out[n, i, j]
-            for co in range(CO):
-                o[co] = bias[co]
-            for ky in range(KH):
-                y = i * sh + ky - pt
-                if y < 0 or y >= H:
-                    continue
-                for kx in range(KW):
-                    xx = j * sw + kx - pl
-                    if xx < 0 or xx >= W:
-                        continue
-                    px = x[n, y, xx]
-                    wk = w[ky, kx]
-                    for c in range(C):
-                        v = px[c]
-                        wc = wk[c]
-                        for co in range(CO):
-                            o[co] += v * wc[co]
-            for co in range(CO):
-                v = activate(o[co], slope1[co], lo1, hi1)
-                if has_res:
-                    v += res[n, i, j, co]
-                o[co] = activate(v, slope2[co], lo2, hi2)
+        patches = np.empty((OW, K), np.float32)
+        _gather_patches(x, n, i, sh, sw, pt, pl, kh, kw, patches)
+        orow = out[n, i]
+        rrow = res[n, i] if has_res else res[0, 0]
+        for m0 in range(0, OW, ROWS):
+            rows = min(ROWS, OW - m0)
+            accumulate_block(patches, w, orow, m0, rows)
+            finish_block(orow, m0, rows, bias, slope1, lo1, hi1, rrow, has_res, slope2, lo2, hi2)

@@ -21,7 +21,7 @@ KU = 4     # depth of the k-unrolling
 
 
 @numba.njit(inline="always", cache=True)
-def _accumulate_block(a, w, out, m0, rows):
+def accumulate_block(a, w, out, m0, rows):
     """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS."""
     K = a.shape[1]
     N = w.shape[1]
@@ -66,11 +66,17 @@ def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     for b in prange(blocks):
         m0 = b * ROWS
         rows = min(ROWS, M - m0)
-        _accumulate_block(a, w, out, m0, rows)
-        for r in range(rows):
-            o = out[m0 + r]
-            for n in range(N):
-                y = activate(o[n] + bias[n], slope1[n], lo1, hi1)
-                if has_res:
-                    y += res[m0 + r, n]
-                o[n] = activate(y, slope2[n], lo2, hi2)
+        accumulate_block(a, w, out, m0, rows)
+        finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+
+
+@numba.njit(inline="always", cache=True)
+def finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2):
+    """Apply the epilogue to out[m0:m0+rows] in place (``res`` indexed like ``out``)."""
+    for r in range(rows):
+        o = out[m0 + r]
+        for n in range(o.size):
+            y = activate(o[n] + bias[n], slope1[n], lo1, hi1)
+            if has_res:
+                y += res[m0 + r, n]
+            o[n] = activate(y, slope2[n], lo2, hi2)

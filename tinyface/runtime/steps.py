@@ -120,8 +120,8 @@ class ConvStep(Step):
             self.packed = np.ascontiguousarray(w[:, :, 0, 0].T)          # Ci x Co
         elif self.kind == "depthwise":
             self.packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))  # KH x KW x C
-        else:
-            self.packed = np.ascontiguousarray(w.transpose(2, 3, 1, 0))   # KH x KW x Ci x Co
+        else:                                                            # (KH*KW*Ci) x Co
+            self.packed = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
 
     def infer(self, shapes):
         x = shapes[0]
@@ -157,7 +157,7 @@ class ConvStep(Step):
         elif self.kind == "depthwise":
             depthwise(x, self.packed, sh, sw, pt, pl, *ep, out)
         else:
-            conv2d(x, self.packed, sh, sw, pt, pl, *ep, out)
+            conv2d(x, self.packed, kh, kw, sh, sw, pt, pl, *ep, out)
         env[self.outputs[0]] = out
 
     def params(self):
