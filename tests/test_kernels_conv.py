@@ -1,0 +1,154 @@
+"""kernels.conv: direct NHWC conv2d (groups = 1) against reference.conv2d_nchw.
+
+Each case builds the ONNX-layout input (N x Ci x H x W) and weight (Co x Ci x
+KH x KW), packs them as ConvStep does (NHWC; (KH*KW*Ci) x Co, rows ordered
+ky, kx, ci), sizes the output with ``conv_output_size`` and compares with the
+reference in NCHW.
+Cases: H, W from 1 to 17, kernels 1, 2, 3, 5, 7 (also non-square), strides
+1 and 2, zero/symmetric/asymmetric padding (up to the kernel size, so some
+outputs see only padding), channel counts that are not multiples of 16,
+batch > 1, and every epilogue variant.
+
+Tolerance: data are uniform in [-1, 1]; ``assert_allclose(rtol=1e-4,
+atol=1e-4 * sqrt(K))`` with K = Ci * KH * KW, the reduction length.  Cases
+drawn ``exact`` use small integers (activation parameters multiples of 1/4),
+for which float32 is exact, and compare bit for bit.
+
+Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from reference import ACTIVATIONS, conv2d_nchw, epilogue, random_epilogue, values
+from tinyface.kernels.conv import conv2d
+from tinyface.runtime.shapes import conv_output_size
+
+
+def examples(n):
+    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
+    return max(1, n * settings.default.max_examples // 25)
+
+
+def on_threads(n, fn):
+    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+
+seeds = st.integers(0, 2**32 - 1)
+kernel_sizes = st.sampled_from([1, 2, 3, 5, 7])
+epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
+
+
+@st.composite
+def conv_cases(draw):
+    """A consistent conv geometry: (batch, ci, h, w, co, (kh, kw), (sh, sw), pads)."""
+    kh = draw(kernel_sizes)
+    kw = draw(st.one_of(st.just(kh), kernel_sizes))
+    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
+    pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
+    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
+    batch = draw(st.integers(1, 3))
+    ci = draw(st.sampled_from([1, 2, 3, 5, 17, 33]))
+    co = draw(st.sampled_from([1, 3, 5, 16, 17, 33]))
+    return batch, ci, h, w, co, (kh, kw), strides, pads
+
+
+def run_conv(x, wt, strides, pads, bias, act1, res, act2):
+    """conv2d on NCHW ``x`` and ONNX ``wt``, called as ConvStep calls it; returns NCHW."""
+    n, _, h, w = x.shape
+    co, _, kh, kw = wt.shape
+    (sh, sw), (pt, pl, pb, pr) = strides, pads
+    oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    packed = np.ascontiguousarray(wt.transpose(2, 3, 1, 0).reshape(-1, co))  # (KH*KW*Ci) x Co
+    if res is None:
+        res_nhwc = np.zeros((1, 1, 1, 1), np.float32)
+    else:
+        assert res.shape == (n, co, oh, ow)
+        res_nhwc = np.ascontiguousarray(res.transpose(0, 2, 3, 1))
+    out = np.empty((n, oh, ow, co), np.float32)
+    conv2d(x_nhwc, packed, kh, kw, sh, sw, pt, pl, bias, *act1, res_nhwc, res is not None, *act2, out)
+    return out.transpose(0, 3, 1, 2)
+
+
+def make_case(case, kinds, exact, seed):
+    """Data for ``case``: the reference result and the kernel's arguments."""
+    batch, ci, h, w, co, (kh, kw), strides, pads = case
+    rng = np.random.default_rng(seed)
+    x = values(rng, (batch, ci, h, w), exact)
+    wt = values(rng, (co, ci, kh, kw), exact)
+    acc = conv2d_nchw(x, wt, None, strides, pads)
+    bias, act1, res, act2 = random_epilogue(kinds, co, acc.shape, rng, exact)
+    want = epilogue(acc, bias, act1, res, act2)
+    return want, (x, wt, strides, pads, bias, act1, res, act2)
+
+
+def check(got, want, k, exact=False):
+    assert got.shape == want.shape
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+RELU = ("relu", False, "identity")
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(case=conv_cases(), kinds=epilogue_kinds, exact=st.booleans(), seed=seeds)
+@example(case=(1, 3, 1, 1, 5, (3, 3), (1, 1), (1, 1, 1, 1)), kinds=RELU, exact=False, seed=0)   # 1x1 map
+@example(case=(2, 3, 7, 9, 17, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=RELU, exact=False, seed=1)  # s2, odd
+@example(case=(1, 5, 6, 5, 3, (3, 3), (2, 2), (0, 0, 1, 1)), kinds=RELU, exact=False, seed=2)   # SAME_UPPER
+@example(case=(1, 3, 5, 4, 3, (5, 4), (1, 1), (0, 0, 0, 0)), kinds=RELU, exact=True, seed=3)    # whole map
+@example(case=(1, 3, 17, 16, 8, (7, 7), (2, 2), (3, 3, 3, 3)), kinds=RELU, exact=False, seed=4)  # 7x7/2
+@example(case=(1, 2, 3, 3, 4, (1, 1), (1, 1), (1, 1, 1, 1)), kinds=RELU, exact=True, seed=5)    # pad-only rim
+@example(case=(3, 1, 5, 5, 1, (2, 2), (2, 2), (0, 0, 0, 0)), kinds=RELU, exact=True, seed=6)    # drops a row
+def test_conv2d_matches_reference(case, kinds, exact, seed):
+    want, args = make_case(case, kinds, exact, seed)
+    ci, (kh, kw) = case[1], case[5]
+    check(run_conv(*args), want, ci * kh * kw, exact)
+
+
+def test_reference_worked_examples():
+    """The reference itself on cases small enough to check by hand."""
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    np.testing.assert_array_equal(conv2d_nchw(x, np.ones((1, 1, 2, 2))), [[[[8, 12], [20, 24]]]])
+    # stride 2, padded by 1: the windows' real pixels are {0}, {1, 2}, {3, 6}, {4, 5, 7, 8}
+    np.testing.assert_array_equal(conv2d_nchw(x, np.ones((1, 1, 2, 2)), strides=(2, 2), pads=(1, 1, 1, 1)),
+                                  [[[[0, 3], [9, 24]]]])
+    # two groups of one channel each, bias per output channel
+    x2 = np.stack([x[0, 0], -x[0, 0]])[None]
+    y = conv2d_nchw(x2, np.array([1.0, 10.0]).reshape(2, 1, 1, 1), b=[0.5, -0.5], groups=2)
+    np.testing.assert_array_equal(y, [[x[0, 0] + 0.5, -10 * x[0, 0] - 0.5]])
+
+
+@needs_2_threads
+@settings(max_examples=examples(10), deadline=None)
+@given(case=conv_cases(), kinds=epilogue_kinds, seed=seeds)
+def test_same_result_on_1_and_2_threads(case, kinds, seed):
+    _, args = make_case(case, kinds, False, seed)
+    before = numba.get_num_threads()
+    one = on_threads(1, lambda: run_conv(*args))
+    two = on_threads(2, lambda: run_conv(*args))
+    assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    (1, 3, 112, 112, 64, (3, 3), (2, 2), (1, 1, 1, 1)),    # MobileFaceNet stem: 112x112x3 -> 56x56x64
+    (2, 3, 48, 48, 32, (3, 3), (1, 1), (0, 0, 0, 0)),      # MTCNN O-Net's first conv, batch 2
+])
+def test_large_shapes(case):
+    want, args = make_case(case, ("prelu", False, "identity"), False, seed=1)
+    check(run_conv(*args), want, case[1] * 9)

@@ -1,0 +1,162 @@
+"""kernels.depthwise: NHWC depthwise conv against reference.conv2d_nchw with groups = C.
+
+Each case builds the ONNX-layout input (N x C x H x W) and weight (C x 1 x KH
+x KW), packs them as ConvStep does (NHWC; KH x KW x C), sizes the output with
+``conv_output_size`` and compares with the reference in NCHW.  Cases: H, W
+from 1 to 17, kernels 1, 2, 3, 5, 7 (also non-square; 3x3, the common case,
+drawn more often so that its interior and border pixels are both covered at
+either stride), strides 1 and 2, zero/symmetric/asymmetric padding, channel
+counts that are not multiples of 16, batch > 1, every epilogue variant, and
+GDConv (kernel = whole map, no padding, 1 x 1 output).
+
+Tolerance: data are uniform in [-1, 1]; ``assert_allclose(rtol=1e-4,
+atol=1e-4 * sqrt(K))`` with K = KH * KW, the reduction length.  Cases drawn
+``exact`` use small integers (activation parameters multiples of 1/4), for
+which float32 is exact, and compare bit for bit.
+
+Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from reference import ACTIVATIONS, conv2d_nchw, epilogue, random_epilogue, values
+from tinyface.kernels.depthwise import depthwise
+from tinyface.runtime.shapes import conv_output_size
+
+
+def examples(n):
+    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
+    return max(1, n * settings.default.max_examples // 25)
+
+
+def on_threads(n, fn):
+    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+
+seeds = st.integers(0, 2**32 - 1)
+kernel_sizes = st.sampled_from([1, 2, 3, 3, 3, 5, 7])        # 3x3 (the common case) more often
+channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 33, 64])
+epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
+
+
+@st.composite
+def depthwise_cases(draw):
+    """A consistent geometry: (batch, channels, h, w, (kh, kw), (sh, sw), pads)."""
+    kh = draw(kernel_sizes)
+    kw = draw(st.one_of(st.just(kh), kernel_sizes))
+    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
+    pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
+    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
+    return draw(st.integers(1, 3)), draw(channel_counts), h, w, (kh, kw), strides, pads
+
+
+@st.composite
+def gdconv_cases(draw):
+    """GDConv: the kernel covers the whole (possibly non-square) map, no padding."""
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    return draw(st.integers(1, 3)), draw(channel_counts), h, w, (h, w), (1, 1), (0, 0, 0, 0)
+
+
+def run_depthwise(x, wt, strides, pads, bias, act1, res, act2):
+    """depthwise on NCHW ``x`` and ONNX ``wt``, called as ConvStep calls it; returns NCHW."""
+    n, c, h, w = x.shape
+    _, _, kh, kw = wt.shape
+    (sh, sw), (pt, pl, pb, pr) = strides, pads
+    oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    packed = np.ascontiguousarray(wt[:, 0].transpose(1, 2, 0))              # KH x KW x C
+    if res is None:
+        res_nhwc = np.zeros((1, 1, 1, 1), np.float32)
+    else:
+        assert res.shape == (n, c, oh, ow)
+        res_nhwc = np.ascontiguousarray(res.transpose(0, 2, 3, 1))
+    out = np.empty((n, oh, ow, c), np.float32)
+    depthwise(x_nhwc, packed, sh, sw, pt, pl, bias, *act1, res_nhwc, res is not None, *act2, out)
+    return out.transpose(0, 3, 1, 2)
+
+
+def make_case(case, kinds, exact, seed):
+    """Data for ``case``: the reference result and the kernel's arguments."""
+    batch, c, h, w, (kh, kw), strides, pads = case
+    rng = np.random.default_rng(seed)
+    x = values(rng, (batch, c, h, w), exact)
+    wt = values(rng, (c, 1, kh, kw), exact)
+    acc = conv2d_nchw(x, wt, None, strides, pads, groups=c)
+    bias, act1, res, act2 = random_epilogue(kinds, c, acc.shape, rng, exact)
+    return epilogue(acc, bias, act1, res, act2), (x, wt, strides, pads, bias, act1, res, act2)
+
+
+def check(got, want, k, exact=False):
+    assert got.shape == want.shape
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+PRELU = ("prelu", False, "identity")
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(case=depthwise_cases(), kinds=epilogue_kinds, exact=st.booleans(), seed=seeds)
+@example(case=(1, 3, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1)), kinds=PRELU, exact=False, seed=0)     # 1x1 map
+@example(case=(2, 17, 7, 9, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=PRELU, exact=False, seed=1)    # s2, odd
+@example(case=(1, 5, 6, 5, (3, 3), (2, 2), (0, 0, 1, 1)), kinds=PRELU, exact=False, seed=2)     # SAME_UPPER
+@example(case=(1, 33, 11, 10, (5, 5), (1, 1), (2, 2, 2, 2)), kinds=PRELU, exact=True, seed=3)
+@example(case=(1, 2, 3, 3, (1, 1), (1, 1), (1, 1, 1, 1)), kinds=PRELU, exact=True, seed=4)      # pad-only rim
+@example(case=(2, 17, 9, 14, (3, 3), (1, 1), (1, 1, 1, 1)), kinds=("relu6", True, "prelu"), exact=False,
+         seed=5)                                                           # 3x3/1 with wide interior rows
+@example(case=(1, 5, 8, 13, (3, 3), (2, 1), (0, 0, 0, 0)), kinds=("prelu", True, "relu"), exact=True,
+         seed=6)                                                           # 3x3, strides (2, 1), no pad
+@example(case=(1, 3, 9, 16, (3, 3), (1, 2), (1, 0, 1, 1)), kinds=("clip", True, "leaky"), exact=False,
+         seed=7)                                                           # 3x3, strides (1, 2)
+def test_depthwise_matches_reference(case, kinds, exact, seed):
+    want, args = make_case(case, kinds, exact, seed)
+    kh, kw = case[4]
+    check(run_depthwise(*args), want, kh * kw, exact)
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(case=gdconv_cases(), kinds=epilogue_kinds, exact=st.booleans(), seed=seeds)
+@example(case=(1, 16, 7, 7, (7, 7), (1, 1), (0, 0, 0, 0)), kinds=("identity", False, "identity"),
+         exact=False, seed=0)
+def test_gdconv(case, kinds, exact, seed):
+    want, args = make_case(case, kinds, exact, seed)
+    assert want.shape[2:] == (1, 1)
+    check(run_depthwise(*args), want, case[2] * case[3], exact)
+
+
+@needs_2_threads
+@settings(max_examples=examples(10), deadline=None)
+@given(case=depthwise_cases(), kinds=epilogue_kinds, seed=seeds)
+def test_same_result_on_1_and_2_threads(case, kinds, seed):
+    _, args = make_case(case, kinds, False, seed)
+    before = numba.get_num_threads()
+    one = on_threads(1, lambda: run_depthwise(*args))
+    two = on_threads(2, lambda: run_depthwise(*args))
+    assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case, kinds", [
+    ((1, 512, 7, 7, (7, 7), (1, 1), (0, 0, 0, 0)), ("identity", False, "identity")),  # GDConv 7x7x512
+    ((1, 64, 56, 56, (3, 3), (1, 1), (1, 1, 1, 1)), ("prelu", False, "identity")),    # conv_2_dw
+    ((2, 128, 56, 56, (3, 3), (2, 2), (1, 1, 1, 1)), ("prelu", False, "identity")),   # conv_23 dw, s2
+    ((1, 128, 28, 28, (3, 3), (1, 1), (1, 1, 1, 1)), ("prelu", True, "identity")),    # with a residual
+])
+def test_mobilefacenet_shapes(case, kinds):
+    want, args = make_case(case, kinds, False, seed=1)
+    kh, kw = case[4]
+    check(run_depthwise(*args), want, kh * kw)

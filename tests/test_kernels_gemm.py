@@ -1,0 +1,147 @@
+"""kernels.gemm: out = epilogue(a @ w), against the NumPy references in tests/reference.py.
+
+Shapes are drawn to hit the register blocking's edges: M not a multiple of the
+4-row block (and M < 4, where only the scalar tail runs), K not a multiple of
+the 4-deep unroll (K = 1, 2, 3, 5, ...), N not a multiple of 16.
+
+Tolerance: data are uniform in [-1, 1] and results are compared with
+``assert_allclose(rtol=1e-4, atol=1e-4 * sqrt(K))``, K the reduction length
+(float32 accumulation error grows about like sqrt(K)).  When a test draws
+``exact`` the data are small integers and the activation parameters multiples
+of 1/4, so no float32 operation rounds and the comparison is bit-for-bit.
+
+Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from reference import (ACTIVATIONS, activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
+                       random_epilogue, values)
+from tinyface.kernels.gemm import gemm
+from tinyface.runtime.shapes import conv_output_size
+
+
+def examples(n):
+    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
+    return max(1, n * settings.default.max_examples // 25)
+
+
+def on_threads(n, fn):
+    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+
+seeds = st.integers(0, 2**32 - 1)
+rows = st.integers(1, 19)                                         # M: around the 4-row blocks
+depths = st.one_of(st.integers(1, 9), st.integers(10, 70))        # K: around the 4-deep unroll
+widths = st.one_of(st.sampled_from([1, 3, 5, 16, 17, 33]), st.integers(1, 40))   # N
+epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
+
+
+def run_gemm(a, w, bias, act1, res, act2):
+    """Call the kernel the way GemmStep does; ``res`` None means no residual."""
+    out = np.empty((a.shape[0], w.shape[1]), np.float32)
+    dummy = np.zeros((1, 1), np.float32)
+    gemm(a, w, bias, *act1, dummy if res is None else res, res is not None, *act2, out)
+    return out
+
+
+def check(got, want, k, exact=False):
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(m=rows, k=depths, n=widths, kinds=epilogue_kinds, exact=st.booleans(), seed=seeds)
+def test_gemm_matches_reference(m, k, n, kinds, exact, seed):
+    rng = np.random.default_rng(seed)
+    a = values(rng, (m, k), exact)
+    w = values(rng, (k, n), exact)
+    bias, act1, res, act2 = random_epilogue(kinds, n, (m, n), rng, exact)
+    got = run_gemm(a, w, bias, act1, res, act2)
+    check(got, epilogue(a.astype(np.float64) @ w, bias, act1, res, act2), k, exact)
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(m=rows, k=depths, n=widths, trans_b=st.booleans(), alpha=st.sampled_from([1.0, 0.5, -2.0]),
+       beta=st.sampled_from([1.0, 0.0, 3.0]), c_shape=st.sampled_from(["none", "scalar", "row", "2d-row"]),
+       seed=seeds)
+def test_onnx_gemm(m, k, n, trans_b, alpha, beta, c_shape, seed):
+    """ONNX Gemm (transB, alpha, beta, broadcast C) folded into w and bias as lowering does."""
+    rng = np.random.default_rng(seed)
+    a = values(rng, (m, k), False)
+    b = values(rng, (n, k) if trans_b else (k, n), False)
+    c = {"none": None, "scalar": values(rng, (1,), False), "row": values(rng, (n,), False),
+         "2d-row": values(rng, (1, n), False)}[c_shape]
+    want = ref_gemm(a, b, c, alpha, beta, transA=0, transB=int(trans_b))
+    w = np.ascontiguousarray((b.T if trans_b else b) * np.float32(alpha))
+    bias = np.zeros(n, np.float32) if c is None else \
+        np.ascontiguousarray(np.broadcast_to(c.reshape(-1), (n,)) * np.float32(beta))
+    identity = activation_params("identity", n, rng)
+    check(run_gemm(a, w, bias, identity, None, identity), want, k)
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(batch=st.integers(1, 3), h=st.integers(1, 17), w=st.integers(1, 17),
+       ci=st.sampled_from([1, 3, 5, 16, 17, 33]), co=st.sampled_from([1, 3, 5, 16, 17, 33]),
+       stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]), kinds=epilogue_kinds, seed=seeds)
+def test_pointwise_conv(batch, h, w, ci, co, stride, kinds, seed):
+    """A 1x1 ONNX Conv run as ConvStep runs it: subsample by the stride, then gemm on NHWC rows."""
+    rng = np.random.default_rng(seed)
+    x = values(rng, (batch, ci, h, w), False)
+    wt = values(rng, (co, ci, 1, 1), False)                        # ONNX layout
+    sh, sw = stride
+    oh, ow = conv_output_size(h, 1, sh, 0, 0), conv_output_size(w, 1, sw, 0, 0)
+    bias, act1, res, act2 = random_epilogue(kinds, co, (batch, co, oh, ow), rng, False)
+    want = epilogue(conv2d_nchw(x, wt, None, stride), bias, act1, res, act2)
+    assert want.shape == (batch, co, oh, ow)
+
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)[:, ::sh, ::sw])
+    packed = np.ascontiguousarray(wt[:, :, 0, 0].T)                  # Ci x Co
+    res_rows = None if res is None else np.ascontiguousarray(res.transpose(0, 2, 3, 1)).reshape(-1, co)
+    got = run_gemm(x_nhwc.reshape(-1, ci), packed, bias, act1, res_rows, act2)
+    check(got.reshape(batch, oh, ow, co).transpose(0, 3, 1, 2), want, ci)
+
+
+@needs_2_threads
+@settings(max_examples=examples(10), deadline=None)
+@given(m=st.integers(1, 64), k=depths, n=widths, kinds=epilogue_kinds, seed=seeds)
+def test_same_result_on_1_and_2_threads(m, k, n, kinds, seed):
+    rng = np.random.default_rng(seed)
+    a, w = values(rng, (m, k), False), values(rng, (k, n), False)
+    args = (a, w) + random_epilogue(kinds, n, (m, n), rng, False)
+    before = numba.get_num_threads()
+    one = on_threads(1, lambda: run_gemm(*args))
+    two = on_threads(2, lambda: run_gemm(*args))
+    assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("h, ci, co, residual", [
+    (56, 64, 128, False),     # MobileFaceNet: 56x56x64 -> 128 expansion (PReLU)
+    (28, 128, 64, True),      # a bottleneck's linear projection with the skip connection
+    (7, 128, 512, False),     # the 1x1 conv before GDConv
+])
+def test_mobilefacenet_pointwise(h, ci, co, residual):
+    rng = np.random.default_rng(h * ci + co)
+    x = values(rng, (h * h, ci), False)
+    w = values(rng, (ci, co), False)
+    bias = values(rng, co, False)
+    prelu = activation_params("prelu", co, rng)
+    identity = activation_params("identity", co, rng)
+    res = values(rng, (h * h, co), False) if residual else None
+    act1 = identity if residual else prelu
+    got = run_gemm(x, w, bias, act1, res, identity)
+    check(got, epilogue(x.astype(np.float64) @ w, bias, act1, res, identity), ci)

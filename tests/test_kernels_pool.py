@@ -1,0 +1,145 @@
+"""kernels.pool: NHWC max_pool against reference.maxpool_nchw (ONNX/PyTorch MaxPool).
+
+Cases: H, W from 1 to 17, windows 1..5 (also non-square), strides 1..3 (a
+stride larger than the window skips pixels), pads from 0 to kernel - 1 on
+each side independently, ceil_mode on and off, batch > 1, channel counts
+that are not multiples of 16.  Half the cases are all-negative maps, where an
+implementation that let a (zero) padded position win would fail.  The output
+size from ``conv_output_size`` must equal the reference's, which is checked
+before the kernel is called.
+
+Tolerance: none; a maximum is exact, so results are compared bit for bit.
+
+Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import example, given, settings, strategies as st
+
+from reference import maxpool_nchw, output_size
+from tinyface.kernels.pool import max_pool
+from tinyface.runtime.shapes import conv_output_size
+
+
+def examples(n):
+    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
+    return max(1, n * settings.default.max_examples // 25)
+
+
+def on_threads(n, fn):
+    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(old)
+
+
+needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+
+seeds = st.integers(0, 2**32 - 1)
+windows = st.integers(1, 5)
+
+
+@st.composite
+def pool_cases(draw):
+    """(batch, c, h, w, (kh, kw), (sh, sw), pads, ceil_mode) with pads < kernel."""
+    kh = draw(windows)
+    kw = draw(st.one_of(st.just(kh), windows))
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pads = tuple(draw(st.integers(0, k - 1)) for k in (kh, kw, kh, kw))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
+    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
+    batch = draw(st.integers(1, 3))
+    c = draw(st.sampled_from([1, 3, 5, 10, 16, 17, 33]))
+    return batch, c, h, w, (kh, kw), strides, pads, draw(st.booleans())
+
+
+def run_max_pool(x, kernel, strides, pads, ceil_mode):
+    """max_pool on NCHW ``x``, called as MaxPoolStep calls it; returns NCHW."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, pads
+    oh = conv_output_size(h, kh, sh, pt, pb, ceil_mode)
+    ow = conv_output_size(w, kw, sw, pl, pr, ceil_mode)
+    out = np.empty((n, oh, ow, c), np.float32)
+    max_pool(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), kh, kw, sh, sw, pt, pl, out)
+    return out.transpose(0, 3, 1, 2)
+
+
+def make_case(case, negative, seed):
+    batch, c, h, w, kernel, strides, pads, ceil_mode = case
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-10, -1, (batch, c, h, w)) if negative else rng.standard_normal((batch, c, h, w))
+    return x.astype(np.float32), kernel, strides, pads, ceil_mode
+
+
+@settings(max_examples=examples(80), deadline=None)
+@given(case=pool_cases(), negative=st.booleans(), seed=seeds)
+@example(case=(1, 3, 5, 5, (2, 2), (2, 2), (0, 0, 0, 0), True), negative=True, seed=0)   # partial last window
+@example(case=(1, 3, 5, 5, (2, 2), (2, 2), (1, 1, 1, 1), True), negative=True, seed=0)   # ... dropped
+@example(case=(2, 10, 9, 11, (3, 3), (2, 2), (0, 0, 0, 0), True), negative=False, seed=1)  # MTCNN 3x3/2 ceil
+@example(case=(1, 5, 7, 6, (3, 3), (2, 2), (1, 1, 1, 1), False), negative=True, seed=2)
+@example(case=(1, 1, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), False), negative=False, seed=3)
+@example(case=(1, 4, 17, 17, (2, 2), (3, 3), (0, 0, 0, 0), True), negative=False, seed=4)  # stride > window
+def test_max_pool_matches_reference(case, negative, seed):
+    x, kernel, strides, pads, ceil_mode = args = make_case(case, negative, seed)
+    want = maxpool_nchw(x, kernel, strides, pads, ceil_mode)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, pads
+    assert want.shape == (n, c, conv_output_size(h, kh, sh, pt, pb, ceil_mode),
+                          conv_output_size(w, kw, sw, pl, pr, ceil_mode))
+    np.testing.assert_array_equal(run_max_pool(*args), want)
+
+
+@pytest.mark.parametrize("size, kernel, stride, pad_begin, pad_end, ceil_mode, expected", [
+    (5, 2, 2, 0, 0, False, 2),
+    (5, 2, 2, 0, 0, True, 3),      # the partial window at the end is kept...
+    (5, 2, 2, 1, 1, True, 3),      # ... unless it would start in the end padding (4 by ceil alone)
+    (6, 3, 2, 0, 0, True, 3),
+    (7, 3, 2, 1, 1, False, 4),
+    (7, 3, 2, 1, 1, True, 4),
+    (8, 3, 2, 1, 0, True, 4),
+    (1, 1, 2, 0, 0, True, 1),
+    (10, 2, 2, 0, 0, True, 5),     # MTCNN P-Net on a 12x12 crop
+    (22, 3, 2, 0, 0, True, 11),    # MTCNN R-Net: 22 -> 11 with ceil_mode, 10 without
+    (22, 3, 2, 0, 0, False, 10),
+    (46, 3, 2, 0, 0, True, 23),    # MTCNN O-Net: 46 -> 23 with ceil_mode, 22 without
+    (46, 3, 2, 0, 0, False, 22),
+])
+def test_output_size(size, kernel, stride, pad_begin, pad_end, ceil_mode, expected):
+    """Hand-computed with PyTorch's formula; reference and runtime must agree."""
+    assert output_size(size, kernel, stride, pad_begin, pad_end, ceil_mode) == expected
+    assert conv_output_size(size, kernel, stride, pad_begin, pad_end, ceil_mode) == expected
+
+
+def test_padding_never_wins():
+    """A worked example: an all-negative 2x2 map, 2x2 window, stride 1, padded by 1."""
+    x = np.array([[-1, -2], [-3, -4]], np.float32)[None, None]
+    want = [[-1, -1, -2], [-1, -1, -2], [-3, -3, -4]]
+    np.testing.assert_array_equal(maxpool_nchw(x, (2, 2), (1, 1), (1, 1, 1, 1)), [[want]])
+    np.testing.assert_array_equal(run_max_pool(x, (2, 2), (1, 1), (1, 1, 1, 1), False), [[want]])
+
+
+@needs_2_threads
+@settings(max_examples=examples(10), deadline=None)
+@given(case=pool_cases(), seed=seeds)
+def test_same_result_on_1_and_2_threads(case, seed):
+    args = make_case(case, False, seed)
+    before = numba.get_num_threads()
+    one = on_threads(1, lambda: run_max_pool(*args))
+    two = on_threads(2, lambda: run_max_pool(*args))
+    assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    (1, 10, 478, 638, (2, 2), (2, 2), (0, 0, 0, 0), True),    # MTCNN P-Net pool on a 640x480 image
+    (4, 48, 22, 22, (3, 3), (2, 2), (0, 0, 0, 0), True),      # R-Net, a batch of crops
+    (1, 64, 112, 112, (3, 3), (2, 2), (1, 1, 1, 1), False),   # ResNet-style stem pool
+])
+def test_large_shapes(case):
+    x, kernel, strides, pads, ceil_mode = args = make_case(case, False, 0)
+    np.testing.assert_array_equal(run_max_pool(*args), maxpool_nchw(x, kernel, strides, pads, ceil_mode))
