@@ -43,6 +43,17 @@ def files(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def model():
+    return tinyface.load()
+
+
+@pytest.fixture(scope="module")
+def face():
+    (face,) = tinyface.detect(PHOTO)
+    return face
+
+
 # ---------------------------------------------------------------- detect
 
 def test_detect_text(capsys):
@@ -77,14 +88,13 @@ def test_detect_no_face_is_exit_3(capsys, files):
 
 # ---------------------------------------------------------------- align
 
-def test_align_writes_the_crop(capsys, tmp_path):
+def test_align_writes_the_crop(capsys, tmp_path, face):
     out_png = tmp_path / "crop.png"
     code, out, err = run(capsys, "align", PHOTO, out_png)
     assert code == 0 and err == ""
     with Image.open(out_png) as im:
         assert im.format == "PNG" and im.size == (112, 112)
         crop = np.asarray(im.convert("RGB"))
-    face = tinyface.detect(PHOTO)[0]
     np.testing.assert_array_equal(crop, tinyface.align(PHOTO, face))
 
 
@@ -141,35 +151,35 @@ def test_verify_aligned_crops_with_and_without_aligned(capsys):
     assert code == 0 and "same person" in out
 
 
-def test_model_size_image_without_face_falls_back_to_aligned(capsys, files):
+def test_model_size_image_without_face_falls_back_to_aligned(capsys, files, model):
     code, out, err = run(capsys, "embed", files / "grey112.png")
     assert code == 0 and "treating it as an already-aligned face" in err
-    model = tinyface.load()
     np.testing.assert_allclose(json.loads(out)[0]["embedding"],
                                model.embed(files / "grey112.png")[0], atol=1e-5)
     code, _, err = run(capsys, "embed", files / "grey.png")   # not the input size: no fallback
     assert code == 3 and "no face found" in err
 
 
-def test_embed_raw_photo(capsys, files):
+def test_embed_raw_photo(capsys, files, model, face):
     code, out, err = run(capsys, "embed", PHOTO)
     assert code == 0 and err == ""
     (record,) = json.loads(out)
     assert record["face"] == str(PHOTO) and len(record["box"]) == 4 and record["score"] > 0.9
-    expected = tinyface.FacePipeline(tinyface.load()).embed_photo(PHOTO)
+    assert record["box"] == [round(v, 2) for v in face.box]
+    expected = model.embed(tinyface.align(PHOTO, face))[0]
     np.testing.assert_allclose(record["embedding"], expected, atol=1e-5)
     code, out, err = run(capsys, "embed", files / "two.png")
     assert code == 0 and "2 faces found; using the largest" in err
 
 
-def test_embed_aligned_is_the_old_behaviour(capsys, tmp_path):
+def test_embed_aligned_is_the_old_behaviour(capsys, tmp_path, model):
     code, out, err = run(capsys, "embed", "--aligned", FACE_A, FACE_B)
     assert code == 0 and err == ""
     records = json.loads(out)
     assert [set(r) for r in records] == [{"face", "embedding"}] * 2
     np.testing.assert_allclose([r["embedding"] for r in records],
-                               tinyface.load().embed([FACE_A, FACE_B]), atol=1e-5)
-    code, _, _ = run(capsys, "embed", PHOTO, "--format", "npy", "--out", tmp_path / "e.npy")
+                               model.embed([FACE_A, FACE_B]), atol=1e-5)
+    code, _, _ = run(capsys, "embed", FACE_A, "--aligned", "--format", "npy", "--out", tmp_path / "e.npy")
     assert code == 0 and np.load(tmp_path / "e.npy").shape == (1, 128)
 
 
