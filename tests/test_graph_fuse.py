@@ -50,7 +50,7 @@ def conv_bn_cases(draw):
                 opset=draw(st.sampled_from([9, 13, 18])), seed=draw(st.integers(0, 2**32 - 1)))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)              # example count from the conftest profile (25; "thorough": 250)
 @given(conv_bn_cases())
 def test_bn_folding_preserves_outputs(case):
     rng = np.random.default_rng(case["seed"])
@@ -115,7 +115,7 @@ def build_chain(case):
     return g.build({"x": ["N", c, case["h"], case["h"]]}, [y])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)              # example count from the conftest profile (25; "thorough": 250)
 @given(chains())
 def test_random_conv_bn_act_residual_chains(case):
     check_against_ort(build_chain(case), atol=1e-4, rtol=1e-5, seed=case["seed"] % 1000)
