@@ -75,6 +75,8 @@ def build(arch: str, input_size=(112, 112), seed: int = 0, weights=None,
     """
     net = spec(arch, input_size, activation)
     if weights is None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise TinyfaceError(f"seed must be a non-negative integer, got {seed!r}")
         params, source = _weights.seeded(net, seed), f"seeded:{seed}"
     else:
         params = _weights.load(net, weights)

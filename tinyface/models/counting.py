@@ -41,40 +41,48 @@ class Counts:
         return self.weights + self.biases + 2 * self.bn_channels + self.prelu
 
 
-def _shape(value_info) -> list:
+def _dims(value_info) -> list:
     return [d.dim_value if d.HasField("dim_value") else None
             for d in value_info.type.tensor_type.shape.dim]
 
 
 def count(model: onnx.ModelProto) -> Counts:
-    """Count parameters and MAdds of ``model`` (see the module docstring)."""
-    inferred = shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    shapes = {vi.name: _shape(vi) for vi in (*graph.input, *graph.value_info, *graph.output)}
+    """Count parameters and MAdds of ``model`` (see the module docstring).
+
+    Weights must be initialisers; output shapes come from ONNX shape inference.
+    """
+    graph = shape_inference.infer_shapes(model).graph
+    shapes = {vi.name: _dims(vi) for vi in (*graph.input, *graph.value_info, *graph.output)}
     inits = {t.name: tuple(t.dims) for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
+
+    def size(node, i: int) -> int:          # elements of the node's i-th input, 0 if absent
+        if len(node.input) <= i or not node.input[i]:
+            return 0
+        if node.input[i] not in inits:
+            raise ModelError(f"{node.op_type} node {node.name!r}: input {node.input[i]!r} "
+                             "is not an initialiser")
+        return int(np.prod(inits[node.input[i]]))
+
+    def has_bias(node) -> bool:
+        return node is not None and node.op_type in ("Conv", "Gemm") and size(node, 2) > 0
+
     weights = biases = bn_channels = bn_folded = prelu = madds = 0
     for node in graph.node:
         if node.op_type == "Conv":
-            w = inits[node.input[1]]
             out = shapes.get(node.output[0])
             if out is None or None in out[1:]:
                 raise ModelError(f"cannot infer the output shape of Conv node {node.name!r}")
-            weights += int(np.prod(w))
-            biases += int(np.prod(inits[node.input[2]])) if len(node.input) > 2 and node.input[2] else 0
-            madds += int(np.prod(out[1:])) * int(np.prod(w[1:]))
-        elif node.op_type == "Gemm" and node.input[1] in inits:   # one row per image
-            w = inits[node.input[1]]
-            weights += int(np.prod(w))
-            biases += int(np.prod(inits[node.input[2]])) if len(node.input) > 2 and node.input[2] else 0
-            madds += int(np.prod(w))
+            w = size(node, 1)
+            weights, biases = weights + w, biases + size(node, 2)
+            madds += int(np.prod(out[1:])) * (w // out[1])     # outputs x (I/groups * kh * kw)
+        elif node.op_type == "Gemm":                           # one row per image
+            w = size(node, 1)
+            weights, biases, madds = weights + w, biases + size(node, 2), madds + w
         elif node.op_type == "BatchNormalization":
-            c = int(np.prod(inits[node.input[1]]))
+            c = size(node, 1)
             bn_channels += c
-            src = producer.get(node.input[0])
-            has_bias = src is not None and src.op_type in ("Conv", "Gemm") and len(src.input) > 2 \
-                and src.input[2] != ""
-            bn_folded += 0 if has_bias else c
-        elif node.op_type == "PRelu" and node.input[1] in inits:
-            prelu += int(np.prod(inits[node.input[1]]))
+            bn_folded += 0 if has_bias(producer.get(node.input[0])) else c
+        elif node.op_type == "PRelu":
+            prelu += size(node, 1)
     return Counts(weights, biases, bn_channels, bn_folded, prelu, madds)

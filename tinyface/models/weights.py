@@ -76,9 +76,8 @@ def seeded(net: NetSpec, seed: int) -> dict[str, np.ndarray]:
         n = layer.name
         if isinstance(layer, Conv):
             o, (kh, kw) = layer.out_channels, layer.kernel
-            fan_in = layer.in_channels // layer.groups * kh * kw
             shape = (o, layer.in_channels // layer.groups, kh, kw)
-            w[f"{n}.weight"] = _he_normal(rng, shape, fan_in, layer.act)
+            w[f"{n}.weight"] = _he_normal(rng, shape, shape[1] * kh * kw, layer.act)
             w[f"{n}.bn.weight"] = rng.normal(1.0, 0.05, o)
             w[f"{n}.bn.bias"] = rng.normal(0.0, 0.05, o)
             w[f"{n}.bn.running_mean"] = np.zeros(o)     # measured below
