@@ -2,7 +2,6 @@
 epilogues.  Every rewrite must leave the outputs unchanged (checked against
 onnxruntime at batch 1 and 3), and the fused steps are checked where it matters."""
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -9,8 +9,8 @@ import pytest
 
 import tinyface
 from tinyface.cli.main import main
-from onnx_builders import (GraphBuilder, add_bn, add_conv, check_against_ort, conv_weight, ort_run,
-                           ort_session, single_thread_fixture, step_kinds)
+from onnx_builders import (GraphBuilder, add_bn, add_conv, check_against_ort, conv_weight, make_model,
+                           ort_run, ort_session, single_thread_fixture, step_kinds)
 
 single_thread = single_thread_fixture()
 
@@ -660,3 +660,35 @@ def test_non_float_input_refused():
     y = g.add("Relu", ["x"])
     with pytest.raises(tinyface.UnsupportedOpError, match="float32"):
         tinyface.load(g.build({"x": ["N", 3]}, [y], elem_type=onnx.TensorProto.DOUBLE))
+
+
+# -- malformed graphs (invalid ONNX that onnx.checker refuses): still a ModelError ----------
+
+def _malformed(case):
+    from onnx import helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((2, 2, 1, 1), np.float32), "W")
+    x4 = [("x", ["N", 2, 3, 3])]
+    cases = {
+        "conv_without_weight": ([helper.make_node("Conv", ["x"], ["y"], name="c")], x4, [], "y"),
+        "maxpool_without_kernel_shape": ([helper.make_node("MaxPool", ["x"], ["y"], name="p")], x4, [], "y"),
+        "cast_without_to": ([helper.make_node("Cast", ["x"], ["y"], name="c")], x4, [], "y"),
+        "output_never_produced": ([helper.make_node("Relu", ["x"], ["y"], name="r")], x4, [], "z"),
+        "reshape_without_shape": ([helper.make_node("Reshape", ["x"], ["y"], name="r")], x4, [], "y"),
+        "conv_pads_too_short": ([helper.make_node("Conv", ["x", "W"], ["y"], name="c", pads=[1, 1])], x4, [w], "y"),
+        "batchnorm_without_stats": ([helper.make_node("BatchNormalization", ["x"], ["y"], name="b")], x4, [], "y"),
+    }
+    nodes, ins, inits, out = cases[case]
+    graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, s) for n, s in ins],
+                              [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)], initializer=inits)
+    return make_model(graph, 13)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: malformed graphs leak raw AttributeError/KeyError/TypeError/IndexError "
+                                       "from the lowering handlers instead of a ModelError naming the node "
+                                       "(the CLI reports them as 'internal error')")
+@pytest.mark.parametrize("case", ["conv_without_weight", "maxpool_without_kernel_shape", "cast_without_to",
+                                  "output_never_produced", "reshape_without_shape", "conv_pads_too_short",
+                                  "batchnorm_without_stats"])
+def test_malformed_graph_is_a_model_error(case):
+    with pytest.raises(tinyface.ModelError):
+        tinyface.load(_malformed(case))
