@@ -32,7 +32,7 @@ RAW_PHOTOS_HELP = (
 
 def load_model(args):
     import tinyface
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         tinyface.set_num_threads(args.threads)
     return tinyface.load(args.model)
 
@@ -148,7 +148,10 @@ def cmd_embed(args):
         raise TinyfaceError("--format npy needs --out FILE")
     emb, faces = embed_inputs(args, args.faces)
     if args.format == "npy":
-        np.save(args.out, emb)
+        try:
+            np.save(args.out, emb)
+        except OSError as exc:
+            raise TinyfaceError(f"cannot write '{args.out}': {exc.strerror or exc}") from None
         return 0
     records = []
     for path, face, e in zip(args.faces, faces, emb):
