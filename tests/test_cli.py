@@ -114,9 +114,6 @@ def test_embed_npy_needs_out(capsys):
     assert "--out" in err
 
 
-@pytest.mark.xfail(strict=True, reason="bug: 'embed --format npy --out <missing dir>/x.npy' is reported as "
-                                       "'tinyface: internal error (FileNotFoundError ...)'; np.save's OSError "
-                                       "is not turned into a TinyfaceError as the json --out path is")
 def test_embed_npy_to_missing_folder(capsys, tmp_path):
     code, out, err = run(capsys, "embed", "--aligned", FACE, "--format", "npy", "--out", tmp_path / "no" / "x.npy")
     assert_one_line_error(code, out, err)
@@ -223,8 +220,6 @@ def test_bad_threads(capsys):
     assert "threads" in err
 
 
-@pytest.mark.xfail(strict=True, reason="bug: '--threads 0' is silently ignored (cli tests `if args.threads`), "
-                                       "while any other out-of-range count is an error (exit 2)")
 def test_zero_threads_is_an_error(capsys):
     code, out, err = run(capsys, "embed", "--aligned", FACE, "--threads", "0")
     assert_one_line_error(code, out, err)

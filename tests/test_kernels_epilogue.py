@@ -111,15 +111,13 @@ def test_identity_is_bit_exact(y):
     same_bits(ident.apply(y), y)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug, reported: ReLU is (slope 0, -inf, inf), so activate(-inf) "
-                                       "= 0 * -inf = NaN, where ONNX Relu(-inf) = max(-inf, 0) = 0")
 def test_relu_of_minus_infinity():
-    """ONNX Relu(-inf) = max(-inf, 0) = 0; slope 0 * -inf must not turn it into NaN."""
+    """ONNX Relu(-inf) = max(-inf, 0) = 0: tinyface lowers Relu as the clamp (slope 1, lo 0),
+    because the leaky form (slope 0) would give 0 * -inf = NaN."""
     inf = np.float32(np.inf)
     assert relu(-np.inf) == 0
-    assert activate(-inf, np.float32(0), -inf, inf) == 0
-    with np.errstate(invalid="ignore"):
-        np.testing.assert_array_equal(Activation(np.zeros(1, np.float32)).apply(np.array([-inf])), [0])
+    assert activate(-inf, np.float32(1), np.float32(0), inf) == 0
+    np.testing.assert_array_equal(Activation(np.ones(1, np.float32), 0, np.inf).apply(np.array([-inf])), [0])
 
 
 # --- the epilogue inside gemm, conv2d and depthwise ----------------------------------

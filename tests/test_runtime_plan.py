@@ -155,10 +155,6 @@ def test_free_dims_wrong_channels(free_hw):
     assert_input_error(engine, np.zeros((1, 2, 5, 5), np.float32), "'x'", "(1, 2, 5, 5)")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a zero-size spatial input (1, 3, 0, 0) through GlobalAveragePool "
-                                       "returns NaN (numpy 'Mean of empty slice') instead of an InputError; "
-                                       "onnxruntime refuses it")
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_zero_size_spatial_dims_refused():
     g = GraphBuilder(13)
     y = g.add("GlobalAveragePool", ["x"])

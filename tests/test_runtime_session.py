@@ -90,16 +90,11 @@ def test_session_from_model_proto():
     np.testing.assert_allclose(y, ort_session(model).run(None, {"x": x})[0], atol=1e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="bug: InferenceSession(path_or_bytes) does not accept a serialized model (bytes), "
-                          "which onnxruntime accepts: load_model passes the bytes to pathlib.Path -> TypeError")
 def test_session_from_serialized_bytes():
     sess = tinyface.InferenceSession(BUNDLED.read_bytes())
     assert sess.get_inputs()[0].name == "input0"
 
 
-@pytest.mark.xfail(strict=True, reason="divergence from onnxruntime: free dims other than the batch are "
-                                       "shown as 'dim_2', 'dim_3' instead of the model's dim_param names")
 def test_symbolic_dim_names_as_onnxruntime():
     g = GraphBuilder(13)
     g.add("Relu", ["x"], outputs=["y"])
@@ -119,8 +114,6 @@ def test_run_none_and_named_outputs(ours, faces):
     np.testing.assert_array_equal(all_outputs[0], as_tuple[0])
 
 
-@pytest.mark.xfail(strict=True, reason="divergence from onnxruntime: run([], feed) returns [] where "
-                                       "onnxruntime returns every output (an empty list means all)")
 def test_run_with_empty_output_list_means_all(ours, ref, faces):
     assert len(ours.run([], {"input0": faces[:1]})) == len(ref.run([], {"input0": faces[:1]})) == 1
 

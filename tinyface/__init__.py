@@ -16,6 +16,6 @@ from tinyface.face.pipeline import FacePipeline, detect, align
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "InferenceSession", "set_num_threads", "get_num_threads",
            "cosine_similarity", "TinyfaceError", "ModelError", "UnsupportedOpError",
-           "InputError", "ImageError", "NoFaceError"]
+           "InputError", "ImageError", "NoFaceError", "FacePipeline", "detect", "align"]
 
 apply_environment()

@@ -52,7 +52,12 @@ def _merge(prod, st, pos, producer, prod_index):
         if conv_like:
             return _fold_scale_shift(prod, st)
         if isinstance(prod, S.ScaleShiftStep) and st.is_pure_activation() and not prod.fused_act:
-            prod.act, prod.fused_act = _widen(st.act, len(prod.scale)), True
+            channels = max(len(prod.scale), len(st.act.slope))
+            act = _widen(st.act, channels)
+            scale, shift = _widen_vec(prod.scale, channels), _widen_vec(prod.shift, channels)
+            if act is None or scale is None:
+                return False
+            prod.scale, prod.shift, prod.act, prod.fused_act = scale, shift, act, True
             return True
         return False
     if isinstance(st, S.AddStep) and conv_like and prod.epilogue.residual is None \

@@ -26,6 +26,7 @@ class ValueInfo:
     name: str
     shape: tuple                 # ints, or None for a symbolic/unknown dim
     dtype: np.dtype
+    dim_names: tuple = ()        # the dim_param of each symbolic dim (None where not named)
 
 
 @dataclass

@@ -97,8 +97,14 @@ class Lowering:
                 raise
             except S.InputError as exc:
                 raise ModelError(f"{g.source}: {node.describe()}: {exc}") from None
+            except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
+                # a graph onnx.checker would reject: missing inputs or attributes, bad lengths
+                raise ModelError(f"{g.source}: {node.describe()} is malformed "
+                                 f"({type(exc).__name__}: {exc})") from None
         outputs = []
         for vi in g.outputs:
+            if self.name(vi.name) not in self.shapes and not self.is_const(vi.name):
+                raise ModelError(f"{g.source}: graph output '{vi.name}' is produced by no node")
             if self.is_const(vi.name):
                 raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is a constant")
             outputs.append(self.use(vi.name, "plain"))
@@ -221,7 +227,8 @@ def _emit_activation(low, node, act):
 
 
 def h_relu(low, node):
-    _emit_activation(low, node, Activation(np.zeros(1, np.float32)))
+    # max(y, 0) as a clamp (slope 1, lo 0), not as slope 0: 0 * -inf would be NaN.
+    _emit_activation(low, node, Activation(np.ones(1, np.float32), 0.0, np.inf))
 
 
 def h_leaky(low, node):
@@ -339,9 +346,15 @@ def _reshape(low, node, x, target):
 def h_reshape(low, node):
     x = node.inputs[0]
     target = need_const(low, node, 1, "the target shape")
-    if low.is_const(x):
-        return low.fold(node, low.const(x).reshape([int(t) for t in target]))
     target = [int(t) for t in np.asarray(target).reshape(-1)]
+    if low.is_const(x):
+        data = low.const(x)
+        if not node.attrs.get("allowzero", 0):    # ONNX: 0 copies the input's dim
+            target = [data.shape[i] if t == 0 and i < data.ndim else t for i, t in enumerate(target)]
+        try:
+            return low.fold(node, data.reshape(target))
+        except ValueError:
+            unsupported(low, node, f"cannot reshape a constant of shape {list(data.shape)} to {target}")
     if node.attrs.get("allowzero", 0) and 0 in target:
         unsupported(low, node, "allowzero=1 with a zero in the target shape")
     # graphs exported with a fixed batch carry it as a literal: free it.

@@ -22,6 +22,8 @@ def read_model(source):
     """Return a Graph from a path or an in-memory ``onnx.ModelProto``."""
     if isinstance(source, onnx.ModelProto):
         return _to_graph(source, "<in-memory model>", base_dir=None)
+    if isinstance(source, (bytes, bytearray)):
+        return _to_graph(_parse(bytes(source), "<serialized model>"), "<serialized model>", base_dir=None)
     path = Path(source)
     if not path.exists():
         raise ModelError(f"{path}: model file not found")
@@ -30,11 +32,16 @@ def read_model(source):
     data = path.read_bytes()
     if not data:
         raise ModelError(f"{path}: model file is empty")
+    return _to_graph(_parse(data, path), str(path), base_dir=path.resolve().parent)
+
+
+def _parse(data, where):
+    if not data:
+        raise ModelError(f"{where}: model is empty")
     try:
-        proto = onnx.load_model_from_string(data)
+        return onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelError(f"{path}: not a valid ONNX model ({type(exc).__name__})") from None
-    return _to_graph(proto, str(path), base_dir=path.resolve().parent)
+        raise ModelError(f"{where}: not a valid ONNX model ({type(exc).__name__})") from None
 
 
 def _to_graph(proto, source, base_dir):
@@ -48,9 +55,11 @@ def _to_graph(proto, source, base_dir):
         if o.domain not in ("", "ai.onnx"):
             raise UnsupportedOpError(f"{source}: operator domain '{o.domain}' is not supported")
 
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
     constants = {}
     for init in g.initializer:
-        constants[init.name] = _tensor_to_array(init, source, base_dir)
+        if init.name in used:                      # unused initialisers are never read
+            constants[init.name] = _tensor_to_array(init, source, base_dir)
     nodes = []
     for index, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{index}"
@@ -60,7 +69,8 @@ def _to_graph(proto, source, base_dir):
             continue
         nodes.append(Node(n.op_type, name, list(n.input), list(n.output), attrs))
 
-    inputs = [_value_info(v) for v in g.input if v.name not in constants]
+    initialisers = {init.name for init in g.initializer}
+    inputs = [_value_info(v) for v in g.input if v.name not in constants and v.name not in initialisers]
     outputs = [_value_info(v) for v in g.output]
     used = {i for n in nodes for i in n.inputs} | {o.name for o in outputs}
     constants = {k: v for k, v in constants.items() if k in used}
@@ -71,8 +81,9 @@ def _to_graph(proto, source, base_dir):
 def _value_info(v):
     t = v.type.tensor_type
     dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim)
+    names = tuple(d.dim_param if d.HasField("dim_param") else None for d in t.shape.dim)
     dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else np.dtype(np.float32)
-    return ValueInfo(v.name, dims, np.dtype(dtype))
+    return ValueInfo(v.name, dims, np.dtype(dtype), names)
 
 
 def _attribute(a, source, base_dir):

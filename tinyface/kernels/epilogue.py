@@ -13,7 +13,7 @@ with one activation form that covers every supported activation::
 
     act(y, slope, lo, hi) = min(max(y if y >= 0 else slope * y, lo), hi)
 
-ReLU is (slope 0, lo -inf, hi +inf), ReLU6/Clip is (slope 1, lo, hi), PReLU and
+ReLU is (slope 1, lo 0, hi +inf), ReLU6/Clip is (slope 1, lo, hi), PReLU and
 LeakyReLU are (their slopes, -inf, +inf) and "no activation" is (1, -inf, +inf),
 which is the identity bit for bit.
 """
@@ -48,9 +48,11 @@ class Activation:
 
     def __repr__(self):
         s = self.slope
-        kind = ("relu" if np.all(s == 0) else "linear" if np.all(s == 1) else "prelu")
+        if np.all(s == 1) and self.lo == 0 and self.hi == np.inf:
+            return "relu"
+        kind = ("leaky0" if np.all(s == 0) else "linear" if np.all(s == 1) else "prelu")
         if np.isfinite(self.lo) or np.isfinite(self.hi):
-            kind += f"[{self.lo:g},{self.hi:g}]"
+            kind = ("clip" if kind == "linear" else kind) + f"[{self.lo:g},{self.hi:g}]"
         return kind
 
     def apply(self, y, channel_axis=-1):

@@ -75,6 +75,11 @@ class Model:
             out = (out + self.embed_tensor(np.ascontiguousarray(x[..., ::-1]))) / 2
         return out
 
+    def embed_photo(self, image, all_faces=False, flip=False, **options):
+        """Embedding of the largest face in a raw photo (or all faces): see tinyface.face.pipeline."""
+        from tinyface.face.pipeline import embed_photo
+        return embed_photo(self, image, all_faces, flip, **options)
+
     def embed_tensor(self, x):
         parts = [self.run(x[i:i + EMBED_BATCH])[0] for i in range(0, len(x), EMBED_BATCH)]
         out = np.concatenate(parts)
@@ -90,7 +95,8 @@ def compile_graph(graph):
 
 
 def load_model(source=None):
-    """Load an ONNX model from a path or ``onnx.ModelProto`` (default: the bundled one)."""
+    """Load an ONNX model from a path, serialized bytes or an ``onnx.ModelProto``
+    (default: the bundled one)."""
     path = default_model_path() if source is None else source
     graph = read_model(path)
     plan, _ = compile_graph(graph)

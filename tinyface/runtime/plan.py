@@ -90,6 +90,8 @@ class Plan:
                                      f"got {tuple(x.shape)} (axis {axis})")
             if x.shape[0] == 0:
                 raise InputError(f"input '{vi.name}': empty batch")
+            if 0 in x.shape:
+                raise InputError(f"input '{vi.name}': shape {tuple(x.shape)} has a zero-size dimension")
             if batch not in (None, x.shape[0]):
                 raise InputError(f"inputs disagree on the batch size ({batch} vs {x.shape[0]})")
             batch = x.shape[0]
@@ -143,4 +145,5 @@ class Plan:
                     entry[1] -= 1
                     if entry[1] == 0:
                         pool.give(entry[0])
-        return [env[name] for name in self.outputs]
+        # an output that is an input (an Identity graph) is copied, never the caller's array
+        return [env[name].copy() if name in feed else env[name] for name in self.outputs]

@@ -16,7 +16,7 @@ from tinyface.runtime.model import load_model
 class NodeArg:
     """What onnxruntime's ``get_inputs()``/``get_outputs()`` return per tensor."""
     name: str
-    shape: list          # ints, or a string for a free dimension (the batch is "N")
+    shape: list          # ints, or the name of a free dimension (the batch: its name or "N")
     type: str = "tensor(float)"
 
 
@@ -26,11 +26,17 @@ class InferenceSession:
 
     @staticmethod
     def _args(infos):
+        """Declared shapes as onnxruntime shows them: ints, dim_param names, or None.
+
+        The batch (first) dimension is free in tinyface whatever the file says;
+        it keeps its name when it has one and is shown as "N" otherwise.
+        """
         args = []
         for vi in infos:
-            dims = [d if d is not None else f"dim_{i}" for i, d in enumerate(vi.shape)]
+            names = vi.dim_names or (None,) * len(vi.shape)
+            dims = [d if d is not None else names[i] for i, d in enumerate(vi.shape)]
             if dims:
-                dims[0] = "N"
+                dims[0] = names[0] or "N"
             args.append(NodeArg(vi.name, dims))
         return args
 
@@ -48,7 +54,7 @@ class InferenceSession:
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> numpy array")
         outputs = self.model.run(dict(input_feed))
-        if output_names is None:
+        if not output_names:                  # None or [] means every output, as in onnxruntime
             return outputs
         names = self.model.output_names
         unknown = [n for n in output_names if n not in names]
