@@ -216,7 +216,8 @@ def h_batchnorm(low, node):
     if len(low.shape(x)) not in (2, 4):
         unsupported(low, node, f"BatchNormalization on shape {fmt(low.shape(x))} (only 2-D and 4-D)")
     layout = activation_layout(low, x)
-    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], scale, shift), layout)
+    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], scale, shift,
+                              trained=True), layout)
 
 
 def _emit_activation(low, node, act):

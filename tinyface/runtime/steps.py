@@ -236,16 +236,16 @@ class ScaleShiftStep(Step):
     """
     kind = "scale_shift"
 
-    def __init__(self, name, inputs, outputs, scale, shift, act=None, channels=None):
+    def __init__(self, name, inputs, outputs, scale, shift, act=None, trained=False):
         super().__init__(name, inputs, outputs)
+        self.trained = trained               # an unfolded BatchNorm: its scale and shift count as params
         self.scale = np.ascontiguousarray(scale, np.float32)
         self.shift = np.ascontiguousarray(shift, np.float32)
         self.act = act or Activation.identity(len(self.scale))
         self.fused_act = act is not None
-        self.broadcast_channels = channels   # scalar constants: channels set on first run
 
     def params(self):
-        return (0 if self.is_pure_activation() else 2 * len(self.scale)) + self.act.learned
+        return (2 * len(self.scale) if self.trained else 0) + self.act.learned
 
     def is_pure_activation(self):
         return bool(np.all(self.scale == 1) and np.all(self.shift == 0))
