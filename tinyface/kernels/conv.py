@@ -41,7 +41,7 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
                         p[base + c] = px[c]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller."""
     N, OH, OW, CO = out.shape

@@ -49,7 +49,7 @@ def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
                 acc[c] += px[c] * wk[c]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller."""
     N, H, W, C = x.shape

@@ -16,11 +16,12 @@ from numba import prange
 
 from tinyface.kernels.epilogue import activate
 
+FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
 ROWS = 4   # rows of ``a`` per block (accumulated together)
 KU = 4     # depth of the k-unrolling
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=True, fastmath=FAST)
 def accumulate_block(a, w, out, m0, rows):
     """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS."""
     K = a.shape[1]
@@ -29,7 +30,7 @@ def accumulate_block(a, w, out, m0, rows):
         for n in range(N):
             out[m0 + r, n] = 0.0
     k_main = K - K % KU
-    if rows == ROWS:
+    if rows == ROWS and k_main > 0:
         for k in range(0, k_main, KU):
             a00 = a[m0, k]; a01 = a[m0, k + 1]; a02 = a[m0, k + 2]; a03 = a[m0, k + 3]
             a10 = a[m0 + 1, k]; a11 = a[m0 + 1, k + 1]; a12 = a[m0 + 1, k + 2]; a13 = a[m0 + 1, k + 3]
@@ -54,7 +55,7 @@ def accumulate_block(a, w, out, m0, rows):
                 o[n] += x * wk[n]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
 def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(a @ w); see the module and ``epilogue`` docs.
 
