@@ -108,3 +108,4 @@ def _widen(act, channels):
     if slope is None:
         return None
     return type(act)(slope, act.lo, act.hi, act.learned)
+

@@ -6,19 +6,24 @@ ONNX's C x 1 x KH x KW), ``out`` is N x OH x OW x C::
     out[n, i, j, c] = epilogue(sum_{ky, kx} x[n, i*sh + ky - pt, j*sw + kx - pl, c] * w[ky, kx, c])
 
 The innermost loop always runs over the contiguous channels, so it
-vectorises, and the epilogue is applied before the single store.  3x3
-windows that lie wholly inside the map take fast paths with the taps written
-out: at stride 1, four neighbouring outputs at once, which share their
-weight vectors and overlapping input columns (27 loads for 36 multiply-adds
-instead of 72).  Border pixels and other kernel sizes (GDConv: a kernel as
-large as the map, 1 x 1 output) take the general path.  Output rows are
-independent and run in parallel.
+vectorises, and the epilogue is applied before the single store.
+
+3x3 kernels are computed one output row at a time by ``dw3x3_row`` from the
+three input rows it reads (a row of zeros stands in for padding rows), so
+the same code serves this kernel and the fused expand + depthwise block of
+``kernels.block``.  At stride 1, four neighbouring outputs are computed at
+once: they share their weight vectors and overlapping input columns (27
+loads for 36 multiply-adds instead of 72).  Other kernel sizes (GDConv: a
+kernel as large as the map, 1 x 1 output) take the general path.  Output
+rows are independent and run in parallel.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from tinyface.kernels.epilogue import activate
+
+FAST = {"contract"}   # a*b+c as one FMA; no reassociation
 
 
 @numba.njit(inline="always", cache=True)
@@ -29,7 +34,80 @@ def _finish(acc, c, bias, slope1, lo1, hi1, res_px, has_res, slope2, lo2, hi2):
     return activate(v, slope2[c], lo2, hi2)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def _four(r0, r1, r2, w, x0, acc):
+    """acc[k, c] for four neighbouring outputs at stride 1, columns x0 .. x0+5 inside."""
+    for c in range(acc.shape[1]):
+        s0 = np.float32(0.0); s1 = np.float32(0.0); s2 = np.float32(0.0); s3 = np.float32(0.0)
+        t0 = r0[x0, c]; t1 = r0[x0 + 1, c]; t2 = r0[x0 + 2, c]
+        t3 = r0[x0 + 3, c]; t4 = r0[x0 + 4, c]; t5 = r0[x0 + 5, c]
+        u0 = w[0, 0, c]; u1 = w[0, 1, c]; u2 = w[0, 2, c]
+        s0 += t0 * u0 + t1 * u1 + t2 * u2
+        s1 += t1 * u0 + t2 * u1 + t3 * u2
+        s2 += t2 * u0 + t3 * u1 + t4 * u2
+        s3 += t3 * u0 + t4 * u1 + t5 * u2
+        t0 = r1[x0, c]; t1 = r1[x0 + 1, c]; t2 = r1[x0 + 2, c]
+        t3 = r1[x0 + 3, c]; t4 = r1[x0 + 4, c]; t5 = r1[x0 + 5, c]
+        u0 = w[1, 0, c]; u1 = w[1, 1, c]; u2 = w[1, 2, c]
+        s0 += t0 * u0 + t1 * u1 + t2 * u2
+        s1 += t1 * u0 + t2 * u1 + t3 * u2
+        s2 += t2 * u0 + t3 * u1 + t4 * u2
+        s3 += t3 * u0 + t4 * u1 + t5 * u2
+        t0 = r2[x0, c]; t1 = r2[x0 + 1, c]; t2 = r2[x0 + 2, c]
+        t3 = r2[x0 + 3, c]; t4 = r2[x0 + 4, c]; t5 = r2[x0 + 5, c]
+        u0 = w[2, 0, c]; u1 = w[2, 1, c]; u2 = w[2, 2, c]
+        s0 += t0 * u0 + t1 * u1 + t2 * u2
+        s1 += t1 * u0 + t2 * u1 + t3 * u2
+        s2 += t2 * u0 + t3 * u1 + t4 * u2
+        s3 += t3 * u0 + t4 * u1 + t5 * u2
+        acc[0, c] = s0
+        acc[1, c] = s1
+        acc[2, c] = s2
+        acc[3, c] = s3
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def _one(r0, r1, r2, w, x0, acc):
+    """acc[0, c] for one output whose columns x0-..x0+2 may leave the row (zero padding)."""
+    W = r0.shape[0]
+    for c in range(acc.shape[1]):
+        acc[0, c] = 0.0
+    for kx in range(3):
+        xx = x0 + kx
+        if xx < 0 or xx >= W:
+            continue
+        for c in range(acc.shape[1]):
+            acc[0, c] += r0[xx, c] * w[0, kx, c] + r1[xx, c] * w[1, kx, c] + r2[xx, c] * w[2, kx, c]
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def dw3x3_row(r0, r1, r2, w, sw, pl, acc, orow, rrow, has_res, bias, slope1, lo1, hi1, slope2, lo2, hi2):
+    """One output row of a 3x3 depthwise conv from its three input rows (W x C each).
+
+    ``orow`` is OW x C; ``rrow`` the matching residual row (read when has_res);
+    ``acc`` a 4 x C scratch.
+    """
+    W, C = r0.shape
+    OW = orow.shape[0]
+    j = 0
+    while j < OW:
+        x0 = j * sw - pl
+        if sw == 1 and x0 >= 0 and j + 3 < OW and x0 + 6 <= W:
+            _four(r0, r1, r2, w, x0, acc)
+            count = 4
+        else:
+            _one(r0, r1, r2, w, x0, acc)
+            count = 1
+        for k in range(count):
+            o = orow[j + k]
+            r = rrow[j + k] if has_res else rrow[0]
+            a = acc[k]
+            for c in range(C):
+                o[c] = _finish(a[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)
+        j += count
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
 def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
     """acc[c] = sum over the taps that fall inside the map (zero padding)."""
     _, H, W, C = x.shape
@@ -49,71 +127,30 @@ def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
                 acc[c] += px[c] * wk[c]
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
 def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller."""
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
-    is3x3 = KH == 3 and KW == 3
+    zero_row = np.zeros((W, C), np.float32)
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
-        y0 = i * sh - pt
         acc = np.empty((4, C), np.float32)
-        j = 0
-        while j < OW:
-            x0 = j * sw - pl
-            inside = is3x3 and y0 >= 0 and y0 + 3 <= H and x0 >= 0
-            if inside and sw == 1 and j + 3 < OW and x0 + 6 <= W:
-                _four_3x3(x, w, n, y0, x0, acc)
-                count = 4
-            elif inside and x0 + 3 <= W:
-                _one_3x3(x, w, n, y0, x0, sw, acc)
-                count = 1
-            else:
-                _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc[0])
-                count = 1
-            for k in range(count):
-                o = out[n, i, j + k]
-                r = res[n, i, j + k] if has_res else res[0, 0, 0]
-                a = acc[k]
-                for c in range(C):
-                    o[c] = _finish(a[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)
-            j += count
-
-
-@numba.njit(inline="always", cache=True)
-def _one_3x3(x, w, n, y0, x0, sw, acc):
-    """One interior output: acc[0, c] = sum of the nine taps."""
-    for c in range(x.shape[3]):
-        s = 0.0
-        for ky in range(3):
-            s += (x[n, y0 + ky, x0, c] * w[ky, 0, c] + x[n, y0 + ky, x0 + 1, c] * w[ky, 1, c]
-                  + x[n, y0 + ky, x0 + 2, c] * w[ky, 2, c])
-        acc[0, c] = s
-
-
-@numba.njit(inline="always", cache=True)
-def _four_3x3(x, w, n, y0, x0, acc):
-    """Four neighbouring interior outputs at stride 1: acc[k, c] for k = 0..3.
-
-    Each input column feeds up to three outputs and each weight four, so the
-    loads are shared; x, w and acc are indexed directly (three base pointers)
-    so LLVM can prove the loop safe to vectorise over c.
-    """
-    for c in range(x.shape[3]):
-        s0 = np.float32(0.0); s1 = np.float32(0.0); s2 = np.float32(0.0); s3 = np.float32(0.0)
-        for ky in range(3):
-            y = y0 + ky
-            u0 = w[ky, 0, c]; u1 = w[ky, 1, c]; u2 = w[ky, 2, c]
-            t0 = x[n, y, x0, c]; t1 = x[n, y, x0 + 1, c]; t2 = x[n, y, x0 + 2, c]
-            t3 = x[n, y, x0 + 3, c]; t4 = x[n, y, x0 + 4, c]; t5 = x[n, y, x0 + 5, c]
-            s0 += t0 * u0 + t1 * u1 + t2 * u2
-            s1 += t1 * u0 + t2 * u1 + t3 * u2
-            s2 += t2 * u0 + t3 * u1 + t4 * u2
-            s3 += t3 * u0 + t4 * u1 + t5 * u2
-        acc[0, c] = s0
-        acc[1, c] = s1
-        acc[2, c] = s2
-        acc[3, c] = s3
+        orow = out[n, i]
+        rrow = res[n, i] if has_res else res[0, 0]
+        if KH == 3 and KW == 3:
+            y = i * sh - pt
+            r0 = x[n, y] if 0 <= y < H else zero_row
+            r1 = x[n, y + 1] if 0 <= y + 1 < H else zero_row
+            r2 = x[n, y + 2] if 0 <= y + 2 < H else zero_row
+            dw3x3_row(r0, r1, r2, w, sw, pl, acc, orow, rrow, has_res, bias, slope1, lo1, hi1,
+                      slope2, lo2, hi2)
+            continue
+        for j in range(OW):
+            _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc[0])
+            o = orow[j]
+            r = rrow[j] if has_res else rrow[0]
+            for c in range(C):
+                o[c] = _finish(acc[0, c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)

@@ -44,9 +44,15 @@ def accumulate_block(a, w, out, m0, rows):
                 o1[n] += a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
                 o2[n] += a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
                 o3[n] += a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-    else:
-        k_main = 0
-    for r in range(rows):
+    else:                                    # the last rows of a ragged block: one at a time
+        for r in range(rows):
+            o = out[m0 + r]
+            for k in range(0, k_main, KU):
+                x0 = a[m0 + r, k]; x1 = a[m0 + r, k + 1]; x2 = a[m0 + r, k + 2]; x3 = a[m0 + r, k + 3]
+                w0 = w[k]; w1 = w[k + 1]; w2 = w[k + 2]; w3 = w[k + 3]
+                for n in range(N):
+                    o[n] += x0 * w0[n] + x1 * w1[n] + x2 * w2[n] + x3 * w3[n]
+    for r in range(rows):                    # the last K % KU columns
         o = out[m0 + r]
         for k in range(k_main, K):
             x = a[m0 + r, k]

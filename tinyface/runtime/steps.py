@@ -453,3 +453,4 @@ class LayoutStep(Step):
 
     def detail(self):
         return "NCHW->NHWC" if self.to_nhwc else "NHWC->NCHW"
+
