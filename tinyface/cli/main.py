@@ -8,6 +8,7 @@ Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
 people, 2 an error (bad file, bad model, bad arguments), 3 no face found.
 """
 import argparse
+import os
 import sys
 import warnings
 
@@ -39,6 +40,9 @@ def main(argv=None):
             code = EXIT_ERROR
         except KeyboardInterrupt:
             code = 130
+        except BrokenPipeError:          # e.g. `tinyface models --json | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no flush error at exit
+            code = 0
         except Exception as exc:   # a bug in tinyface: still one line, never a traceback
             print(f"tinyface: internal error ({type(exc).__name__}: {exc}); please report it",
                   file=sys.stderr)
