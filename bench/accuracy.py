@@ -21,8 +21,8 @@ MODELS = {"opset 18 (bundled)": ROOT / "weights/mobilefacenet-relu6-opset18.onnx
 def main():
     faces = sorted((ROOT / "tests/data/lfw-hard-pairs").glob("*.jpg"))
     print(f"{len(faces)} aligned LFW faces, onnxruntime {ort.__version__}")
-    print(f"| model | batch | worst cosine | max abs diff | mean abs diff |")
-    print(f"|---|---|---|---|---|")
+    print("| model | batch | worst cosine | max abs diff | mean abs diff |")
+    print("|---|---|---|---|---|")
     for label, path in MODELS.items():
         model = tinyface.load(path)
         opts = ort.SessionOptions()

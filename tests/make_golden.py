@@ -7,7 +7,6 @@ preprocessing): RGB, x/255, then (x - mean)/std with ImageNet's mean and std.
 Both MobileFaceNet exports are run one face at a time (their graphs fix the
 batch at 1).
 """
-import csv
 from pathlib import Path
 
 import numpy as np

@@ -6,7 +6,6 @@ the person, so the embedding of the aligned crop of every variant must stay
 within cosine similarity 0.9 of the original's.  Measured with the bundled
 MobileFaceNet: minimum 0.967 (mirror), the others 0.970-0.993.
 """
-import math
 from pathlib import Path
 
 import numpy as np

@@ -21,29 +21,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
+from kernel_testing import examples, on_threads, needs_2_threads, seeds
 from reference import ACTIVATIONS, conv2d_nchw, epilogue, random_epilogue, values
 from tinyface.kernels.conv import conv2d
 from tinyface.runtime.shapes import conv_output_size
 
 
-def examples(n):
-    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
-    return max(1, n * settings.default.max_examples // 25)
-
-
-def on_threads(n, fn):
-    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
-
-
-needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-
-seeds = st.integers(0, 2**32 - 1)
 kernel_sizes = st.sampled_from([1, 2, 3, 5, 7])
 epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
 

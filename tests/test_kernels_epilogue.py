@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
+from kernel_testing import examples, seeds
 from reference import (ACTIVATIONS, act, activation_params, clip, epilogue, prelu, random_epilogue, relu,
                        values)
 from tinyface.kernels.conv import conv2d
@@ -34,12 +35,6 @@ from tinyface.kernels.epilogue import Activation, activate
 from tinyface.kernels.gemm import gemm
 
 
-def examples(n):
-    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
-    return max(1, n * settings.default.max_examples // 25)
-
-
-seeds = st.integers(0, 2**32 - 1)
 finite32 = st.floats(-2.0**100, 2.0**100, width=32, allow_subnormal=True)
 any32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 

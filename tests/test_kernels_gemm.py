@@ -17,30 +17,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from kernel_testing import examples, on_threads, needs_2_threads, seeds
 from reference import (ACTIVATIONS, activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
                        random_epilogue, values)
 from tinyface.kernels.gemm import gemm
 from tinyface.runtime.shapes import conv_output_size
 
 
-def examples(n):
-    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
-    return max(1, n * settings.default.max_examples // 25)
-
-
-def on_threads(n, fn):
-    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
-
-
-needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-
-seeds = st.integers(0, 2**32 - 1)
 rows = st.integers(1, 19)                                         # M: around the 4-row blocks
 depths = st.one_of(st.integers(1, 9), st.integers(10, 70))        # K: around the 4-deep unroll
 widths = st.one_of(st.sampled_from([1, 3, 5, 16, 17, 33]), st.integers(1, 40))   # N

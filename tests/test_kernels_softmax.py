@@ -17,28 +17,11 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
+from kernel_testing import examples, on_threads, needs_2_threads, seeds
 from reference import softmax
 from tinyface.kernels.softmax import softmax_rows
 
 
-def examples(n):
-    """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
-    return max(1, n * settings.default.max_examples // 25)
-
-
-def on_threads(n, fn):
-    """Run ``fn()`` with ``n`` Numba threads, then restore the previous count."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(n)
-    try:
-        return fn()
-    finally:
-        numba.set_num_threads(old)
-
-
-needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-
-seeds = st.integers(0, 2**32 - 1)
 row_counts = st.integers(1, 20)
 row_lengths = st.one_of(st.sampled_from([1, 2, 3, 10, 17, 33]), st.integers(1, 64))
 scales = st.sampled_from([1.0, 30.0, 1e3, 1e10, 1e30, 1e37])

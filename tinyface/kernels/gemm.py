@@ -11,7 +11,6 @@ cache feeds ``ROWS * KU`` fused multiply-adds, and the innermost loop over
 independent and run in parallel (``prange``).
 """
 import numba
-import numpy as np
 from numba import prange
 
 from tinyface.kernels.epilogue import activate
@@ -22,56 +21,31 @@ KU = 4     # depth of the k-unrolling
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def _four_rows(a, w, out, m0, k, first):
-    """out[m0:m0+4] (+)= a[m0:m0+4, k:k+KU] @ w[k:k+KU]; ``first`` assigns instead of adding."""
-    N = w.shape[1]
-    a00 = a[m0, k]; a01 = a[m0, k + 1]; a02 = a[m0, k + 2]; a03 = a[m0, k + 3]
-    a10 = a[m0 + 1, k]; a11 = a[m0 + 1, k + 1]; a12 = a[m0 + 1, k + 2]; a13 = a[m0 + 1, k + 3]
-    a20 = a[m0 + 2, k]; a21 = a[m0 + 2, k + 1]; a22 = a[m0 + 2, k + 2]; a23 = a[m0 + 2, k + 3]
-    a30 = a[m0 + 3, k]; a31 = a[m0 + 3, k + 1]; a32 = a[m0 + 3, k + 2]; a33 = a[m0 + 3, k + 3]
-    w0 = w[k]; w1 = w[k + 1]; w2 = w[k + 2]; w3 = w[k + 3]
-    o0 = out[m0]; o1 = out[m0 + 1]; o2 = out[m0 + 2]; o3 = out[m0 + 3]
-    if first:
-        for n in range(N):
-            b0 = w0[n]; b1 = w1[n]; b2 = w2[n]; b3 = w3[n]
-            o0[n] = a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-            o1[n] = a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-            o2[n] = a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-            o3[n] = a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-    else:
-        for n in range(N):
-            b0 = w0[n]; b1 = w1[n]; b2 = w2[n]; b3 = w3[n]
-            o0[n] += a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
-            o1[n] += a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
-            o2[n] += a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
-            o3[n] += a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
-
-
-@numba.njit(inline="always", cache=True, fastmath=FAST)
 def accumulate_block(a, w, out, m0, rows):
     """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS."""
     K = a.shape[1]
     N = w.shape[1]
+    for r in range(rows):
+        for n in range(N):
+            out[m0 + r, n] = 0.0
     k_main = K - K % KU
-    if rows == ROWS and k_main > 0:
-        _four_rows(a, w, out, m0, 0, True)          # the first k-block writes: no zeroing pass
-        for k in range(KU, k_main, KU):
-            _four_rows(a, w, out, m0, k, False)
-    else:                                    # the last rows of a ragged block: one at a time
-        for r in range(rows):
-            o = out[m0 + r]
+    if rows == ROWS:
+        for k in range(0, k_main, KU):
+            a00 = a[m0, k]; a01 = a[m0, k + 1]; a02 = a[m0, k + 2]; a03 = a[m0, k + 3]
+            a10 = a[m0 + 1, k]; a11 = a[m0 + 1, k + 1]; a12 = a[m0 + 1, k + 2]; a13 = a[m0 + 1, k + 3]
+            a20 = a[m0 + 2, k]; a21 = a[m0 + 2, k + 1]; a22 = a[m0 + 2, k + 2]; a23 = a[m0 + 2, k + 3]
+            a30 = a[m0 + 3, k]; a31 = a[m0 + 3, k + 1]; a32 = a[m0 + 3, k + 2]; a33 = a[m0 + 3, k + 3]
+            w0 = w[k]; w1 = w[k + 1]; w2 = w[k + 2]; w3 = w[k + 3]
+            o0 = out[m0]; o1 = out[m0 + 1]; o2 = out[m0 + 2]; o3 = out[m0 + 3]
             for n in range(N):
-                o[n] = 0.0
-            for k in range(0, k_main, KU):
-                x0 = a[m0 + r, k]; x1 = a[m0 + r, k + 1]; x2 = a[m0 + r, k + 2]; x3 = a[m0 + r, k + 3]
-                w0 = w[k]; w1 = w[k + 1]; w2 = w[k + 2]; w3 = w[k + 3]
-                for n in range(N):
-                    o[n] += x0 * w0[n] + x1 * w1[n] + x2 * w2[n] + x3 * w3[n]
-    if k_main == 0:
-        for r in range(rows):
-            for n in range(N):
-                out[m0 + r, n] = 0.0
-    for r in range(rows):                    # the last K % KU columns
+                b0 = w0[n]; b1 = w1[n]; b2 = w2[n]; b3 = w3[n]
+                o0[n] += a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
+                o1[n] += a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
+                o2[n] += a20 * b0 + a21 * b1 + a22 * b2 + a23 * b3
+                o3[n] += a30 * b0 + a31 * b1 + a32 * b2 + a33 * b3
+    else:
+        k_main = 0
+    for r in range(rows):
         o = out[m0 + r]
         for k in range(k_main, K):
             x = a[m0 + r, k]
@@ -87,7 +61,6 @@ def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     ``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise).
     """
     M = a.shape[0]
-    N = w.shape[1]
     blocks = (M + ROWS - 1) // ROWS
     for b in prange(blocks):
         m0 = b * ROWS
