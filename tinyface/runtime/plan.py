@@ -6,6 +6,7 @@ is reported by name and never reaches a Numba kernel.
 """
 import threading
 
+import numba
 import numpy as np
 
 from tinyface.errors import InputError
@@ -37,6 +38,11 @@ def _root(array):
     return array
 
 
+# A step with fewer multiply-adds than this (over the whole batch) runs on one
+# thread: waking a second worker costs more than it saves (measured on 2 cores).
+PARALLEL_MIN_MACS = 1_000_000
+
+
 class Plan:
     def __init__(self, steps, inputs, outputs, output_names, source):
         self.steps = steps
@@ -45,6 +51,7 @@ class Plan:
         self.output_names = output_names  # the graph's output names
         self.source = source
         self._checked = {}
+        self._serial = {}
         self._local = threading.local()      # one buffer pool per calling thread
         self.dying = self._liveness()
 
@@ -112,6 +119,14 @@ class Plan:
             self._checked[key] = per_step
         return self._checked[key]
 
+    def serial_steps(self, feed, batch):
+        """Indices of the steps too small to be worth a second thread, for this feed."""
+        key = (tuple((n, x.shape[1:]) for n, x in sorted(feed.items())), batch)
+        if key not in self._serial:
+            self._serial[key] = {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
+                                 if st.macs(ins, outs) * batch < PARALLEL_MIN_MACS}
+        return self._serial[key]
+
     def new_env(self, feed):
         """A value environment for running steps by hand (tests, benchmarks)."""
         env = dict(feed)
@@ -133,8 +148,15 @@ class Plan:
 
         env = dict(feed)
         env[BATCH_KEY], env[ALLOC_KEY] = batch, take
-        for st, dying in zip(self.steps, self.dying):
-            st.run(env)
+        threads = numba.get_num_threads()
+        serial = self.serial_steps(feed, batch) if threads > 1 else ()
+        for i, (st, dying) in enumerate(zip(self.steps, self.dying)):
+            if i in serial:
+                numba.set_num_threads(1)
+                st.run(env)
+                numba.set_num_threads(threads)
+            else:
+                st.run(env)
             for v in st.outputs:
                 entry = owned.get(id(_root(env[v])))
                 if entry:
