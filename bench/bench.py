@@ -11,9 +11,11 @@ machine slows both engines alike; JIT compile is excluded from steady state):
    and GB/s (bytes of input, output and weights / time)
 3. end to end: ms per face for tinyface and onnxruntime, batch 1/8/32 and
    1/2 threads, and the ratio tinyface / onnxruntime (< 1: tinyface faster).
-   The engines alternate in blocks of 3 runs: both keep worker threads
-   spinning for a moment after a run, which would steal the other's cores if
-   they alternated run by run.
+   Each engine runs in a fresh worker process of its own (median of 15 runs
+   after 3 warm-ups), and the two alternate 5 times per configuration; the
+   figures are medians over those rounds.  (In one process, the two engines'
+   thread pools, which both spin for a while after each run, would steal each
+   other's cores.)
 4. cold start: a fresh process that imports, loads and embeds one face, with
    a warm Numba cache and with an empty one; peak RSS of each
 """
@@ -78,27 +80,45 @@ def per_kernel(model, repeats):
     return rows
 
 
-def end_to_end(model, path, batches, threads, repeats):
+def end_to_end(path, input_size, batches, threads, rounds):
+    """ms per face for both engines: each measured in a fresh worker process of its own,
+    alternating tinyface / onnxruntime ``rounds`` times per configuration."""
     out = []
-    name = model.input_names[0]
     for th in threads:
-        sess = ort_session(path, th)
         for b in batches:
-            x = np.random.default_rng(b).normal(size=(b, 3) + model.info.input_size).astype(np.float32)
-            ort_run = (lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(b)]) if _fixed_batch(sess) \
-                else (lambda: sess.run(None, {name: x}))
-            tinyface.set_num_threads(th)
-            tf_run = lambda: model.run(x)  # noqa: E731
-            tf_run(), ort_run()              # warm-up (JIT compiled before: excluded)
             tf_t, ort_t = [], []
-            for _ in range(repeats):         # interleaved A/B, in blocks of 3 runs
-                tf_t.append(median_time(tf_run, 3))
-                ort_t.append(median_time(ort_run, 3))
-            tf_ms, ort_ms = 1e3 * np.median(tf_t) / b, 1e3 * np.median(ort_t) / b
+            for _ in range(rounds):
+                tf_t.append(_worker_time("tinyface", path, input_size, b, th))
+                ort_t.append(_worker_time("onnxruntime", path, input_size, b, th))
             ratios = np.array(tf_t) / np.array(ort_t)
-            out.append({"batch": b, "threads": th, "tinyface_ms_per_face": tf_ms,
-                        "onnxruntime_ms_per_face": ort_ms, "ratio": float(np.median(ratios))})
+            out.append({"batch": b, "threads": th, "tinyface_ms_per_face": 1e3 * np.median(tf_t) / b,
+                        "onnxruntime_ms_per_face": 1e3 * np.median(ort_t) / b,
+                        "ratio": float(np.median(ratios))})
     return out
+
+
+def _worker_time(engine, path, input_size, batch, threads):
+    cmd = [sys.executable, __file__, "--worker", engine, "--model", str(path), "--batch", str(batch),
+           "--threads", str(threads), "--input-size", "x".join(map(str, input_size))]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(res.stdout.split()[-1])
+
+
+def worker(engine, path, input_size, batch, threads, runs=15):
+    """Print the median time of ``runs`` calls (after 3 warm-up calls) of one engine."""
+    x = np.random.default_rng(batch).normal(size=(batch, 3) + input_size).astype(np.float32)
+    if engine == "tinyface":
+        tinyface.set_num_threads(threads)
+        model = tinyface.load(path)
+        run = lambda: model.run(x)  # noqa: E731
+    else:
+        sess = ort_session(path, threads)
+        name = sess.get_inputs()[0].name
+        run = (lambda: [sess.run(None, {name: x[i:i + 1]}) for i in range(batch)]) if _fixed_batch(sess) \
+            else (lambda: sess.run(None, {name: x}))
+    for _ in range(3):
+        run()
+    print(median_time(run, runs))
 
 
 def _fixed_batch(sess):
@@ -137,7 +157,14 @@ def main():
     ap.add_argument("--model", default=str(ROOT / "weights/mobilefacenet-relu6-opset18.onnx"))
     ap.add_argument("--quick", action="store_true", help="fewer repeats, batch 1 and 32 only")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--worker", choices=["tinyface", "onnxruntime"], help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--input-size", default="112x112", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.model, tuple(int(v) for v in args.input_size.split("x")),
+                      args.batch, args.threads)
     import onnxruntime
     repeats = 7 if args.quick else 21
     model = tinyface.load(args.model)
@@ -158,8 +185,8 @@ def main():
     print(f"sum of steps: {1e3 * total:.2f} ms\n")
 
     batches = [1, 32] if args.quick else [1, 8, 32]
-    e2e = end_to_end(model, args.model, batches, [1, 2], max(5, repeats // 2))
-    print("end to end (ms per face; ratio = tinyface / onnxruntime, median of interleaved runs)")
+    e2e = end_to_end(args.model, model.info.input_size, batches, [1, 2], 3 if args.quick else 5)
+    print("end to end (ms per face; each engine in its own process, alternating; ratio = tinyface / onnxruntime)")
     print(f"{'batch':>5} {'threads':>7} {'tinyface':>9} {'onnxruntime':>11} {'ratio':>6} {'tinyface GFLOP/s':>16}")
     macs = sum(r["macs"] for r in kernels.values())
     for r in e2e:
