@@ -30,13 +30,7 @@ def mobiface(input_size=(112, 112), activation="prelu", flipped=False) -> NetSpe
     """The layers of MobiFace, or Flipped-MobiFace when ``flipped``."""
     arch = "flipped-mobiface" if flipped else "mobiface"
     net = NetSpec(arch, check_input_size(arch, input_size), activation)
-    x = net.conv("conv1", "input", 64, 3, stride=2)
-    x = net.conv("conv2_dw", x, 64, 3, depthwise=True)
-    block = 0
-    for t, c, n, s in BOTTLENECKS:
-        for i in range(n):
-            x = net.bottleneck(f"blocks.{block}", x, t, c, stride=s if i == 0 else 1)
-            block += 1
+    x = net.stem_and_bottlenecks(BOTTLENECKS)
     x = net.conv("conv3", x, 512, 1)
     x = net.flatten("flatten", x)
     e = net.dense("fc", x, 512)

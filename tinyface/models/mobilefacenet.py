@@ -30,13 +30,7 @@ def mobilefacenet(input_size=(112, 112), activation="prelu", variant="") -> NetS
     """The layers of MobileFaceNet (``variant`` "", "m" or "s") for ``input_size`` (H, W)."""
     arch = VARIANTS[variant]
     net = NetSpec(arch, check_input_size(arch, input_size), activation)
-    x = net.conv("conv1", "input", 64, 3, stride=2)
-    x = net.conv("conv2_dw", x, 64, 3, depthwise=True)
-    block = 0
-    for t, c, n, s in BOTTLENECKS:
-        for i in range(n):
-            x = net.bottleneck(f"blocks.{block}", x, t, c, stride=s if i == 0 else 1)
-            block += 1
+    x = net.stem_and_bottlenecks(BOTTLENECKS)
     if variant != "s":
         x = net.conv("conv3", x, 512, 1)
     channels, h, w = net.shapes[x]

@@ -146,6 +146,22 @@ class NetSpec:
             return self.add(name, x, h)
         return h
 
+    def stem_and_bottlenecks(self, table) -> str:
+        """The front both papers share: conv3x3/2 64 -> depthwise 3x3 64 -> bottlenecks.
+
+        ``table`` lists (t, c, n, s) rows as in the papers' Table 1: n blocks of
+        expansion t and c output channels, the first with stride s.  Blocks are
+        named ``blocks.0``, ``blocks.1``, ... in order.
+        """
+        x = self.conv("conv1", "input", 64, 3, stride=2)
+        x = self.conv("conv2_dw", x, 64, 3, depthwise=True)
+        block = 0
+        for t, c, n, s in table:
+            for i in range(n):
+                x = self.bottleneck(f"blocks.{block}", x, t, c, stride=s if i == 0 else 1)
+                block += 1
+        return x
+
     def add(self, name: str, a: str, b: str) -> str:
         if self.shapes[a] != self.shapes[b]:
             raise TinyfaceError(f"{self.arch}: cannot add {self.shapes[a]} and {self.shapes[b]}")
