@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import tinyface
+from cli_testing import assert_one_line_error, run
 from tinyface.cli.main import main
 from tinyface.verify import cosine_similarity
 from onnx_builders import single_thread_fixture
@@ -25,23 +26,6 @@ FACES = Path(__file__).parent / "data" / "lfw-hard-pairs"
 FACE = FACES / "0_fn_0_aligned.jpg"
 SAME_PERSON = FACES / "0_fn_1_aligned.jpg"     # same person as FACE, similarity ~0.43
 OTHER_PERSON = FACES / "1_fn_0_aligned.jpg"    # someone else, similarity ~0.03
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit code, stdout, stderr); never a traceback, never an internal error."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    assert "internal error" not in err, err
-    return code, out, err
-
-
-def assert_one_line_error(code, out, err):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("tinyface:")
-    assert out == ""
 
 
 @pytest.fixture(scope="module")

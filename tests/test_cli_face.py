@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import tinyface
+from cli_testing import run
 from tinyface.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,14 +20,6 @@ EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 VARIANT = ROOT / "examples" / "astronaut_variant.jpg"
 FACE_A = ROOT / "examples" / "face_a.jpg"                    # aligned 112×112 crops
 FACE_B = ROOT / "examples" / "face_b.jpg"
-
-
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``tinyface argv...``; never a traceback."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

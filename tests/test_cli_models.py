@@ -16,6 +16,7 @@ import pytest
 
 import tinyface
 import tinyface.models as models
+from cli_testing import assert_one_line_error, run
 from tinyface.cli.main import main
 from tinyface.models import weights as model_weights
 from onnx_builders import single_thread_fixture
@@ -27,23 +28,6 @@ EXPORTS = [("mobilefacenet", "112x112"), ("mobilefacenet", "112x96"), ("mobilefa
            ("mobilefacenet-m", "112x112"), ("mobilefacenet-s", "112x112"),
            ("mobiface", "112x112"), ("flipped-mobiface", "112x112")]
 IDS = [f"{a}-{s}" for a, s in EXPORTS]
-
-
-def run(capsys, *argv):
-    """main(argv) -> (exit code, stdout, stderr); never a traceback, never an internal error."""
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    assert "internal error" not in err, err
-    return code, out, err
-
-
-def assert_one_line_error(code, out, err):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("tinyface: error:")
-    assert out == ""
 
 
 def size_of(text):
@@ -193,14 +177,14 @@ def test_weights_of_another_variant_are_a_one_line_error(capsys, tmp_path):
     npz = tmp_path / "full.npz"
     model_weights.save(npz, model_weights.seeded(models.spec("mobilefacenet"), 0))
     code, out, err = run(capsys, "export", "mobilefacenet-s", tmp_path / "m.onnx", "--weights", npz)
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "do not fit mobilefacenet-s" in err
     assert not (tmp_path / "m.onnx").exists()
 
 
 def test_missing_weights_file_is_a_one_line_error(capsys, tmp_path):
     code, out, err = run(capsys, "export", "mobiface", tmp_path / "m.onnx", "--weights", tmp_path / "no.npz")
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "no.npz" in err
 
 
@@ -227,7 +211,7 @@ def test_unknown_architecture_is_an_argparse_error(capsys, tmp_path):
 @pytest.mark.parametrize("size", ["112", "0x5", "100x100", "112x", "axb", "-16x16", "112x112x3", ""])
 def test_bad_input_size_is_a_one_line_error(capsys, tmp_path, size):
     code, out, err = run(capsys, "export", "mobilefacenet", tmp_path / "m.onnx", f"--input-size={size}")
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "input" in err and "size" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -235,20 +219,20 @@ def test_bad_input_size_is_a_one_line_error(capsys, tmp_path, size):
 @pytest.mark.parametrize("seed", ["-1"])
 def test_negative_seed_is_a_one_line_error(capsys, tmp_path, seed):
     code, out, err = run(capsys, "export", "mobilefacenet", tmp_path / "m.onnx", "--seed", seed)
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "seed" in err
 
 
 def test_missing_folder_is_a_one_line_error(capsys, tmp_path):
     code, out, err = run(capsys, "export", "mobilefacenet", tmp_path / "nope" / "m.onnx")
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "does not exist" in err and "nope" in err
     assert not (tmp_path / "nope").exists()
 
 
 def test_folder_as_output_is_a_one_line_error(capsys, tmp_path):
     code, out, err = run(capsys, "export", "mobilefacenet", tmp_path)
-    assert_one_line_error(code, out, err)
+    assert_one_line_error(code, out, err, prefix="tinyface: error:")
     assert "is a folder" in err
     assert list(tmp_path.iterdir()) == []
 
