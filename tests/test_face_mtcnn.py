@@ -13,7 +13,10 @@ from PIL import Image
 
 from tinyface.errors import ImageError, TinyfaceError
 from tinyface.face import mtcnn
-from tinyface.face.detect import WEIGHTS_DIR, Face, Nets, detect_faces, draw_faces, onnx_nets
+from tinyface.face.detect import Face, Nets, detect_faces, draw_faces, onnx_nets
+from tinyface.paths import weights_dir
+
+WEIGHTS_DIR = weights_dir() / "mtcnn"
 
 PHOTO = Path(__file__).parent / "data" / "astronaut.png"   # NASA, public domain, 512×512
 

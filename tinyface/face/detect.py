@@ -25,12 +25,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import tinyface
 from tinyface.errors import ImageError, TinyfaceError
 from tinyface.face.mtcnn import NMS_THRESHOLDS, run_cascade
 
-#: Folder of pnet.onnx, rnet.onnx, onet.onnx (with their licence and README).
-WEIGHTS_DIR = Path(tinyface.__file__).resolve().parent.parent / "weights" / "mtcnn"
 
 Net = Callable[[np.ndarray], dict]
 
@@ -74,8 +71,9 @@ def onnx_nets(weights_dir, load_model) -> Nets:
 @functools.lru_cache(maxsize=1)
 def default_nets() -> Nets:
     """The bundled MTCNN nets on tinyface's engine (loaded once, then cached)."""
+    from tinyface.paths import weights_dir
     from tinyface.runtime.model import load_model
-    return onnx_nets(WEIGHTS_DIR, load_model)
+    return onnx_nets(weights_dir() / "mtcnn", load_model)
 
 
 def detect_faces(image, nets=None, min_face_size: float = 20,

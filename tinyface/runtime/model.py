@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.errors import InputError, TinyfaceError
+from tinyface.errors import InputError, ModelError, TinyfaceError
 from tinyface.graph.fuse import fuse
 from tinyface.graph.lower import Lowering
 from tinyface.graph.onnx_file import read_model
@@ -98,6 +98,9 @@ def load_model(source=None):
     """Load an ONNX model from a path, serialized bytes or an ``onnx.ModelProto``
     (default: the bundled one)."""
     path = default_model_path() if source is None else source
+    if source is None and not path.is_file():
+        raise ModelError(f"the bundled model is not at {path}: install tinyface from its repository "
+                         f"(pip install -e .) or set TINYFACE_WEIGHTS to a folder that holds it")
     graph = read_model(path)
     plan, _ = compile_graph(graph)
     model_path = path if isinstance(path, (str, Path)) else None
