@@ -1,7 +1,8 @@
 """Direct convolution (groups = 1) on NHWC maps, any kernel size and stride.
 
-Layout: ``x`` is N x H x W x Ci, ``w`` is K x Co with K = KH*KW*Ci (packed at
-load time from ONNX's Co x Ci x KH x KW, rows ordered ky, kx, ci), ``out`` is
+Layout: ``x`` is N x H x W x Ci, ``w`` is K x Co with K = KH*KW*Ci rounded up
+to a multiple of the GEMM's k-unrolling with zero rows (packed at load time
+from ONNX's Co x Ci x KH x KW, rows ordered ky, kx, ci), ``out`` is
 N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
 
     out[n, i, j, o] = epilogue(sum_{ky, kx, c} x[n, i*sh + ky - pt, j*sw + kx - pl, c]
@@ -39,6 +40,8 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
                     px = x[n, y, xx]
                     for c in range(C):
                         p[base + c] = px[c]
+        for k in range(KH * KW * C, p.size):       # the zero padding of K (see ConvStep.pack)
+            p[k] = 0.0
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})

@@ -16,7 +16,7 @@ from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import Activation
-from tinyface.kernels.gemm import gemm
+from tinyface.kernels.gemm import KU, gemm
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, conv_output_size, fmt
@@ -120,8 +120,10 @@ class ConvStep(Step):
             self.packed = np.ascontiguousarray(w[:, :, 0, 0].T)          # Ci x Co
         elif self.kind == "depthwise":
             self.packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))  # KH x KW x C
-        else:                                                            # (KH*KW*Ci) x Co
-            self.packed = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
+        else:        # (KH*KW*Ci) x Co, zero rows up to a multiple of the GEMM's k-unrolling
+            rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+            self.packed = np.zeros((-(-len(rows) // KU) * KU, w.shape[0]), np.float32)
+            self.packed[:len(rows)] = rows
 
     def infer(self, shapes):
         x = shapes[0]
