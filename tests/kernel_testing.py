@@ -1,5 +1,6 @@
 """Helpers shared by the kernel property tests (tests/test_kernels_*.py)."""
 import numba
+import numpy as np
 import pytest
 from hypothesis import settings, strategies as st
 
@@ -22,3 +23,12 @@ def on_threads(n, fn):
 needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
 
 seeds = st.integers(0, 2**32 - 1)
+
+
+def assert_same_on_1_and_2_threads(fn):
+    """``fn()`` gives bit-identical results on 1 and 2 threads and leaves the count as it was."""
+    before = numba.get_num_threads()
+    one = on_threads(1, fn)
+    two = on_threads(2, fn)
+    assert numba.get_num_threads() == before
+    np.testing.assert_array_equal(one, two)

@@ -16,12 +16,11 @@ which float32 is exact, and compare bit for bit.
 
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
-import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import examples, on_threads, needs_2_threads, seeds
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
 from reference import ACTIVATIONS, conv2d_nchw, epilogue, random_epilogue, values
 from tinyface.kernels.depthwise import depthwise
 from tinyface.runtime.shapes import conv_output_size
@@ -125,11 +124,7 @@ def test_gdconv(case, kinds, exact, seed):
 @given(case=depthwise_cases(), kinds=epilogue_kinds, seed=seeds)
 def test_same_result_on_1_and_2_threads(case, kinds, seed):
     _, args = make_case(case, kinds, False, seed)
-    before = numba.get_num_threads()
-    one = on_threads(1, lambda: run_depthwise(*args))
-    two = on_threads(2, lambda: run_depthwise(*args))
-    assert numba.get_num_threads() == before
-    np.testing.assert_array_equal(one, two)
+    assert_same_on_1_and_2_threads(lambda: run_depthwise(*args))
 
 
 @pytest.mark.slow

@@ -12,12 +12,11 @@ of 1/4, so no float32 operation rounds and the comparison is bit-for-bit.
 
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import examples, on_threads, needs_2_threads, seeds
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
 from reference import (ACTIVATIONS, activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
                        random_epilogue, values)
 from tinyface.kernels.gemm import gemm
@@ -104,11 +103,7 @@ def test_same_result_on_1_and_2_threads(m, k, n, kinds, seed):
     rng = np.random.default_rng(seed)
     a, w = values(rng, (m, k), False), values(rng, (k, n), False)
     args = (a, w) + random_epilogue(kinds, n, (m, n), rng, False)
-    before = numba.get_num_threads()
-    one = on_threads(1, lambda: run_gemm(*args))
-    two = on_threads(2, lambda: run_gemm(*args))
-    assert numba.get_num_threads() == before
-    np.testing.assert_array_equal(one, two)
+    assert_same_on_1_and_2_threads(lambda: run_gemm(*args))
 
 
 @pytest.mark.slow

@@ -12,12 +12,11 @@ Tolerance: none; a maximum is exact, so results are compared bit for bit.
 
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
-import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import examples, on_threads, needs_2_threads, seeds
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
 from reference import maxpool_nchw, output_size
 from tinyface.kernels.pool import max_pool
 from tinyface.runtime.shapes import conv_output_size
@@ -110,11 +109,7 @@ def test_padding_never_wins():
 @given(case=pool_cases(), seed=seeds)
 def test_same_result_on_1_and_2_threads(case, seed):
     args = make_case(case, False, seed)
-    before = numba.get_num_threads()
-    one = on_threads(1, lambda: run_max_pool(*args))
-    two = on_threads(2, lambda: run_max_pool(*args))
-    assert numba.get_num_threads() == before
-    np.testing.assert_array_equal(one, two)
+    assert_same_on_1_and_2_threads(lambda: run_max_pool(*args))
 
 
 @pytest.mark.slow

@@ -12,12 +12,11 @@ probabilities that underflow to float32 subnormals or zero), and
 
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
-import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import examples, on_threads, needs_2_threads, seeds
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
 from reference import softmax
 from tinyface.kernels.softmax import softmax_rows
 
@@ -89,11 +88,7 @@ def test_softmax_over_one_axis(n, c, h, w, axis, scale, seed):
 @given(r=st.integers(1, 64), c=row_lengths, scale=scales, seed=seeds)
 def test_same_result_on_1_and_2_threads(r, c, scale, seed):
     x = logits(np.random.default_rng(seed), (r, c), scale, 0.0)
-    before = numba.get_num_threads()
-    one = on_threads(1, lambda: run_softmax(x))
-    two = on_threads(2, lambda: run_softmax(x))
-    assert numba.get_num_threads() == before
-    np.testing.assert_array_equal(one, two)
+    assert_same_on_1_and_2_threads(lambda: run_softmax(x))
 
 
 @pytest.mark.slow
