@@ -125,8 +125,12 @@ def invert_affine(matrix) -> np.ndarray:
     A, t = m[:, :2], m[:, 2]
     if np.linalg.cond(A) > 1e12:
         raise InputError("affine matrix is singular: it cannot be inverted")
-    A_inv = np.linalg.inv(A)
-    return np.ascontiguousarray(np.hstack([A_inv, (-A_inv @ t)[:, None]]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        A_inv = np.linalg.inv(A)
+        inverse = np.hstack([A_inv, (-A_inv @ t)[:, None]])
+    if not np.isfinite(inverse).all():      # e.g. subnormal entries: well conditioned, yet it overflows
+        raise InputError("affine matrix is singular: it cannot be inverted")
+    return np.ascontiguousarray(inverse)
 
 
 def align(image, landmarks, size_hw=(112, 112)) -> np.ndarray:
