@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import settings, strategies as st
 
+from reference import ACTIVATIONS
+
 
 def examples(n):
     """``n`` examples under the default profile, 10x under "thorough" (see conftest)."""
@@ -23,6 +25,27 @@ def on_threads(n, fn):
 needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
 
 seeds = st.integers(0, 2**32 - 1)
+
+# (act1, has a residual, act2) of a conv epilogue
+epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
+
+
+def check(got, want, k, exact=False):
+    """Equal shapes; bit-equal when ``exact``, else within rtol 1e-4, atol 1e-4 * sqrt(k)
+    (``k`` the reduction length; data in [-1, 1])."""
+    assert got.shape == want.shape
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
+
+
+def nhwc_residual(res, out_nchw_shape):
+    """The residual as the NHWC kernels read it: a dummy 1x1x1x1 array when ``res`` is None."""
+    if res is None:
+        return np.zeros((1, 1, 1, 1), np.float32)
+    assert res.shape == out_nchw_shape
+    return np.ascontiguousarray(res.transpose(0, 2, 3, 1))
 
 
 def assert_same_on_1_and_2_threads(fn):

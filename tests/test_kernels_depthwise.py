@@ -20,15 +20,14 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import ACTIVATIONS, conv2d_nchw, epilogue, random_epilogue, values
+from kernel_testing import check, epilogue_kinds, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
+from reference import conv2d_nchw, epilogue, random_epilogue, values
 from tinyface.kernels.depthwise import depthwise
 from tinyface.runtime.shapes import conv_output_size
 
 
 kernel_sizes = st.sampled_from([1, 2, 3, 3, 3, 5, 7])        # 3x3 (the common case) more often
 channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 33, 64])
-epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
 
 
 @st.composite
@@ -58,11 +57,7 @@ def run_depthwise(x, wt, strides, pads, bias, act1, res, act2):
     oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     packed = np.ascontiguousarray(wt[:, 0].transpose(1, 2, 0))              # KH x KW x C
-    if res is None:
-        res_nhwc = np.zeros((1, 1, 1, 1), np.float32)
-    else:
-        assert res.shape == (n, c, oh, ow)
-        res_nhwc = np.ascontiguousarray(res.transpose(0, 2, 3, 1))
+    res_nhwc = nhwc_residual(res, (n, c, oh, ow))
     out = np.empty((n, oh, ow, c), np.float32)
     depthwise(x_nhwc, packed, sh, sw, pt, pl, bias, *act1, res_nhwc, res is not None, *act2, out)
     return out.transpose(0, 3, 1, 2)
@@ -77,14 +72,6 @@ def make_case(case, kinds, exact, seed):
     acc = conv2d_nchw(x, wt, None, strides, pads, groups=c)
     bias, act1, res, act2 = random_epilogue(kinds, c, acc.shape, rng, exact)
     return epilogue(acc, bias, act1, res, act2), (x, wt, strides, pads, bias, act1, res, act2)
-
-
-def check(got, want, k, exact=False):
-    assert got.shape == want.shape
-    if exact:
-        np.testing.assert_array_equal(got, want)
-    else:
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
 PRELU = ("prelu", False, "identity")

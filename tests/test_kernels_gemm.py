@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
+from kernel_testing import check, epilogue_kinds, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
 from reference import (ACTIVATIONS, activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
                        random_epilogue, values)
 from tinyface.kernels.gemm import gemm
@@ -26,7 +26,6 @@ from tinyface.runtime.shapes import conv_output_size
 rows = st.integers(1, 19)                                         # M: around the 4-row blocks
 depths = st.one_of(st.integers(1, 9), st.integers(10, 70))        # K: around the 4-deep unroll
 widths = st.one_of(st.sampled_from([1, 3, 5, 16, 17, 33]), st.integers(1, 40))   # N
-epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
 
 
 def run_gemm(a, w, bias, act1, res, act2):
@@ -35,13 +34,6 @@ def run_gemm(a, w, bias, act1, res, act2):
     dummy = np.zeros((1, 1), np.float32)
     gemm(a, w, bias, *act1, dummy if res is None else res, res is not None, *act2, out)
     return out
-
-
-def check(got, want, k, exact=False):
-    if exact:
-        np.testing.assert_array_equal(got, want)
-    else:
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(k))
 
 
 @settings(max_examples=examples(60), deadline=None)
