@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernel_testing import check, epilogue_kinds, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import (ACTIVATIONS, activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
+from reference import (activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
                        random_epilogue, values)
 from tinyface.kernels.gemm import gemm
 from tinyface.runtime.shapes import conv_output_size
