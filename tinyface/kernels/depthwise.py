@@ -35,35 +35,27 @@ def _finish(acc, c, bias, slope1, lo1, hi1, res_px, has_res, slope2, lo2, hi2):
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
+def _row_taps(r, w, ky, x0, c):
+    """Channel c of kernel row ky applied to input row r at four neighbouring outputs:
+    columns x0 .. x0+5 are loaded once and shared."""
+    t0 = r[x0, c]; t1 = r[x0 + 1, c]; t2 = r[x0 + 2, c]
+    t3 = r[x0 + 3, c]; t4 = r[x0 + 4, c]; t5 = r[x0 + 5, c]
+    u0 = w[ky, 0, c]; u1 = w[ky, 1, c]; u2 = w[ky, 2, c]
+    return (t0 * u0 + t1 * u1 + t2 * u2, t1 * u0 + t2 * u1 + t3 * u2,
+            t2 * u0 + t3 * u1 + t4 * u2, t3 * u0 + t4 * u1 + t5 * u2)
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
 def _four(r0, r1, r2, w, x0, acc):
     """acc[k, c] for four neighbouring outputs at stride 1, columns x0 .. x0+5 inside."""
     for c in range(acc.shape[1]):
-        s0 = np.float32(0.0); s1 = np.float32(0.0); s2 = np.float32(0.0); s3 = np.float32(0.0)
-        t0 = r0[x0, c]; t1 = r0[x0 + 1, c]; t2 = r0[x0 + 2, c]
-        t3 = r0[x0 + 3, c]; t4 = r0[x0 + 4, c]; t5 = r0[x0 + 5, c]
-        u0 = w[0, 0, c]; u1 = w[0, 1, c]; u2 = w[0, 2, c]
-        s0 += t0 * u0 + t1 * u1 + t2 * u2
-        s1 += t1 * u0 + t2 * u1 + t3 * u2
-        s2 += t2 * u0 + t3 * u1 + t4 * u2
-        s3 += t3 * u0 + t4 * u1 + t5 * u2
-        t0 = r1[x0, c]; t1 = r1[x0 + 1, c]; t2 = r1[x0 + 2, c]
-        t3 = r1[x0 + 3, c]; t4 = r1[x0 + 4, c]; t5 = r1[x0 + 5, c]
-        u0 = w[1, 0, c]; u1 = w[1, 1, c]; u2 = w[1, 2, c]
-        s0 += t0 * u0 + t1 * u1 + t2 * u2
-        s1 += t1 * u0 + t2 * u1 + t3 * u2
-        s2 += t2 * u0 + t3 * u1 + t4 * u2
-        s3 += t3 * u0 + t4 * u1 + t5 * u2
-        t0 = r2[x0, c]; t1 = r2[x0 + 1, c]; t2 = r2[x0 + 2, c]
-        t3 = r2[x0 + 3, c]; t4 = r2[x0 + 4, c]; t5 = r2[x0 + 5, c]
-        u0 = w[2, 0, c]; u1 = w[2, 1, c]; u2 = w[2, 2, c]
-        s0 += t0 * u0 + t1 * u1 + t2 * u2
-        s1 += t1 * u0 + t2 * u1 + t3 * u2
-        s2 += t2 * u0 + t3 * u1 + t4 * u2
-        s3 += t3 * u0 + t4 * u1 + t5 * u2
-        acc[0, c] = s0
-        acc[1, c] = s1
-        acc[2, c] = s2
-        acc[3, c] = s3
+        a0, a1, a2, a3 = _row_taps(r0, w, 0, x0, c)
+        b0, b1, b2, b3 = _row_taps(r1, w, 1, x0, c)
+        c0, c1, c2, c3 = _row_taps(r2, w, 2, x0, c)
+        acc[0, c] = a0 + b0 + c0
+        acc[1, c] = a1 + b1 + c1
+        acc[2, c] = a2 + b2 + c2
+        acc[3, c] = a3 + b3 + c3
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
