@@ -43,10 +43,10 @@ class Model:
         each layer's maps stay in cache (measured: about 6 % faster at batch 32).
         """
         feed = x if isinstance(x, dict) else self._single_feed(x)
-        batch = self.plan.validate_feed(feed)
+        batch = self.plan.validate_feed(feed)         # once, for the whole batch
         if batch <= RUN_CHUNK:
-            return self.plan.run(feed)
-        parts = [self.plan.run({k: v[i:i + RUN_CHUNK] for k, v in feed.items()})
+            return self.plan.run(feed, batch)
+        parts = [self.plan.run({k: v[i:i + RUN_CHUNK] for k, v in feed.items()}, min(RUN_CHUNK, batch - i))
                  for i in range(0, batch, RUN_CHUNK)]
         return [np.concatenate(outs) for outs in zip(*parts)]
 

@@ -134,8 +134,10 @@ class Plan:
         env[ALLOC_KEY] = lambda shape: np.empty(shape, np.float32)
         return env
 
-    def run(self, feed):
-        batch = self.validate_feed(feed)
+    def run(self, feed, batch=None):
+        """Outputs for ``feed``; ``batch`` given means the caller already validated it."""
+        if batch is None:
+            batch = self.validate_feed(feed)
         self.check(feed)
         pool = getattr(self._local, "pool", None) or BufferPool()
         self._local.pool = pool
