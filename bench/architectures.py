@@ -21,7 +21,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,33 +28,22 @@ import numpy as np
 import tinyface
 from tinyface.models import PAPER_INPUT_SIZES, build, count
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import median_time, ort_session  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS_PER_BLOCK = 3
 
 
-def ort_session(proto_bytes, threads=1):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(proto_bytes, opts, providers=["CPUExecutionProvider"])
-
-
-def block_time(fn, runs=RUNS_PER_BLOCK):
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+def block_time(fn):
+    return median_time(fn, RUNS_PER_BLOCK)
 
 
 def measure(arch, size, blocks):
     proto = build(arch, size, seed=0)
     c = count(proto)
     model = tinyface.load(proto)
-    sess = ort_session(proto.SerializeToString())
+    sess = ort_session(proto.SerializeToString(), threads=1)
     x = np.random.default_rng(0).standard_normal((1, 3, *size)).astype(np.float32)
     tf_run = lambda: model.run(x)                                  # noqa: E731
     ort_run = lambda: sess.run(None, {"input": x})                 # noqa: E731

@@ -47,13 +47,15 @@ def median_time(fn, repeats):
     return float(np.median(times))
 
 
-def ort_session(path, threads):
+def ort_session(model, threads):
+    """An onnxruntime session on ``threads`` threads; ``model`` is a path or serialized bytes."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
 def per_kernel(model, repeats):
