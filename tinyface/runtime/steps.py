@@ -252,9 +252,6 @@ class ScaleShiftStep(Step):
     def is_pure_activation(self):
         return bool(np.all(self.scale == 1) and np.all(self.shift == 0))
 
-    def has_identity_act(self):
-        return not self.fused_act
-
     def _params_for(self, c):
         if len(self.scale) == c:
             return self.scale, self.shift, self.act.slope
