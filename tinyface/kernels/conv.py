@@ -10,15 +10,14 @@ N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
 
 Each output row is computed as a small matrix product: its OW input patches
 are gathered into an OW x K matrix (zeros where the window leaves the map)
-and multiplied by ``w`` with the register-blocked GEMM block of
-``kernels.gemm``.  Used for the stem conv (Ci = 3) and MTCNN's small convs;
+and multiplied by ``w`` with the register tiles of ``kernels.gemm``.  Used for the stem conv (Ci = 3) and MTCNN's small convs;
 1x1 convs go to ``gemm`` directly.  Output rows run in parallel.
 """
 import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.gemm import ROWS, accumulate_block, finish_block
+from tinyface.kernels.gemm import ROWS, finish_block, matmul_rows, slp_vectorized
 
 
 @numba.njit(inline="always", cache=True)
@@ -45,8 +44,7 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
-def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
-    """out = epilogue(conv(x, w)); shapes are checked by the caller."""
+def _conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     N, OH, OW, CO = out.shape
     K = w.shape[0]
     for row in prange(N * OH):
@@ -58,5 +56,9 @@ def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, s
         rrow = res[n, i] if has_res else res[0, 0]
         for m0 in range(0, OW, ROWS):
             rows = min(ROWS, OW - m0)
-            accumulate_block(patches, w, orow, m0, rows)
+            matmul_rows(patches, w, orow, m0, rows)
             finish_block(orow, m0, rows, bias, slope1, lo1, hi1, rrow, has_res, slope2, lo2, hi2)
+
+
+conv2d = slp_vectorized(_conv2d)
+conv2d.__doc__ = "out = epilogue(conv(x, w)); shapes are checked by the caller."

@@ -4,32 +4,63 @@ Layout: ``a`` is M x K (rows are pixels of an NHWC map, or batch rows of an FC
 layer), ``w`` is K x N (packed once at load time, output channels contiguous),
 ``out`` is M x N.  Then ``out[m, n] = epilogue(sum_k a[m, k] * w[k, n])``.
 
-The loop nest is register-blocked: ``ROWS`` rows of ``a`` are multiplied by
-``KU`` rows of ``w`` at a time, so each vector of ``w[k:k+KU, n]`` loaded from
-cache feeds ``ROWS * KU`` fused multiply-adds, and the innermost loop over
-``n`` (contiguous in ``w`` and ``out``) is vectorised by LLVM.  Row blocks are
+The bulk of ``out`` is computed by the register tile of ``kernels.tiles``
+(8 rows x 16 columns whose accumulators stay in registers over all of k: per k,
+one vector load of ``w`` feeds 8 fused multiply-adds).  Rows and columns left
+over (M mod 8, N mod 16) go through ``accumulate_block``, a loop LLVM
+vectorises over n that keeps its accumulators in ``out``.  Blocks of 8 rows are
 independent and run in parallel (``prange``).
+
+The tile needs LLVM's SLP vectoriser, which Numba leaves off by default (it
+once miscompiled other code); ``slp_vectorized`` turns it on only while these
+kernels are compiled, and the kernel tests check every shape family against
+NumPy.
 """
+import functools
+import threading
+
 import numba
 from numba import prange
+from numba.core import config
 
 from tinyface.kernels.epilogue import activate
+from tinyface.kernels.tiles import COLS, ROWS, tile
 
 FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
-ROWS = 4   # rows of ``a`` per block (accumulated together)
-KU = 4     # depth of the k-unrolling
+KU = 4     # depth of the k-unrolling in ``accumulate_block``
+SMALL = 4  # rows per block in ``accumulate_block``
+
+_SLP_LOCK = threading.Lock()
+
+
+def slp_vectorized(kernel):
+    """Call the jitted ``kernel`` with LLVM's SLP vectoriser on, so that when a
+    call compiles it (first call per argument types; later calls load the
+    cache) the register tile is vectorised.  Numba kernels hold the GIL, so the
+    lock costs nothing but keeps the setting from changing under a compile."""
+    @functools.wraps(kernel)
+    def call(*args):
+        with _SLP_LOCK:
+            saved = config.SLP_VECTORIZE
+            config.SLP_VECTORIZE = 1
+            try:
+                return kernel(*args)
+            finally:
+                config.SLP_VECTORIZE = saved
+    call.jitted = kernel
+    return call
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def accumulate_block(a, w, out, m0, rows):
-    """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS."""
+def accumulate_block(a, w, out, m0, rows, n_lo):
+    """out[m0:m0+rows, n_lo:] = a[m0:m0+rows] @ w[:, n_lo:] for 1 <= rows <= SMALL."""
     K = a.shape[1]
     N = w.shape[1]
     for r in range(rows):
-        for n in range(N):
+        for n in range(n_lo, N):
             out[m0 + r, n] = 0.0
     k_main = K - K % KU
-    if rows == ROWS:
+    if rows == SMALL:
         for k in range(0, k_main, KU):
             a00 = a[m0, k]; a01 = a[m0, k + 1]; a02 = a[m0, k + 2]; a03 = a[m0, k + 3]
             a10 = a[m0 + 1, k]; a11 = a[m0 + 1, k + 1]; a12 = a[m0 + 1, k + 2]; a13 = a[m0 + 1, k + 3]
@@ -37,7 +68,7 @@ def accumulate_block(a, w, out, m0, rows):
             a30 = a[m0 + 3, k]; a31 = a[m0 + 3, k + 1]; a32 = a[m0 + 3, k + 2]; a33 = a[m0 + 3, k + 3]
             w0 = w[k]; w1 = w[k + 1]; w2 = w[k + 2]; w3 = w[k + 3]
             o0 = out[m0]; o1 = out[m0 + 1]; o2 = out[m0 + 2]; o3 = out[m0 + 3]
-            for n in range(N):
+            for n in range(n_lo, N):
                 b0 = w0[n]; b1 = w1[n]; b2 = w2[n]; b3 = w3[n]
                 o0[n] += a00 * b0 + a01 * b1 + a02 * b2 + a03 * b3
                 o1[n] += a10 * b0 + a11 * b1 + a12 * b2 + a13 * b3
@@ -50,23 +81,41 @@ def accumulate_block(a, w, out, m0, rows):
         for k in range(k_main, K):
             x = a[m0 + r, k]
             wk = w[k]
-            for n in range(N):
+            for n in range(n_lo, N):
                 o[n] += x * wk[n]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FAST)
-def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
-    """out = epilogue(a @ w); see the module and ``epilogue`` docs.
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def matmul_rows(a, w, out, m0, rows):
+    """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS: tiles where they fit."""
+    N = w.shape[1]
+    if rows == ROWS:
+        n_tiles = N - N % COLS
+        for n0 in range(0, n_tiles, COLS):
+            tile(a, w, out, m0, n0)
+        if n_tiles < N:
+            for r0 in range(m0, m0 + ROWS, SMALL):
+                accumulate_block(a, w, out, r0, SMALL, n_tiles)
+    else:
+        for r0 in range(m0, m0 + rows, SMALL):
+            accumulate_block(a, w, out, r0, min(SMALL, m0 + rows - r0), 0)
 
-    ``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise).
-    """
+
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     M = a.shape[0]
     blocks = (M + ROWS - 1) // ROWS
     for b in prange(blocks):
         m0 = b * ROWS
         rows = min(ROWS, M - m0)
-        accumulate_block(a, w, out, m0, rows)
+        matmul_rows(a, w, out, m0, rows)
         finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+
+
+gemm = slp_vectorized(_gemm)
+gemm.__doc__ = """out = epilogue(a @ w); see the module and ``epilogue`` docs.
+
+``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise)."""
 
 
 @numba.njit(inline="always", cache=True)
