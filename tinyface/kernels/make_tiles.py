@@ -31,7 +31,7 @@ ROWS = {R}
 COLS = {C}
 
 
-@numba.njit(inline="always", cache=True, fastmath={{"contract"}})
+@numba.njit(cache=True, fastmath={{"contract"}})
 def tile(a, w, out, m0, n0):
 '''
 
@@ -40,17 +40,17 @@ def source(rows=ROWS, cols=COLS):
     """The text of ``tiles.py`` for a ``rows`` x ``cols`` tile."""
     acc = [[f"c{r}_{j}" for j in range(cols)] for r in range(rows)]
     lines = [HEADER.format(R=rows, C=cols).rstrip("\n")]
-    lines += [f"    {' = '.join(row)} = numba.float32(0.0)" for row in acc]
+    lines += ["    zero = numba.float32(0.0)"]
+    lines += [f"    {name} = zero" for row in acc for name in row]
     lines += ["    for k in range(a.shape[1]):",
               f"        wk = w[k, n0:n0 + {cols}]"]
     lines += [f"        x{r} = a[m0 + {r}, k]" for r in range(rows)]
-    lines += [f"        {', '.join(f'b{j}' for j in range(cols))} = "
-              f"{', '.join(f'wk[{j}]' for j in range(cols))}"]
+    lines += [f"        b{j} = wk[{j}]" for j in range(cols)]
     for r in range(rows):
         lines += [f"        {acc[r][j]} += x{r} * b{j}" for j in range(cols)]
     for r in range(rows):
-        lines += [f"    o = out[m0 + {r}, n0:n0 + {cols}]",
-                  f"    {', '.join(f'o[{j}]' for j in range(cols))} = {', '.join(acc[r])}"]
+        lines += [f"    o = out[m0 + {r}, n0:n0 + {cols}]"]
+        lines += [f"    o[{j}] = {acc[r][j]}" for j in range(cols)]
     return "\n".join(lines) + "\n"
 
 
