@@ -117,3 +117,26 @@ def test_mobilefacenet_pointwise(h, ci, co, residual):
     act1 = identity if residual else prelu
     got = run_gemm(x, w, bias, act1, res, identity)
     check(got, epilogue(x.astype(np.float64) @ w, bias, act1, res, identity), ci)
+
+
+@settings(max_examples=examples(8), deadline=None)
+@given(m=st.integers(1, 7), k=st.sampled_from([4096, 4097, 6143, 9000]), n=st.integers(1, 40),
+       kinds=epilogue_kinds, seed=seeds)
+def test_long_reduction_split_over_k(m, k, n, kinds, seed):
+    """Few rows, k of at least two K_CHUNKs (an FC on a flattened map, as in MobiFace):
+    the chunked path, including a last chunk shorter than the others."""
+    from tinyface.kernels.gemm import K_CHUNK
+    assert k >= 2 * K_CHUNK
+    rng = np.random.default_rng(seed)
+    a, w = values(rng, (m, k), False), values(rng, (k, n), False)
+    bias, act1, res, act2 = random_epilogue(kinds, n, (m, n), rng, False)
+    got = run_gemm(a, w, bias, act1, res, act2)
+    check(got, epilogue(a.astype(np.float64) @ w, bias, act1, res, act2), k)
+
+
+@needs_2_threads
+def test_long_reduction_same_on_1_and_2_threads():
+    rng = np.random.default_rng(3)
+    a, w = values(rng, (2, 5000), False), values(rng, (5000, 24), False)
+    args = (a, w) + random_epilogue(("prelu", True, "identity"), 24, (2, 24), rng, False)
+    assert_same_on_1_and_2_threads(lambda: run_gemm(*args))

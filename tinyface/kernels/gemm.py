@@ -20,6 +20,7 @@ import functools
 import threading
 
 import numba
+import numpy as np
 from numba import prange
 from numba.core import config
 
@@ -52,10 +53,9 @@ def slp_vectorized(kernel):
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def accumulate_block(a, w, out, m0, rows, n_lo):
-    """out[m0:m0+rows, n_lo:] = a[m0:m0+rows] @ w[:, n_lo:] for 1 <= rows <= SMALL."""
+def accumulate_block(a, w, out, m0, rows, n_lo, N):
+    """out[m0:m0+rows, n_lo:N] = a[m0:m0+rows] @ w[:, n_lo:N] for 1 <= rows <= SMALL."""
     K = a.shape[1]
-    N = w.shape[1]
     for r in range(rows):
         for n in range(n_lo, N):
             out[m0 + r, n] = 0.0
@@ -95,10 +95,10 @@ def matmul_rows(a, w, out, m0, rows):
             tile(a, w, out, m0, n0)
         if n_tiles < N:
             for r0 in range(m0, m0 + ROWS, SMALL):
-                accumulate_block(a, w, out, r0, SMALL, n_tiles)
+                accumulate_block(a, w, out, r0, SMALL, n_tiles, N)
     else:
         for r0 in range(m0, m0 + rows, SMALL):
-            accumulate_block(a, w, out, r0, min(SMALL, m0 + rows - r0), 0)
+            accumulate_block(a, w, out, r0, min(SMALL, m0 + rows - r0), 0, N)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -112,10 +112,50 @@ def _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
         finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
 
 
-gemm = slp_vectorized(_gemm)
-gemm.__doc__ = """out = epilogue(a @ w); see the module and ``epilogue`` docs.
+K_CHUNK = 2048   # reduction rows per parallel task in ``_gemm_split_k``
 
-``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise)."""
+
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+    """As ``_gemm`` for a long reduction over few rows (MobiFace's FC: 1 x 25088 @
+    25088 x 512, 51 MB of weights): the threads share fixed chunks of k, each
+    streaming its own contiguous rows of ``w`` into a partial sum; the partial
+    sums are then added in chunk order, so the result does not depend on the
+    thread count."""
+    M, K = a.shape
+    N = w.shape[1]
+    chunks = (K + K_CHUNK - 1) // K_CHUNK
+    partial = np.empty((chunks, M, N), np.float32)
+    for chunk in prange(chunks):
+        k_lo = chunk * K_CHUNK
+        k_hi = min(K, k_lo + K_CHUNK)
+        part = partial[chunk]
+        for r0 in range(0, M, SMALL):
+            accumulate_block(a[:, k_lo:k_hi], w[k_lo:k_hi], part, r0, min(SMALL, M - r0), 0, N)
+    for r in range(M):
+        o = out[r]
+        o[:] = partial[0, r]
+        for chunk in range(1, chunks):
+            p = partial[chunk, r]
+            for n in range(N):
+                o[n] += p[n]
+    finish_block(out, 0, M, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+
+
+_by_rows = slp_vectorized(_gemm)
+
+
+def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+    """out = epilogue(a @ w); see the module and ``epilogue`` docs.
+
+    ``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise).
+    Rows are split between threads in blocks of ``ROWS``; fewer rows than that
+    with a reduction of at least two ``K_CHUNK`` split k instead.
+    """
+    if a.shape[0] < ROWS and a.shape[1] >= 2 * K_CHUNK:
+        _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
+    else:
+        _by_rows(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
 
 
 @numba.njit(inline="always", cache=True)
