@@ -24,11 +24,11 @@ def test_source_spells_out_one_accumulator_per_tile_element():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 7)).astype(np.float32)
     w = rng.standard_normal((7, 6)).astype(np.float32)
-    out = np.full((5, 6), np.nan, np.float32)
-    namespace["tile"](a, w, out, 1, 2)              # rows 1..2, columns 2..4 only
-    np.testing.assert_allclose(out[1:3, 2:5], a[1:3] @ w[:, 2:5], rtol=1e-5, atol=1e-5)
-    assert np.isnan(out[0]).all() and np.isnan(out[3:]).all()
-    assert np.isnan(out[:, :2]).all() and np.isnan(out[:, 5:]).all()
+    w = np.concatenate([w, w[:, :1]], axis=1)        # 7 columns: two tiles of 3 and one left over
+    out = np.full((5, 7), np.nan, np.float32)
+    namespace["tiles"](a, w, out, 1, 6)             # rows 1..2, columns 0..5 only
+    np.testing.assert_allclose(out[1:3, :6], a[1:3] @ w[:, :6], rtol=1e-5, atol=1e-5)
+    assert np.isnan(out[0]).all() and np.isnan(out[3:]).all() and np.isnan(out[:, 6]).all()
 
 
 def test_slp_setting_is_restored_after_a_call():

@@ -25,7 +25,7 @@ from numba import prange
 from numba.core import config
 
 from tinyface.kernels.epilogue import activate
-from tinyface.kernels.tiles import COLS, ROWS, tile
+from tinyface.kernels.tiles import COLS, ROWS, tiles
 
 FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
 KU = 4     # depth of the k-unrolling in ``accumulate_block``
@@ -91,8 +91,7 @@ def matmul_rows(a, w, out, m0, rows):
     N = w.shape[1]
     if rows == ROWS:
         n_tiles = N - N % COLS
-        for n0 in range(0, n_tiles, COLS):
-            tile(a, w, out, m0, n0)
+        tiles(a, w, out, m0, n_tiles)
         if n_tiles < N:
             for r0 in range(m0, m0 + ROWS, SMALL):
                 accumulate_block(a, w, out, r0, SMALL, n_tiles, N)
