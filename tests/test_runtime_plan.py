@@ -249,3 +249,26 @@ def test_batch_1_and_3_agree(model, good):
     full = model.run(x)[0]
     singles = np.concatenate([model.run(x[i:i + 1])[0] for i in range(3)])
     np.testing.assert_allclose(full, singles, atol=1e-5)
+
+
+def test_small_steps_run_on_one_thread_weighted_by_kernel_speed(model):
+    """At batch 1: a 1x1 conv on the 1x1 map (65K multiply-adds) is too small for a second
+    thread; a depthwise 3x3 on 28x28x128 (0.9M, but three times slower per multiply-add
+    than the GEMM) and the large 1x1 convs are not; at batch 8 the depthwise convs on 7x7
+    maps are worth two threads too."""
+    from tinyface.runtime.plan import PARALLEL_MIN_MACS
+    x = np.zeros((1, 3, 112, 112), np.float32)
+    feed = {NAME: x}
+    serial = model.plan.serial_steps(feed, 1)
+    by_kind = {}
+    for i, (st, (ins, outs)) in enumerate(zip(model.steps, model.plan.check(feed))):
+        by_kind.setdefault((st.kind, outs[0][1:]), set()).add(i in serial)
+        assert (i in serial) == (st.work(ins, outs) < PARALLEL_MIN_MACS)
+    assert by_kind[("pointwise", (128, 1, 1))] == {True}
+    assert by_kind[("depthwise", (128, 28, 28))] == {False}
+    assert by_kind[("pointwise", (128, 28, 28))] == {False}
+    assert by_kind[("depthwise", (512, 7, 7))] == {True}      # 0.2M x 3: still serial
+    serial8 = model.plan.serial_steps(feed, 8)
+    for i, (st, (ins, outs)) in enumerate(zip(model.steps, model.plan.check(feed))):
+        if st.kind == "depthwise" and outs[0][1:] == (512, 7, 7):
+            assert i not in serial8

@@ -38,8 +38,9 @@ def _root(array):
     return array
 
 
-# A step with fewer multiply-adds than this (over the whole batch) runs on one
-# thread: waking a second worker costs more than it saves (measured on 2 cores).
+# A step with less work than this many GEMM multiply-adds (over the whole batch;
+# see ``Step.work``) runs on one thread: waking a second worker costs more than it
+# saves (measured on 2 cores).
 PARALLEL_MIN_MACS = 1_000_000
 
 
@@ -124,7 +125,7 @@ class Plan:
         key = (tuple((n, x.shape[1:]) for n, x in sorted(feed.items())), batch)
         if key not in self._serial:
             self._serial[key] = {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
-                                 if st.macs(ins, outs) * batch < PARALLEL_MIN_MACS}
+                                 if st.work(ins, outs) * batch < PARALLEL_MIN_MACS}
         return self._serial[key]
 
     def new_env(self, feed):

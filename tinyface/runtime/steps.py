@@ -50,6 +50,11 @@ class Step:
     def macs(self, in_shapes, out_shapes):
         return 0
 
+    def work(self, in_shapes, out_shapes):
+        """Multiply-adds weighted by how slowly this step's kernel runs them relative
+        to the GEMM: what the plan compares with ``PARALLEL_MIN_MACS``."""
+        return self.macs(in_shapes, out_shapes)
+
     def detail(self):
         return ""
 
@@ -169,6 +174,10 @@ class ConvStep(Step):
         n, co, oh, ow = out_shapes[0]
         _, ci_g, kh, kw = self.weight.shape
         return co * oh * ow * ci_g * kh * kw
+
+    def work(self, in_shapes, out_shapes):
+        # depthwise runs at about 30 GFLOP/s against the GEMM's 100 (bench/bench.py)
+        return self.macs(in_shapes, out_shapes) * (3 if self.kind == "depthwise" else 1)
 
     def detail(self):
         co, ci_g, kh, kw = self.weight.shape
