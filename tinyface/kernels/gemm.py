@@ -9,7 +9,9 @@ The bulk of ``out`` is computed by the register tile of ``kernels.tiles``
 one vector load of ``w`` feeds 8 fused multiply-adds).  Rows and columns left
 over (M mod 8, N mod 16) go through ``accumulate_block``, a loop LLVM
 vectorises over n that keeps its accumulators in ``out``.  Blocks of 8 rows are
-independent and run in parallel (``prange``).
+independent and run in parallel (``prange``); a product with fewer rows than a
+tile and a long reduction (an FC layer on a flattened map) splits k instead
+(``_gemm_split_k``).
 
 The tile needs LLVM's SLP vectoriser, which Numba leaves off by default (it
 once miscompiled other code); ``slp_vectorized`` turns it on only while these
@@ -48,7 +50,6 @@ def slp_vectorized(kernel):
                 return kernel(*args)
             finally:
                 config.SLP_VECTORIZE = saved
-    call.jitted = kernel
     return call
 
 
