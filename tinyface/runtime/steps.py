@@ -17,6 +17,7 @@ from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import Activation
 from tinyface.kernels.gemm import KU, gemm
+from tinyface.kernels.layout import to_nchw, to_nhwc
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, conv_output_size, fmt
@@ -456,7 +457,7 @@ class LayoutStep(Step):
         x = env[self.inputs[0]]
         perm = (0, 2, 3, 1) if self.to_nhwc else (0, 3, 1, 2)
         out = new_buffer(env, [x.shape[p] for p in perm])
-        out[...] = np.transpose(x, perm)
+        (to_nhwc if self.to_nhwc else to_nchw)(x, out)
         env[self.outputs[0]] = out
 
     def detail(self):
