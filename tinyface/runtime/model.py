@@ -12,7 +12,6 @@ from tinyface.paths import default_model_path
 from tinyface.runtime.metadata import read_info
 from tinyface.runtime.plan import Plan
 
-EMBED_BATCH = 32     # faces per engine call in ``embed``
 RUN_CHUNK = 8        # images per plan run inside ``Model.run``
 
 
@@ -92,9 +91,8 @@ class Model:
         return embed_photo(self, image, all_faces, flip, **options)
 
     def embed_tensor(self, x):
-        parts = [self.run(x[i:i + EMBED_BATCH])[0] for i in range(0, len(x), EMBED_BATCH)]
-        out = np.concatenate(parts)
-        return out.reshape(len(x), -1).astype(np.float32)
+        """Embeddings (float32 N x D) of a normalised NCHW batch (``run`` chunks it)."""
+        return self.run(x)[0].reshape(len(x), -1).astype(np.float32)
 
 
 def compile_graph(graph):
