@@ -54,7 +54,7 @@ def _merge(prod, st, pos, producer, prod_index):
         if isinstance(prod, S.ScaleShiftStep) and st.is_pure_activation() and not prod.fused_act:
             channels = max(len(prod.scale), len(st.act.slope))
             act = _widen(st.act, channels)
-            scale, shift = _widen_vec(prod.scale, channels), _widen_vec(prod.shift, channels)
+            scale, shift = S.widen(prod.scale, channels), S.widen(prod.shift, channels)
             if act is None or scale is None:
                 return False
             prod.scale, prod.shift, prod.act, prod.fused_act = scale, shift, act, True
@@ -88,23 +88,15 @@ def _fold_scale_shift(prod, st):
         return False
     if ep.fused_act1 or ep.residual is not None or st.fused_act:
         return False
-    scale, shift = _widen_vec(st.scale, channels), _widen_vec(st.shift, channels)
+    scale, shift = S.widen(st.scale, channels), S.widen(st.shift, channels)
     if scale is None or shift is None:
         return False
     prod.scale_output(scale, shift)
     return True
 
 
-def _widen_vec(v, channels):
-    if len(v) == channels:
-        return v
-    if len(v) == 1:
-        return np.full(channels, v[0], np.float32)
-    return None
-
-
 def _widen(act, channels):
-    slope = _widen_vec(act.slope, channels)
+    slope = S.widen(act.slope, channels)
     if slope is None:
         return None
     return type(act)(slope, act.lo, act.hi, act.learned)

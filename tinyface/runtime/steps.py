@@ -25,6 +25,16 @@ from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, conv_output_siz
 _NO_RESIDUAL = {2: np.zeros((1, 1), np.float32), 4: np.zeros((1, 1, 1, 1), np.float32)}
 
 
+def widen(v, channels):
+    """``v`` as a vector over ``channels`` channels: itself, its one value repeated,
+    or None when its length is neither."""
+    if len(v) == channels:
+        return v
+    if len(v) == 1:
+        return np.full(channels, v[0], np.float32)
+    return None
+
+
 def new_buffer(env, shape):
     """An output buffer from the run's pool (uninitialised float32)."""
     return env[ALLOC_KEY](tuple(shape))
@@ -255,6 +265,7 @@ class ScaleShiftStep(Step):
         self.shift = np.ascontiguousarray(shift, np.float32)
         self.act = act or Activation.identity(len(self.scale))
         self.fused_act = act is not None
+        self._widened = {}                   # channel count -> (scale, shift, slope) at that width
 
     def params(self):
         return (2 * len(self.scale) if self.trained else 0) + self.act.learned
@@ -263,12 +274,13 @@ class ScaleShiftStep(Step):
         return bool(np.all(self.scale == 1) and np.all(self.shift == 0))
 
     def _params_for(self, c):
-        if len(self.scale) == c:
-            return self.scale, self.shift, self.act.slope
-        if len(self.scale) == 1 and len(self.act.slope) == 1:
-            full = lambda v: np.full(c, v[0], np.float32)   # noqa: E731
-            return full(self.scale), full(self.shift), full(self.act.slope)
-        self.fail(f"has {len(self.scale)} channel parameters but the input has {c} channels")
+        """Scale, shift and slope for ``c`` channels (scalar parameters repeated, once per c)."""
+        if c not in self._widened:
+            params = tuple(widen(v, c) for v in (self.scale, self.shift, self.act.slope))
+            if any(p is None for p in params):
+                self.fail(f"has {len(self.scale)} channel parameters but the input has {c} channels")
+            self._widened[c] = params
+        return self._widened[c]
 
     def infer(self, shapes):
         x = shapes[0]
