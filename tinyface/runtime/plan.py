@@ -32,6 +32,11 @@ class BufferPool:
         self.free.setdefault(array.shape, []).append(array)
 
 
+def _shape_key(feed):
+    """What the shape checks depend on: each input's name and shape past the batch axis."""
+    return tuple((n, x.shape[1:]) for n, x in sorted(feed.items()))
+
+
 def _root(array):
     while isinstance(array.base, np.ndarray):
         array = array.base
@@ -109,7 +114,7 @@ class Plan:
 
     def check(self, feed):
         """Infer every step's shapes for this feed (batch symbolic); cached per shape."""
-        key = tuple((n, x.shape[1:]) for n, x in sorted(feed.items()))
+        key = _shape_key(feed)
         if key not in self._checked:
             shapes = {n: (BATCH,) + tuple(x.shape[1:]) for n, x in feed.items()}
             per_step = []
@@ -122,7 +127,7 @@ class Plan:
 
     def serial_steps(self, feed, batch):
         """Indices of the steps too small to be worth a second thread, for this feed."""
-        key = (tuple((n, x.shape[1:]) for n, x in sorted(feed.items())), batch)
+        key = (_shape_key(feed), batch)
         if key not in self._serial:
             self._serial[key] = {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
                                  if st.work(ins, outs) * batch < PARALLEL_MIN_MACS}
