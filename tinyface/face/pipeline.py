@@ -56,7 +56,7 @@ def detect(image, **options) -> list[Face]:
     ``scale_factor`` (0.709), ``thresholds``, ``nms_thresholds``, ``nets``.
     An image without faces gives ``[]``.
     """
-    return detect_faces(load_rgb(image), **options)
+    return detect_faces(image, **options)
 
 
 def align(image, landmarks, size=(112, 112)) -> np.ndarray:
@@ -117,7 +117,7 @@ class FacePipeline:
 
     def detect(self, image) -> list[Face]:
         """The faces in ``image`` (path, PIL image or array), largest first."""
-        return detect_faces(load_rgb(image), **self.detector_options)
+        return detect_faces(image, **self.detector_options)
 
     def align(self, image, face) -> np.ndarray:
         """The crop of ``face`` (a Face or 5×2 landmarks) at the model's input size."""
