@@ -215,16 +215,18 @@ def h_batchnorm(low, node):
     x = node.inputs[0]
     if len(low.shape(x)) not in (2, 4):
         unsupported(low, node, f"BatchNormalization on shape {fmt(low.shape(x))} (only 2-D and 4-D)")
+    _emit_scale_shift(low, node, x, node.outputs[:1], scale, shift, trained=True)
+
+
+def _emit_scale_shift(low, node, x, outputs, scale, shift, act=None, trained=False):
+    """A ScaleShift step on ``x``, in x's layout (NHWC for a 4-D map, so it can fuse into a conv)."""
     layout = activation_layout(low, x)
-    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], scale, shift,
-                              trained=True), layout)
+    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], outputs, scale, shift, act, trained), layout)
 
 
 def _emit_activation(low, node, act):
-    x = node.inputs[0]
-    layout = activation_layout(low, x)
     ones = np.ones(len(act.slope), np.float32)
-    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs[:1], ones, 0 * ones, act), layout)
+    _emit_scale_shift(low, node, node.inputs[0], node.outputs[:1], ones, 0 * ones, act)
 
 
 def h_relu(low, node):
@@ -287,8 +289,7 @@ def h_binary(low, node):
         if const_first:
             unsupported(low, node, "dividing a constant by a runtime tensor is not supported")
         scale, shift = 1 / v, zero
-    layout = activation_layout(low, x)
-    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], node.outputs, scale, shift), layout)
+    _emit_scale_shift(low, node, x, node.outputs, scale, shift)
 
 
 def h_gemm(low, node):
