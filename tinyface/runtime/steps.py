@@ -88,6 +88,13 @@ class Epilogue:
         return (self.bias, self.act1.slope, self.act1.lo, self.act1.hi, res, self.residual is not None,
                 self.act2.slope, self.act2.lo, self.act2.hi)
 
+    def rows_args(self, env, n):
+        """``args`` for the GEMM: the residual as rows of ``n`` values."""
+        args = self.args(env, 2)
+        if self.residual:
+            args = args[:4] + (args[4].reshape(-1, n),) + args[5:]
+        return args
+
     def params(self):
         return self.bias.size + self.act1.learned + self.act2.learned
 
@@ -166,16 +173,14 @@ class ConvStep(Step):
         oh = conv_output_size(h, kh, sh, pt, pb)
         ow = conv_output_size(w, kw, sw, pl, pr)
         out = new_buffer(env, (n, oh, ow, co))
-        ep = self.epilogue.args(env, 2 if self.kind == "pointwise" else 4)
         if self.kind == "pointwise":
             if sh != 1 or sw != 1:
                 x = np.ascontiguousarray(x[:, ::sh, ::sw])
-            res = ep[4].reshape(-1, co) if self.epilogue.residual else ep[4]
-            gemm(x.reshape(-1, c), self.packed, *ep[:4], res, *ep[5:], out.reshape(-1, co))
+            gemm(x.reshape(-1, c), self.packed, *self.epilogue.rows_args(env, co), out.reshape(-1, co))
         elif self.kind == "depthwise":
-            depthwise(x, self.packed, sh, sw, pt, pl, *ep, out)
+            depthwise(x, self.packed, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)
         else:
-            conv2d(x, self.packed, kh, kw, sh, sw, pt, pl, *ep, out)
+            conv2d(x, self.packed, kh, kw, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)
         env[self.outputs[0]] = out
 
     def params(self):
@@ -232,9 +237,7 @@ class GemmStep(Step):
         k, n = self.weight.shape
         rows = np.ascontiguousarray(x.reshape(-1, k))
         out = new_buffer(env, (rows.shape[0], n))
-        ep = self.epilogue.args(env, 2)
-        res = ep[4].reshape(-1, n) if self.epilogue.residual else ep[4]
-        gemm(rows, self.weight, *ep[:4], res, *ep[5:], out)
+        gemm(rows, self.weight, *self.epilogue.rows_args(env, n), out)
         env[self.outputs[0]] = out.reshape(x.shape[:-1] + (n,))
 
     def params(self):
