@@ -6,6 +6,7 @@ For each MobileFaceNet export, every face of tests/data/lfw-hard-pairs is
 embedded by tinyface at batch 1 and batch 8 and by onnxruntime at batch 1;
 prints the worst cosine similarity and max abs difference over all faces.
 """
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import onnxruntime as ort
 import tinyface
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from bench import ort_session  # noqa: E402
 MODELS = {"opset 18 (bundled)": ROOT / "weights/mobilefacenet-relu6-opset18.onnx",
           "opset 10": ROOT / "tests/data/models/mobilefacenet-relu6-opset10.onnx"}
 
@@ -25,9 +28,7 @@ def main():
     print("|---|---|---|---|---|")
     for label, path in MODELS.items():
         model = tinyface.load(path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(path, 0)          # 0: onnxruntime's default thread count
         x = model.preprocess(faces)
         ref = np.concatenate([sess.run(None, {"input0": x[i:i + 1]})[0] for i in range(len(x))])
         for batch in (1, 8):

@@ -48,7 +48,8 @@ def median_time(fn, repeats):
 
 
 def ort_session(model, threads):
-    """An onnxruntime session on ``threads`` threads; ``model`` is a path or serialized bytes."""
+    """An onnxruntime session on ``threads`` threads (0: its default); ``model`` is a path or
+    serialized bytes."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
