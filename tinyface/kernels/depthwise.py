@@ -9,13 +9,12 @@ The innermost loop always runs over the contiguous channels, so it
 vectorises, and the epilogue is applied before the single store.
 
 3x3 kernels are computed one output row at a time by ``dw3x3_row`` from the
-three input rows it reads (a row of zeros stands in for padding rows), so
-the same code serves this kernel and the fused expand + depthwise block of
-``kernels.block``.  At stride 1, four neighbouring outputs are computed at
-once: they share their weight vectors and overlapping input columns (27
-loads for 36 multiply-adds instead of 72).  Other kernel sizes (GDConv: a
-kernel as large as the map, 1 x 1 output) take the general path.  Output
-rows are independent and run in parallel.
+three input rows it reads (a row of zeros stands in for padding rows).  At
+stride 1, four neighbouring outputs are computed at once: they share their
+weight vectors and overlapping input columns (27 loads for 36 multiply-adds
+instead of 72).  Other kernel sizes (GDConv: a kernel as large as the map,
+1 x 1 output) take the general path.  Output rows are independent and run in
+parallel.
 """
 import numba
 import numpy as np
