@@ -1,0 +1,147 @@
+"""Layer by layer: where tinyface's time goes, next to onnxruntime's.
+
+    python bench/layers.py [--model M] [--runs 200] [--json FILE]
+
+Batch 1, one thread.  Every convolution of the model (1x1, depthwise, dense,
+GDConv, the final 1x1 "FC") is timed three ways, each a median over ``runs``:
+
+- alone: the step re-run by itself, so its weights and input stay in cache
+  (the kernel's own speed, as in bench/bench.py's per-kernel table);
+- in sequence: the step inside full runs of the model, with the caches as the
+  layers before it leave them;
+- onnxruntime: the same layer in onnxruntime's own profiler, in sequence, in a
+  process of its own (its fused Conv node's kernel time).
+
+Layers are paired in execution order, and the pairing is checked: both engines
+must list the same number of convolutions with the same output shapes.  The
+gap between "alone" and "in sequence" is what the layer pays for data that is
+no longer in cache -- mostly its weights (the model's 4 MB do not stay in L2).
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+import tinyface
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import median_time, ort_session  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CONV_KINDS = ("conv", "pointwise", "depthwise")
+WARMUP = 10
+
+
+def tinyface_layers(path, runs):
+    """[(kind, detail, (C, H, W), alone_s, in_sequence_s)] for every conv step, in order."""
+    tinyface.set_num_threads(1)
+    model = tinyface.load(path)
+    x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
+    feed = {model.input_names[0]: x}
+    steps = model.plan.steps
+    checked = model.plan.check(feed)
+    seq = defaultdict(list)
+    for i, st in enumerate(steps):      # time each step where it runs (instance attribute, undone below)
+        def timed(env, run=st.run, i=i):
+            t = time.perf_counter()
+            run(env)
+            seq[i].append(time.perf_counter() - t)
+        st.run = timed
+    try:
+        for _ in range(WARMUP + runs):
+            model.run(x)
+    finally:
+        for st in steps:
+            del st.run
+    env = model.plan.new_env(feed)
+    for st in steps:
+        st.run(env)
+    layers = []
+    for i, (st, (_, outs)) in enumerate(zip(steps, checked)):
+        if st.kind in CONV_KINDS:
+            alone = median_time(lambda: st.run(env), runs)
+            layers.append((st.kind, st.detail().split(" ")[0], tuple(outs[0][1:]), alone,
+                           float(np.median(seq[i][WARMUP:]))))
+    return layers
+
+
+def ort_worker(path, runs, out_file):
+    """Write [(output shape, median kernel seconds)] of onnxruntime's Conv nodes, in order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        size = tuple(d for d in inp.shape[2:])
+        x = np.random.default_rng(0).normal(size=(1, 3) + size).astype(np.float32)
+        for _ in range(WARMUP + runs):
+            sess.run(None, {inp.name: x})
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    durations, shapes = defaultdict(list), {}
+    for e in events:
+        args = e.get("args", {})
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and args.get("op_name") == "Conv":
+            durations[e["name"]].append(e["dur"] * 1e-6)
+            shapes[e["name"]] = list(args["output_type_shape"][0].values())[0][1:]
+    layers = [(shapes[n], float(np.median(d[WARMUP:]))) for n, d in durations.items()]  # dict keeps run order
+    Path(out_file).write_text(json.dumps(layers))
+
+
+def ort_layers(path, runs):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "layers.json"
+        subprocess.run([sys.executable, __file__, "--ort-worker", "--model", str(path), "--runs", str(runs),
+                        "--out", str(out)], check=True)
+        return [(tuple(s), t) for s, t in json.loads(out.read_text())]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "weights/mobilefacenet-relu6-opset18.onnx"))
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--json", help="also write the per-layer results to this JSON file")
+    ap.add_argument("--ort-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.ort_worker:
+        return ort_worker(args.model, args.runs, args.out)
+    ours = tinyface_layers(args.model, args.runs)
+    theirs = ort_layers(args.model, args.runs)
+    if [o[2] for o in ours] != [t[0] for t in theirs]:
+        sys.exit(f"cannot pair the layers: tinyface has {len(ours)} convolutions, onnxruntime {len(theirs)}, "
+                 "or their output shapes differ")
+    groups = {}
+    for (kind, kernel, shape, alone, seq), (_, ort_t) in zip(ours, theirs):
+        g = groups.setdefault((kind, kernel, "x".join(map(str, shape))), [0, 0.0, 0.0, 0.0])
+        g[0] += 1
+        g[1] += alone
+        g[2] += seq
+        g[3] += ort_t
+    print(f"batch 1, 1 thread, medians of {args.runs} runs; us summed over the n layers of each row; "
+          "ratio = in sequence / onnxruntime")
+    print(f"{'kind':10} {'kernel':7} {'output':11} {'n':>2} {'alone':>7} {'in seq':>7} {'ort':>7} {'ratio':>6}")
+    for (kind, kernel, shape), (n, alone, seq, ort_t) in sorted(groups.items(), key=lambda kv: -kv[1][2]):
+        print(f"{kind:10} {kernel:7} {shape:11} {n:>2} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} "
+              f"{ort_t * 1e6:>7.0f} {seq / ort_t:>6.2f}")
+    alone, seq, ort_t = (sum(g[i] for g in groups.values()) for i in (1, 2, 3))
+    print(f"{'all convolutions':21} {len(ours):>4} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} {ort_t * 1e6:>7.0f} "
+          f"{seq / ort_t:>6.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [{"kind": k, "kernel": kn, "output": list(s), "alone_s": a, "in_sequence_s": q, "onnxruntime_s": t[1]}
+             for (k, kn, s, a, q), t in zip(ours, theirs)], indent=1))
+
+
+if __name__ == "__main__":
+    main()
