@@ -1,10 +1,11 @@
 """kernels.make_tiles: the committed register tile is what the generator writes,
 and the SLP switch it relies on is scoped to the tile's kernels."""
+import numba
 import numpy as np
 from numba.core import config
 
 from tinyface.kernels import make_tiles, tiles
-from tinyface.kernels.gemm import gemm
+from tinyface.kernels.gemm import gemm, slp_vectorized
 
 
 def test_tiles_py_is_up_to_date():
@@ -41,3 +42,20 @@ def test_slp_setting_is_restored_after_a_call():
     gemm(a, w, np.zeros(17, np.float32), ones, lo, hi, out, False, ones, lo, hi, out)
     assert config.SLP_VECTORIZE == before
     np.testing.assert_array_equal(out, 4.0)
+
+
+def test_slp_is_on_only_while_a_kernel_compiles():
+    before = config.SLP_VECTORIZE
+    kernel = numba.njit(cache=False)(lambda x: x + 1)
+    seen = []
+    compile_plain = kernel.compile
+
+    def spy(sig):
+        seen.append(config.SLP_VECTORIZE)
+        return compile_plain(sig)
+    kernel.compile = spy
+    assert slp_vectorized(kernel) is kernel
+    assert kernel(1) == 2 and kernel(2) == 3       # one compile, then the compiled version
+    assert kernel(1.5) == 2.5                       # a new signature compiles again
+    assert seen == [1, 1]
+    assert config.SLP_VECTORIZE == before

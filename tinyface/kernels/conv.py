@@ -45,6 +45,7 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+    """out = epilogue(conv(x, w)); shapes are checked by the caller."""
     N, OH, OW, CO = out.shape
     K = w.shape[0]
     for row in prange(N * OH):
@@ -61,4 +62,3 @@ def _conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, 
 
 
 conv2d = slp_vectorized(_conv2d)
-conv2d.__doc__ = "out = epilogue(conv(x, w)); shapes are checked by the caller."

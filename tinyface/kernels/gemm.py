@@ -18,7 +18,6 @@ once miscompiled other code); ``slp_vectorized`` turns it on only while these
 kernels are compiled, and the kernel tests check every shape family against
 NumPy.
 """
-import functools
 import threading
 
 import numba
@@ -37,20 +36,26 @@ _SLP_LOCK = threading.Lock()
 
 
 def slp_vectorized(kernel):
-    """Call the jitted ``kernel`` with LLVM's SLP vectoriser on, so that when a
-    call compiles it (first call per argument types; later calls load the
-    cache) the register tile is vectorised.  Numba kernels hold the GIL, so the
-    lock costs nothing but keeps the setting from changing under a compile."""
-    @functools.wraps(kernel)
-    def call(*args):
+    """Compile the jitted ``kernel`` with LLVM's SLP vectoriser on, so that the
+    register tile is vectorised; returns ``kernel`` itself.
+
+    The switch wraps the dispatcher's ``compile``, which Numba calls only when
+    no compiled version matches the arguments (it then loads the cache or
+    compiles), so a call that finds its version pays nothing.  The lock keeps
+    the setting from changing under a compile in another thread.
+    """
+    compile_plain = kernel.compile
+
+    def compile_with_slp(sig):
         with _SLP_LOCK:
             saved = config.SLP_VECTORIZE
             config.SLP_VECTORIZE = 1
             try:
-                return kernel(*args)
+                return compile_plain(sig)
             finally:
                 config.SLP_VECTORIZE = saved
-    return call
+    kernel.compile = compile_with_slp
+    return kernel
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
