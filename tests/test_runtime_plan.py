@@ -272,3 +272,37 @@ def test_small_steps_run_on_one_thread_weighted_by_kernel_speed(model):
     for i, (st, (ins, outs)) in enumerate(zip(model.steps, model.plan.check(feed))):
         if st.kind == "depthwise" and outs[0][1:] == (512, 7, 7):
             assert i not in serial8
+
+
+def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, monkeypatch):
+    """Each step runs with the thread count the plan chose for it (switched once per
+    run of serial steps), and the caller's setting is restored afterwards, also
+    when a step fails."""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    feed = {NAME: good[:1]}
+    serial = model.plan.serial_steps(feed, 1)
+    assert serial and len(serial) < len(model.steps)
+    seen = {}
+    for i, st in enumerate(model.steps):
+        def spy(env, run=st.run, i=i):
+            seen[i] = numba.get_num_threads()
+            run(env)
+        monkeypatch.setattr(st, "run", spy)
+    previous = tinyface.get_num_threads()
+    tinyface.set_num_threads(2)
+    try:
+        model.run(good[:1])
+        assert seen == {i: 1 if i in serial else 2 for i in range(len(model.steps))}
+        assert numba.get_num_threads() == 2
+        last_serial = max(serial)
+
+        def fail(env):
+            raise RuntimeError("step failed")
+        monkeypatch.setattr(model.steps[last_serial], "run", fail)
+        with pytest.raises(RuntimeError, match="step failed"):
+            model.run(good[:1])
+        assert numba.get_num_threads() == 2
+    finally:
+        tinyface.set_num_threads(previous)

@@ -158,22 +158,26 @@ class Plan:
         env[BATCH_KEY], env[ALLOC_KEY] = batch, take
         threads = numba.get_num_threads()
         serial = self.serial_steps(feed, batch) if threads > 1 else ()
-        for i, (st, dying) in enumerate(zip(self.steps, self.dying)):
-            if i in serial:
-                numba.set_num_threads(1)
+        current = threads
+        try:
+            for i, (st, dying) in enumerate(zip(self.steps, self.dying)):
+                wanted = 1 if i in serial else threads
+                if wanted != current:          # switch once per run of serial steps, not per step
+                    numba.set_num_threads(wanted)
+                    current = wanted
                 st.run(env)
+                for v in st.outputs:
+                    entry = owned.get(id(_root(env[v])))
+                    if entry:
+                        entry[1] += 1
+                for v in dying:
+                    entry = owned.get(id(_root(env.pop(v))))
+                    if entry:
+                        entry[1] -= 1
+                        if entry[1] == 0:
+                            pool.give(entry[0])
+        finally:
+            if current != threads:
                 numba.set_num_threads(threads)
-            else:
-                st.run(env)
-            for v in st.outputs:
-                entry = owned.get(id(_root(env[v])))
-                if entry:
-                    entry[1] += 1
-            for v in dying:
-                entry = owned.get(id(_root(env.pop(v))))
-                if entry:
-                    entry[1] -= 1
-                    if entry[1] == 0:
-                        pool.give(entry[0])
         # an output that is an input (an Identity graph) is copied, never the caller's array
         return [env[name].copy() if name in feed else env[name] for name in self.outputs]
