@@ -1,0 +1,144 @@
+"""kernels.simd: each vector operation against NumPy, lane by lane.
+
+Inputs are float32 arrays of 3 to 5 vectors drawn by hypothesis, including
+NaN, +-inf, +-0.0 and subnormals, at every vector offset.  add and mul must
+equal NumPy's float32 results bit for bit (NaNs compared as NaNs); fma must be
+within one ulp of the float64 result rounded to float32 (that double rounding
+can itself be one ulp off a true fused multiply-add) and bit-exact on small
+integers; where_less must select exactly as ``np.where(u < v, x, y)``.
+"""
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from kernel_testing import examples
+from tinyface.kernels.simd import LANES, add, fma, load, mul, splat, store, where_less, zeros
+
+any_float32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
+finite_float32 = st.floats(-2.0**60, 2.0**60, width=32)
+
+
+def vectors(count, elements=any_float32):
+    return arrays(np.float32, count * LANES, elements=elements)
+
+
+@numba.njit(cache=True)
+def _apply(op, u, v, w, x, out):
+    """out[i:i+16] = op(u, v, w, x) at each vector offset i, where op numbers the operation."""
+    for i in range(0, out.size, LANES):
+        a, b, c, d = load(u, i), load(v, i), load(w, i), load(x, i)
+        if op == 0:
+            r = add(a, b)
+        elif op == 1:
+            r = mul(a, b)
+        elif op == 2:
+            r = fma(a, b, c)
+        elif op == 3:
+            r = where_less(a, b, c, d)
+        elif op == 4:
+            r = zeros()
+        else:
+            r = a
+        store(out, i, r)
+
+
+def apply(op, u, v=None, w=None, x=None):
+    v, w, x = (u if a is None else a for a in (v, w, x))
+    out = np.full(u.size, np.float32(1234.5))
+    _apply(op, u, v, w, x, out)
+    return out
+
+
+def same_bits_or_both_nan(got, want):
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got[~nan].view(np.int32), want[~nan].view(np.int32))
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(u=vectors(4), v=vectors(4))
+def test_add_and_mul_are_numpys_float32(u, v):
+    with np.errstate(all="ignore"):
+        same_bits_or_both_nan(apply(0, u, v), u + v)
+        same_bits_or_both_nan(apply(1, u, v), u * v)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(u=vectors(3, finite_float32), v=vectors(3, finite_float32), w=vectors(3, finite_float32))
+def test_fma_is_the_exact_product_plus_w_rounded(u, v, w):
+    want = (u.astype(np.float64) * v + w).astype(np.float32)
+    got = apply(2, u, v, w)
+    finite = np.isfinite(want)
+    np.testing.assert_array_max_ulp(got[finite], want[finite], maxulp=1)
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(data=st.data())
+def test_fma_on_small_integers_is_exact(data):
+    ints = vectors(3, st.integers(-2048, 2048).map(float))
+    u, v, w = (data.draw(ints) for _ in range(3))
+    np.testing.assert_array_equal(apply(2, u, v, w), u * v + w)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(u=vectors(3), v=vectors(3), x=vectors(3), y=vectors(3))
+def test_where_less_selects_like_numpy(u, v, x, y):
+    want = np.where(u < v, x, y)                 # NaN < anything is False: y
+    same_bits_or_both_nan(apply(3, u, v, x, y), want)
+
+
+def test_where_less_on_signed_zeros_and_infinities():
+    u = np.array([-0.0, 0.0, -np.inf, np.inf, np.nan, 1.0] + [0.0] * 10, np.float32)
+    v = np.array([0.0, -0.0, -np.inf, np.inf, 0.0, np.nan] + [1.0] * 10, np.float32)
+    x = np.full(LANES, np.float32(1.0))
+    y = np.full(LANES, np.float32(2.0))
+    got = apply(3, u, v, x, y)
+    np.testing.assert_array_equal(got[:6], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(got[6:], 1.0)
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(u=vectors(5), offset=st.integers(0, 4))
+def test_load_and_store_move_exactly_the_16_lanes_at_an_offset(u, offset):
+    """Copying one vector at a (possibly unaligned) offset leaves every other element alone."""
+    @numba.njit(cache=False)
+    def copy_one(src, dst, i):
+        store(dst, i, load(src, i))
+    start = offset * LANES // 2                              # also half-vector offsets
+    dst = np.full(u.size, np.float32(-7.0))
+    if start + LANES <= u.size:
+        copy_one(u, dst, start)
+        same_bits_or_both_nan(dst[start:start + LANES], u[start:start + LANES])
+        assert (dst[:start] == -7.0).all() and (dst[start + LANES:] == -7.0).all()
+
+
+@pytest.mark.parametrize("value", [0, 3, -2.5, np.float32(1e-40), np.float64(0.1), np.inf])
+def test_splat_puts_the_float32_value_in_every_lane(value):
+    @numba.njit(cache=False)
+    def fill(out, x):
+        store(out, 0, splat(x))
+    out = np.empty(LANES, np.float32)
+    fill(out, value)
+    np.testing.assert_array_equal(out, np.full(LANES, np.float32(value)))
+
+
+def test_zeros_are_positive_zeros():
+    got = apply(4, np.full(2 * LANES, np.float32(np.nan)))
+    np.testing.assert_array_equal(got.view(np.int32), 0)
+
+
+def test_operations_refuse_other_types():
+    """Mixing a vector with a scalar is a typing error at compile time, not a wrong answer."""
+    @numba.njit(cache=False)
+    def bad(a):
+        return add(load(a, 0), 1.0)
+    with pytest.raises(numba.core.errors.TypingError):
+        bad(np.zeros(LANES, np.float32))
+
+    @numba.njit(cache=False)
+    def bad_load(a):
+        return load(a, 0)
+    with pytest.raises(numba.core.errors.TypingError):
+        bad_load(np.zeros(LANES, np.float64))
