@@ -27,7 +27,7 @@ from tinyface.runtime.shapes import conv_output_size
 
 
 kernel_sizes = st.sampled_from([1, 2, 3, 3, 3, 5, 7])        # 3x3 (the common case) more often
-channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 33, 64])
+channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 32, 33, 48, 64])   # multiples of 16: vector path
 
 
 @st.composite
@@ -90,6 +90,17 @@ PRELU = ("prelu", False, "identity")
          seed=6)                                                           # 3x3, strides (2, 1), no pad
 @example(case=(1, 3, 9, 16, (3, 3), (1, 2), (1, 0, 1, 1)), kinds=("clip", True, "leaky"), exact=False,
          seed=7)                                                           # 3x3, strides (1, 2)
+# the vector path (3x3, channels a multiple of 16): borders, strides, pads, residuals
+@example(case=(1, 16, 1, 1, (3, 3), (1, 1), (1, 1, 1, 1)), kinds=PRELU, exact=True, seed=8)     # 1x1 map
+@example(case=(2, 32, 7, 9, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=("relu6", True, "prelu"), exact=False,
+         seed=9)
+@example(case=(1, 48, 8, 13, (3, 3), (2, 1), (0, 0, 0, 0)), kinds=("prelu", True, "relu"), exact=True,
+         seed=10)
+@example(case=(1, 16, 9, 16, (3, 3), (1, 2), (1, 0, 1, 1)), kinds=("clip", True, "leaky"), exact=False,
+         seed=11)
+@example(case=(1, 64, 6, 5, (3, 3), (2, 2), (0, 0, 1, 1)), kinds=PRELU, exact=True, seed=12)    # SAME_UPPER
+@example(case=(1, 16, 2, 17, (3, 3), (1, 1), (3, 3, 3, 3)), kinds=("leaky", True, "clip"), exact=True,
+         seed=13)                                                          # pads wider than the kernel
 def test_depthwise_matches_reference(case, kinds, exact, seed):
     want, args = make_case(case, kinds, exact, seed)
     kh, kw = case[4]
