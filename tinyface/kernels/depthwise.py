@@ -28,24 +28,10 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate
-from tinyface.kernels.simd import LANES, add, fma, load, mul, splat, store, where_less, zeros
+from tinyface.kernels.epilogue import activate, activate16, block_activation, vector_activation
+from tinyface.kernels.simd import LANES, add, fma, load, mul, store, zeros
 
 FAST = {"contract"}   # a*b+c as one FMA; no reassociation
-
-
-@numba.njit(inline="always", cache=True)
-def _activate16(y, act):
-    """``epilogue.activate`` on 16 lanes, bit for bit.  ``act`` is (slopes, lo, hi, leaky,
-    clamp) with vectors for slopes, lo and hi; ``leaky`` False means every slope is 1
-    and ``clamp`` False means lo = -inf and hi = +inf: those steps are identities."""
-    slope, lo, hi, leaky, clamp = act
-    if leaky:
-        y = where_less(y, zeros(), mul(slope, y), y)
-    if clamp:
-        y = where_less(y, lo, lo, y)
-        y = where_less(hi, y, hi, y)
-    return y
 
 
 @numba.njit(inline="always", cache=True)
@@ -79,12 +65,12 @@ def _window(left, middle, right, w, bias):
 
 @numba.njit(inline="always", cache=True)
 def _store16(acc, out, o, res, has_res, act1, act2):
-    """out[o:o+16] = epilogue(acc), the bias already in acc; ``act<k>`` as ``_activate16``
-    takes it."""
-    y = _activate16(acc, act1)
+    """out[o:o+16] = epilogue(acc), the bias already in acc; ``act<k>`` from
+    ``epilogue.block_activation``."""
+    y = activate16(acc, act1)
     if has_res:
         y = add(y, load(res, o))
-    store(out, o, _activate16(y, act2))
+    store(out, o, activate16(y, act2))
 
 
 @numba.njit(inline="always", cache=True)
@@ -92,12 +78,6 @@ def _weights(w, C, c0):
     """The nine weight vectors of channels c0..c0+15, kernel row by kernel row."""
     return (load(w, c0), load(w, C + c0), load(w, 2 * C + c0), load(w, 3 * C + c0), load(w, 4 * C + c0),
             load(w, 5 * C + c0), load(w, 6 * C + c0), load(w, 7 * C + c0), load(w, 8 * C + c0))
-
-
-@numba.njit(inline="always", cache=True)
-def _activation_of_block(act, c0):
-    """``act`` with its slope array replaced by the vector of channels c0..c0+15."""
-    return (load(act[0], c0), act[1], act[2], act[3], act[4])
 
 
 @numba.njit(inline="always", cache=True)
@@ -114,13 +94,13 @@ def _row3x3(rows, W, C, w, sw, pl, out, res, o_row, OW, has_res, bias, act1, act
 
     ``rows`` holds the three flat input rows (see ``_column``), ``w`` the flat
     3 x 3 x C weight; the row's outputs start at ``out[o_row]`` (``res`` alike).
-    ``act<k>`` is (slopes, lo, hi, leaky, clamp) with lo and hi as vectors.
+    ``act<k>`` from ``epilogue.vector_activation``.
     """
     j_lo = min(OW, (pl + sw - 1) // sw)                  # first output whose window is inside
     j_hi = max(j_lo, min(OW, (W - 3 + pl) // sw + 1))    # first output past the inside ones
     for c0 in range(0, C, LANES):
         wv, bv = _weights(w, C, c0), load(bias, c0)
-        a1, a2 = _activation_of_block(act1, c0), _activation_of_block(act2, c0)
+        a1, a2 = block_activation(act1, c0), block_activation(act2, c0)
         for j in range(j_lo):
             _border16(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
         if sw == 1 and j_hi > j_lo:                      # sliding window: one new column per output
@@ -168,15 +148,6 @@ def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
                 acc[c] += px[c] * wk[c]
 
 
-@numba.njit(cache=True)
-def _any_slope(slope):
-    """Whether an activation has a leaky part (any slope other than 1)."""
-    for c in range(slope.size):
-        if slope[c] != 1.0:
-            return True
-    return False
-
-
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller."""
@@ -187,8 +158,7 @@ def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2
         x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
         res_flat = res.reshape(-1)
         zero_row = np.zeros(W * C, np.float32)
-        act1 = (slope1, splat(lo1), splat(hi1), _any_slope(slope1), lo1 > -np.inf or hi1 < np.inf)
-        act2 = (slope2, splat(lo2), splat(hi2), _any_slope(slope2), lo2 > -np.inf or hi2 < np.inf)
+        act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
         for row in prange(N * OH):
             n = row // OH
             y = (row % OH) * sh - pt

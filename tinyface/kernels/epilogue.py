@@ -20,6 +20,8 @@ which is the identity bit for bit.
 import numba
 import numpy as np
 
+from tinyface.kernels.simd import load, mul, splat, where_less, zeros
+
 
 @numba.njit(inline="always", cache=True)
 def activate(y, slope, lo, hi):
@@ -30,6 +32,42 @@ def activate(y, slope, lo, hi):
         y = lo
     if y > hi:
         y = hi
+    return y
+
+
+@numba.njit(cache=True)
+def has_leaky_part(slope):
+    """Whether any slope differs from 1 (a PReLU/LeakyReLU part to apply)."""
+    for c in range(slope.size):
+        if slope[c] != 1.0:
+            return True
+    return False
+
+
+@numba.njit(inline="always", cache=True)
+def vector_activation(slope, lo, hi):
+    """An activation prepared once per kernel call for ``activate16``:
+    (slopes, lo, hi as vectors, has a leaky part, has a finite bound)."""
+    return slope, splat(lo), splat(hi), has_leaky_part(slope), lo > -np.inf or hi < np.inf
+
+
+@numba.njit(inline="always", cache=True)
+def block_activation(act, c0):
+    """``act`` (from ``vector_activation``) for channels c0..c0+15: its slopes as a vector."""
+    return load(act[0], c0), act[1], act[2], act[3], act[4]
+
+
+@numba.njit(inline="always", cache=True)
+def activate16(y, act):
+    """``activate`` on 16 lanes, bit for bit; ``act`` from ``block_activation``.  Without
+    a leaky part every slope is 1, without a finite bound lo = -inf and hi = +inf:
+    those steps are identities and are skipped."""
+    slope, lo, hi, leaky, clamp = act
+    if leaky:
+        y = where_less(y, zeros(), mul(slope, y), y)
+    if clamp:
+        y = where_less(y, lo, lo, y)
+        y = where_less(hi, y, hi, y)
     return y
 
 
