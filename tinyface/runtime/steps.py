@@ -192,7 +192,8 @@ class ConvStep(Step):
         return co * oh * ow * ci_g * kh * kw
 
     def work(self, in_shapes, out_shapes):
-        # depthwise runs at about 30 GFLOP/s against the GEMM's 100 (bench/bench.py)
+        # in a run, depthwise does its multiply-adds about 3x slower than the GEMM
+        # (bench/layers.py: ~35 against ~95 GFLOP/s in sequence; its loads and stores dominate)
         return self.macs(in_shapes, out_shapes) * (3 if self.kind == "depthwise" else 1)
 
     def detail(self):
