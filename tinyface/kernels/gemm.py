@@ -60,8 +60,13 @@ def slp_vectorized(kernel):
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
 def accumulate_block(a, w, out, m0, rows, n_lo, N):
-    """out[m0:m0+rows, n_lo:N] = a[m0:m0+rows] @ w[:, n_lo:N] for 1 <= rows <= SMALL."""
+    """out[m0:m0+rows, n_lo:N] = a[m0:m0+rows] @ w[:, n_lo:N] for 1 <= rows <= SMALL.
+
+    The column loops run over unsigned indices: with a signed start that is not a
+    constant, LLVM must allow for Python's negative indexing and does not vectorise them.
+    """
     K = a.shape[1]
+    n_lo, N = numba.uint64(n_lo), numba.uint64(N)
     for r in range(rows):
         for n in range(n_lo, N):
             out[m0 + r, n] = 0.0
