@@ -47,14 +47,17 @@ def median_time(fn, repeats):
     return float(np.median(times))
 
 
-def ort_session(model, threads):
+def ort_session(model, threads, profile_prefix=None):
     """An onnxruntime session on ``threads`` threads (0: its default); ``model`` is a path or
-    serialized bytes."""
+    serialized bytes; ``profile_prefix`` turns on onnxruntime's profiler, writing there."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 

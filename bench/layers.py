@@ -74,14 +74,7 @@ def tinyface_layers(path, runs):
 def ort_worker(path, runs, out_file):
     """Write [(output shape, median kernel seconds)] of onnxruntime's Conv nodes, in order."""
     with tempfile.TemporaryDirectory() as tmp:
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(tmp) / "profile")
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = ort_session(path, 1, profile_prefix=Path(tmp) / "profile")
         inp = sess.get_inputs()[0]
         size = tuple(d for d in inp.shape[2:])
         x = np.random.default_rng(0).normal(size=(1, 3) + size).astype(np.float32)
