@@ -10,8 +10,9 @@ N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
 
 Each output row is computed as a small matrix product: its OW input patches
 are gathered into an OW x K matrix (zeros where the window leaves the map)
-and multiplied by ``w`` with the register tiles of ``kernels.gemm``.  Used for the stem conv (Ci = 3) and MTCNN's small convs;
-1x1 convs go to ``gemm`` directly.  Output rows run in parallel.
+and multiplied by ``w`` with the register tiles of ``kernels.gemm``.  Used for
+the stem conv (Ci = 3) and MTCNN's small convs; 1x1 convs go to ``gemm``
+directly.  Output rows run in parallel.
 """
 import numba
 import numpy as np
