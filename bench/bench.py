@@ -62,18 +62,31 @@ def ort_session(model, threads, profile_prefix=None):
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
+def make_calls(calls):
+    """Make bound kernel calls, ``[(function, args)]`` (see ``Step.bind``)."""
+    for function, args in calls:
+        function(*args)
+
+
+def bound_steps(model, feed):
+    """Every step's bound calls for ``feed``, each step on buffers of its own, after one run."""
+    env = model.plan.new_env(feed)
+    bound = []
+    for st in model.steps:
+        bound.append(st.bind(env))
+        make_calls(bound[-1])
+    return bound
+
+
 def per_kernel(model, repeats):
     """Time every step alone at batch 1 on one thread; group by kind and shape."""
     tinyface.set_num_threads(1)
     x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
     feed = {model.input_names[0]: x}
     checked = model.plan.check(feed)
-    env = model.plan.new_env(feed)
-    for st in model.steps:                   # one full run fills env with every value
-        st.run(env)
     rows = {}
-    for st, (ins, outs) in zip(model.steps, checked):
-        t = median_time(lambda: st.run(env), repeats)
+    for st, calls, (ins, outs) in zip(model.steps, bound_steps(model, feed), checked):
+        t = median_time(lambda: make_calls(calls), repeats)
         macs = st.macs(ins, outs)
         nbytes = 4 * (sum(int(np.prod([1 if d > 2**30 else d for d in s])) for s in ins + outs)) \
             + 4 * st.params()

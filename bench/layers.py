@@ -31,7 +31,7 @@ import numpy as np
 import tinyface
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import median_time, ort_session  # noqa: E402
+from bench import bound_steps, make_calls, median_time, ort_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONV_KINDS = ("conv", "pointwise", "depthwise")
@@ -47,25 +47,26 @@ def tinyface_layers(path, runs):
     steps = model.plan.steps
     checked = model.plan.check(feed)
     seq = defaultdict(list)
-    for i, st in enumerate(steps):      # time each step where it runs (instance attribute, undone below)
-        def timed(env, run=st.run, i=i):
-            t = time.perf_counter()
-            run(env)
-            seq[i].append(time.perf_counter() - t)
-        st.run = timed
+    for i, st in enumerate(steps):      # time each step's calls where they run (bound timed; undone below)
+        def timed_bind(env, bind=st.bind, i=i):
+            calls = bind(env)
+
+            def timed():
+                t = time.perf_counter()
+                make_calls(calls)
+                seq[i].append(time.perf_counter() - t)
+            return [(timed, ())]
+        st.bind = timed_bind
     try:
         for _ in range(WARMUP + runs):
             model.run(x)
     finally:
         for st in steps:
-            del st.run
-    env = model.plan.new_env(feed)
-    for st in steps:
-        st.run(env)
+            del st.bind
     layers = []
-    for i, (st, (_, outs)) in enumerate(zip(steps, checked)):
+    for i, (st, calls, (_, outs)) in enumerate(zip(steps, bound_steps(model, feed), checked)):
         if st.kind in CONV_KINDS:
-            alone = median_time(lambda: st.run(env), runs)
+            alone = median_time(lambda: make_calls(calls), runs)
             layers.append((st.kind, st.detail().split(" ")[0], tuple(outs[0][1:]), alone,
                            float(np.median(seq[i][WARMUP:]))))
     return layers

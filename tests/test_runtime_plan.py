@@ -85,15 +85,21 @@ def test_extra_and_missing_names_in_dict(model, good):
     assert_input_error(model, {}, NAME)
 
 
-def test_bad_input_never_reaches_a_kernel(model, good, monkeypatch):
-    """Validation happens before any step runs."""
-    ran = []
-    for st in model.steps:
-        monkeypatch.setattr(st, "run", lambda env, st=st: ran.append(st.name))
+def test_bad_input_never_reaches_a_kernel(good, monkeypatch):
+    """Validation happens before any step is bound to buffers or runs."""
+    fresh = tinyface.load()
+    reached = []
+    for st in fresh.steps:
+        def spy(env, st=st, bind=st.bind):
+            reached.append(st.name)
+            return bind(env)
+        monkeypatch.setattr(st, "bind", spy)
     for x in (good[:, :2], good.astype(np.float64), good[0], good[:0]):
         with pytest.raises(InputError):
-            model.run(x)
-    assert not ran
+            fresh.run(x)
+    assert not reached
+    fresh.run(good)                      # the spies do see a good input
+    assert len(reached) == len(fresh.steps)
 
 
 def test_good_input_after_bad_inputs_still_runs(model, good):
@@ -281,28 +287,34 @@ def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, 
     import numba
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two threads")
-    feed = {NAME: good[:1]}
-    serial = model.plan.serial_steps(feed, 1)
-    assert serial and len(serial) < len(model.steps)
+    fresh = tinyface.load()
+    serial = fresh.plan.serial_steps({NAME: good[:1]}, 1)
+    assert serial and len(serial) < len(fresh.steps)
     seen = {}
-    for i, st in enumerate(model.steps):
-        def spy(env, run=st.run, i=i):
+
+    def spied(i, function):
+        def call(*args):
             seen[i] = numba.get_num_threads()
-            run(env)
-        monkeypatch.setattr(st, "run", spy)
+            function(*args)
+        return call
+    for i, st in enumerate(fresh.steps):
+        def spy(env, bind=st.bind, i=i):
+            return [(spied(i, f), args) for f, args in bind(env)] or [(spied(i, lambda: None), ())]
+        monkeypatch.setattr(st, "bind", spy)
     previous = tinyface.get_num_threads()
     tinyface.set_num_threads(2)
     try:
-        model.run(good[:1])
-        assert seen == {i: 1 if i in serial else 2 for i in range(len(model.steps))}
+        fresh.run(good[:1])
+        assert seen == {i: 1 if i in serial else 2 for i in range(len(fresh.steps))}
         assert numba.get_num_threads() == 2
-        last_serial = max(serial)
 
-        def fail(env):
+        def fail():
             raise RuntimeError("step failed")
-        monkeypatch.setattr(model.steps[last_serial], "run", fail)
+        serial = fresh.plan.serial_steps({NAME: good[:2]}, 2)      # batch 2: a new schedule
+        failing = fresh.steps[max(serial)]
+        monkeypatch.setattr(failing, "bind", lambda env, bind=failing.bind: [(fail, ())] + bind(env))
         with pytest.raises(RuntimeError, match="step failed"):
-            model.run(good[:1])
+            fresh.run(good[:2])
         assert numba.get_num_threads() == 2
     finally:
         tinyface.set_num_threads(previous)

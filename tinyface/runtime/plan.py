@@ -2,34 +2,19 @@
 
 ``check`` walks every step's ``infer`` for a concrete input shape (the batch
 kept symbolic) before any kernel runs, and caches the result, so a bad shape
-is reported by name and never reaches a Numba kernel.
+is reported by name and never reaches a Numba kernel.  ``run`` then binds the
+steps to buffers once per input shape, batch size and thread count (a
+``Schedule``) and makes the bound kernel calls.
 """
 import threading
+from collections import OrderedDict
 
 import numba
 import numpy as np
 
 from tinyface.errors import InputError
+from tinyface.runtime.schedule import BufferPool, Schedule
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, fmt
-
-
-class BufferPool:
-    """Float32 buffers reused across steps and runs, so the hot path does not
-    allocate (and page-fault) once the first run of a shape has been made.
-
-    A step takes its output buffer from the pool; the plan gives a buffer back
-    when the last value stored in it is dead.  Buffers are matched by shape.
-    """
-
-    def __init__(self):
-        self.free = {}
-
-    def take(self, shape):
-        shelf = self.free.get(tuple(shape))
-        return shelf.pop() if shelf else np.empty(shape, np.float32)
-
-    def give(self, array):
-        self.free.setdefault(array.shape, []).append(array)
 
 
 def _shape_key(feed):
@@ -37,16 +22,14 @@ def _shape_key(feed):
     return tuple((n, x.shape[1:]) for n, x in sorted(feed.items()))
 
 
-def _root(array):
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
 # A step with less work than this many GEMM multiply-adds (over the whole batch;
 # see ``Step.work``) runs on one thread: waking a second worker costs more than it
 # saves (measured on 2 cores).
 PARALLEL_MIN_MACS = 1_000_000
+
+# Schedules kept per calling thread (least recently used dropped first); their
+# buffers stay in the thread's pool either way.
+SCHEDULES_KEPT = 16
 
 
 class Plan:
@@ -58,7 +41,7 @@ class Plan:
         self.source = source
         self._checked = {}
         self._serial = {}
-        self._local = threading.local()      # one buffer pool per calling thread
+        self._local = threading.local()      # per calling thread: a buffer pool and its schedules
         self.dying = self._liveness()
 
     def _liveness(self):
@@ -145,39 +128,22 @@ class Plan:
         if batch is None:
             batch = self.validate_feed(feed)
         self.check(feed)
-        pool = getattr(self._local, "pool", None) or BufferPool()
-        self._local.pool = pool
-        owned = {}                            # id(root buffer) -> [buffer, live values]
+        return self.schedule(feed, batch).run(feed)
 
-        def take(shape):
-            buf = pool.take(shape)
-            owned[id(buf)] = [buf, 0]
-            return buf
-
-        env = dict(feed)
-        env[BATCH_KEY], env[ALLOC_KEY] = batch, take
+    def schedule(self, feed, batch):
+        """The calling thread's ``Schedule`` for this feed's shapes, batch and thread count."""
+        local = self._local
+        if not hasattr(local, "pool"):
+            local.pool, local.schedules = BufferPool(), OrderedDict()
         threads = numba.get_num_threads()
-        serial = self.serial_steps(feed, batch) if threads > 1 else ()
-        current = threads
-        try:
-            for i, (st, dying) in enumerate(zip(self.steps, self.dying)):
-                wanted = 1 if i in serial else threads
-                if wanted != current:          # switch once per run of serial steps, not per step
-                    numba.set_num_threads(wanted)
-                    current = wanted
-                st.run(env)
-                for v in st.outputs:
-                    entry = owned.get(id(_root(env[v])))
-                    if entry:
-                        entry[1] += 1
-                for v in dying:
-                    entry = owned.get(id(_root(env.pop(v))))
-                    if entry:
-                        entry[1] -= 1
-                        if entry[1] == 0:
-                            pool.give(entry[0])
-        finally:
-            if current != threads:
-                numba.set_num_threads(threads)
-        # an output that is an input (an Identity graph) is copied, never the caller's array
-        return [env[name].copy() if name in feed else env[name] for name in self.outputs]
+        key = (_shape_key(feed), batch, threads)
+        found = local.schedules.get(key)
+        if found is None:
+            serial = self.serial_steps(feed, batch) if threads > 1 else ()
+            found = Schedule(self, feed, batch, threads, serial, local.pool)
+            if len(local.schedules) >= SCHEDULES_KEPT:
+                local.schedules.popitem(last=False)
+        else:
+            local.schedules.move_to_end(key)
+        local.schedules[key] = found
+        return found

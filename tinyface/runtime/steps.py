@@ -8,6 +8,13 @@ are always *logical* (ONNX's NCHW), whatever the storage.
 
 ``infer`` validates input shapes and returns output shapes; a plan calls it
 for every step before running any kernel, because Numba does not bounds-check.
+
+``bind`` takes the step's output buffers, stores them in the environment and
+returns the kernel calls, ``(function, arguments)``, that compute them.  Every
+argument is bound then (buffers, views of them, weights), so a plan binds its
+steps once per input shape and a run is only those calls (see
+``runtime.schedule``).  Anything that depends on the data -- a copy, a
+reduction -- must happen inside a call, never in ``bind`` itself.
 """
 import numpy as np
 
@@ -40,6 +47,16 @@ def new_buffer(env, shape):
     return env[ALLOC_KEY](tuple(shape))
 
 
+def contiguous(env, x, calls):
+    """``x`` itself when it is C-contiguous; otherwise a new buffer that a call,
+    appended to ``calls``, fills with a copy of ``x`` at run time."""
+    if x.flags.c_contiguous:
+        return x
+    buf = new_buffer(env, x.shape)
+    calls.append((np.copyto, (buf, x)))
+    return buf
+
+
 class Step:
     """Base class: a named operation from ``inputs`` to ``outputs``."""
     kind = "step"
@@ -54,6 +71,15 @@ class Step:
 
     def infer(self, shapes):
         return [shapes[0]]
+
+    def bind(self, env):
+        """Store output buffers in ``env``; return the calls that fill them."""
+        raise NotImplementedError
+
+    def run(self, env):
+        """Bind and make the calls at once (by hand, in tests and benchmarks)."""
+        for function, args in self.bind(env):
+            function(*args)
 
     def params(self):
         return 0
@@ -165,7 +191,7 @@ class ConvStep(Step):
             self.fail(f"residual shape {fmt(shapes[1])} does not match output {fmt(out)}")
         return [out]
 
-    def run(self, env):
+    def bind(self, env):
         x = env[self.inputs[0]]
         n, h, w, c = x.shape
         co, _, kh, kw = self.weight.shape
@@ -173,15 +199,17 @@ class ConvStep(Step):
         oh = conv_output_size(h, kh, sh, pt, pb)
         ow = conv_output_size(w, kw, sw, pl, pr)
         out = new_buffer(env, (n, oh, ow, co))
-        if self.kind == "pointwise":
-            if sh != 1 or sw != 1:
-                x = np.ascontiguousarray(x[:, ::sh, ::sw])
-            gemm(x.reshape(-1, c), self.packed, *self.epilogue.rows_args(env, co), out.reshape(-1, co))
-        elif self.kind == "depthwise":
-            depthwise(x, self.packed, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)
-        else:
-            conv2d(x, self.packed, kh, kw, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)
         env[self.outputs[0]] = out
+        calls = []
+        if self.kind == "pointwise":
+            x = contiguous(env, x[:, ::sh, ::sw], calls)
+            calls.append((gemm, (x.reshape(-1, c), self.packed, *self.epilogue.rows_args(env, co),
+                                 out.reshape(-1, co))))
+        elif self.kind == "depthwise":
+            calls.append((depthwise, (x, self.packed, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)))
+        else:
+            calls.append((conv2d, (x, self.packed, kh, kw, sh, sw, pt, pl, *self.epilogue.args(env, 4), out)))
+        return calls
 
     def params(self):
         return self.weight.size + self.epilogue.params()
@@ -233,13 +261,15 @@ class GemmStep(Step):
             self.fail(f"residual shape {fmt(shapes[1])} does not match output {fmt(out)}")
         return [out]
 
-    def run(self, env):
-        x = env[self.inputs[0]]
+    def bind(self, env):
+        calls = []
+        x = contiguous(env, env[self.inputs[0]], calls)
         k, n = self.weight.shape
-        rows = np.ascontiguousarray(x.reshape(-1, k))
+        rows = x.reshape(-1, k)
         out = new_buffer(env, (rows.shape[0], n))
-        gemm(rows, self.weight, *self.epilogue.rows_args(env, n), out)
         env[self.outputs[0]] = out.reshape(x.shape[:-1] + (n,))
+        calls.append((gemm, (rows, self.weight, *self.epilogue.rows_args(env, n), out)))
+        return calls
 
     def params(self):
         return self.weight.size + self.epilogue.params()
@@ -296,14 +326,16 @@ class ScaleShiftStep(Step):
             self.fail(f"has {len(self.scale)} channel parameters, input shape {fmt(x)}")
         return [x]
 
-    def run(self, env):
-        x = env[self.inputs[0]]
+    def bind(self, env):
+        calls = []
+        x = contiguous(env, env[self.inputs[0]], calls)
         c = x.shape[-1] if x.ndim >= 1 else 1
         scale, shift, slope = self._params_for(c)
-        rows = np.ascontiguousarray(x).reshape(-1, c)
+        rows = x.reshape(-1, c)
         out = new_buffer(env, rows.shape)
-        scale_shift(rows, scale, shift, slope, self.act.lo, self.act.hi, out)
         env[self.outputs[0]] = out.reshape(x.shape)
+        calls.append((scale_shift, (rows, scale, shift, slope, self.act.lo, self.act.hi, out)))
+        return calls
 
     def detail(self):
         s = "" if self.is_pure_activation() else "affine "
@@ -325,13 +357,15 @@ class AddStep(Step):
                       f"is not supported)")
         return [a]
 
-    def run(self, env):
-        a, b = env[self.inputs[0]], env[self.inputs[1]]
+    def bind(self, env):
+        calls = []
+        a, b = (contiguous(env, env[v], calls) for v in self.inputs)
         c = a.shape[-1]
         act = self.act or Activation.identity(c)
         out = new_buffer(env, a.shape)
-        add(a.reshape(-1, c), b.reshape(-1, c), act.slope, act.lo, act.hi, out.reshape(-1, c))
         env[self.outputs[0]] = out
+        calls.append((add, (a.reshape(-1, c), b.reshape(-1, c), act.slope, act.lo, act.hi, out.reshape(-1, c))))
+        return calls
 
 
 class MaxPoolStep(Step):
@@ -356,13 +390,13 @@ class MaxPoolStep(Step):
             self.fail(f"input {fmt(x)} is smaller than the pooling window {self.kernel}")
         return [(x[0], x[1], oh, ow)]
 
-    def run(self, env):
+    def bind(self, env):
         x = env[self.inputs[0]]
         n, h, w, c = x.shape
         oh, ow = self._out_hw(h, w)
         out = new_buffer(env, (n, oh, ow, c))
-        max_pool(x, *self.kernel, *self.strides, self.pads[0], self.pads[1], out)
         env[self.outputs[0]] = out
+        return [(max_pool, (x, *self.kernel, *self.strides, self.pads[0], self.pads[1], out))]
 
     def detail(self):
         return f"{self.kernel[0]}x{self.kernel[1]}/{self.strides[0]}" + (" ceil" if self.ceil else "")
@@ -377,19 +411,24 @@ class SoftmaxStep(Step):
         self.axis = axis
         self.flatten_from = flatten_from   # opset < 13: softmax over all axes >= this
 
-    def run(self, env):
-        x = env[self.inputs[0]]
+    def bind(self, env):
+        calls = []
+        x = contiguous(env, env[self.inputs[0]], calls)
+        out = new_buffer(env, x.shape)
+        env[self.outputs[0]] = out
         if self.flatten_from is not None:
-            rows = np.ascontiguousarray(x.reshape(int(np.prod(x.shape[:self.flatten_from])), -1))
-            out = np.empty_like(rows)
-            softmax_rows(rows, out)
-            env[self.outputs[0]] = out.reshape(x.shape)
-            return
-        moved = np.ascontiguousarray(np.moveaxis(x, self.axis, -1))
-        rows = moved.reshape(-1, moved.shape[-1])
-        out = np.empty_like(rows)
-        softmax_rows(rows, out)
-        env[self.outputs[0]] = np.ascontiguousarray(np.moveaxis(out.reshape(moved.shape), -1, self.axis))
+            rows = int(np.prod(x.shape[:self.flatten_from]))
+            calls.append((softmax_rows, (x.reshape(rows, -1), out.reshape(rows, -1))))
+            return calls
+        # softmax along the last axis of views with ``axis`` moved last, through contiguous rows
+        moved = np.moveaxis(x, self.axis, -1)
+        rows = new_buffer(env, moved.shape)
+        result = new_buffer(env, moved.shape)
+        last = moved.shape[-1]
+        calls += [(np.copyto, (rows, moved)),
+                  (softmax_rows, (rows.reshape(-1, last), result.reshape(-1, last))),
+                  (np.copyto, (np.moveaxis(out, self.axis, -1), result))]
+        return calls
 
 
 class GlobalAvgPoolStep(Step):
@@ -402,9 +441,16 @@ class GlobalAvgPoolStep(Step):
             self.fail(f"expects a 4-D input, got shape {fmt(x)}")
         return [(x[0], x[1], 1, 1)]
 
-    def run(self, env):
+    def bind(self, env):
         x = env[self.inputs[0]]
-        env[self.outputs[0]] = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+        out = new_buffer(env, (x.shape[0], 1, 1, x.shape[3]))
+        env[self.outputs[0]] = out
+        return [(_mean_over_hw, (x, out))]
+
+
+def _mean_over_hw(x, out):
+    """out[n, 0, 0, c] = mean of x[n, :, :, c], summed in float64."""
+    out[...] = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
 
 
 class TransposeStep(Step):
@@ -421,8 +467,11 @@ class TransposeStep(Step):
             self.fail(f"perm {list(self.perm)} does not fit an input of shape {fmt(x)}")
         return [tuple(x[p] for p in self.perm)]
 
-    def run(self, env):
-        env[self.outputs[0]] = np.ascontiguousarray(np.transpose(env[self.inputs[0]], self.perm))
+    def bind(self, env):
+        x = env[self.inputs[0]]
+        out = new_buffer(env, [x.shape[p] for p in self.perm])
+        env[self.outputs[0]] = out
+        return [(np.copyto, (out, np.transpose(x, self.perm)))]
 
 
 class ReshapeStep(Step):
@@ -451,11 +500,13 @@ class ReshapeStep(Step):
     def infer(self, shapes):
         return [self.resolve(shapes[0])]
 
-    def run(self, env):
-        x = env[self.inputs[0]]
+    def bind(self, env):
+        calls = []
+        x = contiguous(env, env[self.inputs[0]], calls)
         dims = [env[BATCH_KEY] if t == BATCH else t for t in self.target]
         target = [x.shape[i] if t == 0 else t for i, t in enumerate(dims)]
-        env[self.outputs[0]] = x.reshape(target)
+        env[self.outputs[0]] = x.reshape(target)      # a view: no data moves
+        return calls
 
     def detail(self):
         return fmt(self.target).replace("-1", "*")
@@ -469,12 +520,12 @@ class LayoutStep(Step):
         super().__init__(name, inputs, outputs)
         self.to_nhwc = to_nhwc
 
-    def run(self, env):
+    def bind(self, env):
         x = env[self.inputs[0]]
         perm = (0, 2, 3, 1) if self.to_nhwc else (0, 3, 1, 2)
         out = new_buffer(env, [x.shape[p] for p in perm])
-        (to_nhwc if self.to_nhwc else to_nchw)(x, out)
         env[self.outputs[0]] = out
+        return [(to_nhwc if self.to_nhwc else to_nchw, (x, out))]
 
     def detail(self):
         return "NCHW->NHWC" if self.to_nhwc else "NHWC->NCHW"

@@ -1,0 +1,117 @@
+"""Schedules: steps bound once per (input shapes, batch, threads), buffers shared
+between values and between schedules, results that never alias those buffers."""
+import numpy as np
+import pytest
+
+import tinyface
+from tinyface.runtime import plan as plan_module
+from tinyface.runtime.schedule import BufferPool
+from onnx_builders import GraphBuilder, add_conv, ort_run
+
+
+def branchy_model():
+    """conv -> relu -> (flatten, transpose, softmax over channels, residual add): several
+    outputs, a view (flatten) and values that die at different steps."""
+    rng = np.random.default_rng(0)
+    g = GraphBuilder(13)
+    c = add_conv(g, "x", rng, 3, 4)
+    r = g.add("Relu", [c])
+    d = add_conv(g, r, rng, 4, 4)
+    s = g.add("Add", [d, c])
+    f = g.add("Flatten", [s])
+    t = g.add("Transpose", [r], perm=[0, 1, 3, 2])
+    m = g.add("Softmax", [s], axis=1)
+    return g.build({"x": ["N", 3, 5, "W"]}, [f, t, m])
+
+
+@pytest.fixture
+def model():
+    onnx_model = branchy_model()
+    return onnx_model, tinyface.load(onnx_model)
+
+
+def count_binds(engine, monkeypatch):
+    bound = []
+    for st in engine.steps:
+        def spy(env, bind=st.bind, name=st.name):
+            bound.append(name)
+            return bind(env)
+        monkeypatch.setattr(st, "bind", spy)
+    return bound
+
+
+def test_each_key_is_bound_once(model, monkeypatch):
+    _, engine = model
+    bound = count_binds(engine, monkeypatch)
+    x = np.random.default_rng(1).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    first = engine.run(x)
+    assert len(bound) == len(engine.steps)
+    for _ in range(3):
+        for a, b in zip(engine.run(x), first):
+            np.testing.assert_array_equal(a, b)
+    assert len(bound) == len(engine.steps)                 # the same key: no binding
+    engine.run(x[:1])                                      # a new batch size
+    engine.run(np.concatenate([x, x], axis=3))             # a new width
+    assert len(bound) == 3 * len(engine.steps)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_schedules_sharing_buffers_agree_with_onnxruntime(model, threads):
+    """Runs alternating between keys: every schedule's results stay right although
+    the schedules of a thread draw on one pool."""
+    onnx_model, engine = model
+    rng = np.random.default_rng(2)
+    inputs = [rng.standard_normal(shape).astype(np.float32)
+              for shape in [(1, 3, 5, 4), (3, 3, 5, 4), (1, 3, 5, 7), (2, 3, 5, 4)]]
+    previous = tinyface.get_num_threads()
+    tinyface.set_num_threads(threads)
+    try:
+        for x in inputs + inputs[::-1] + inputs:
+            for got, want in zip(engine.run(x), ort_run(onnx_model, {"x": x})):
+                np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+    finally:
+        tinyface.set_num_threads(previous)
+
+
+def test_results_are_new_arrays(model):
+    _, engine = model
+    x = np.ones((1, 3, 5, 5), np.float32)
+    first = engine.run(x)
+    kept = [a.copy() for a in first]
+    for a in first:
+        a[...] = np.nan                  # writing into a result must not reach the engine
+    for a, b in zip(engine.run(x), kept):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_schedules_kept_are_bounded(model, monkeypatch):
+    _, engine = model
+    monkeypatch.setattr(plan_module, "SCHEDULES_KEPT", 3)
+    for width in range(3, 9):
+        engine.run(np.zeros((1, 3, 5, width), np.float32))
+    assert len(engine.plan._local.schedules) == 3
+    assert [key[0][0][1][2] for key in engine.plan._local.schedules] == [6, 7, 8]   # the latest
+
+
+def test_values_share_buffers_when_lifetimes_do_not_overlap():
+    """A chain of convs needs two buffers, whatever its length."""
+    rng = np.random.default_rng(3)
+    g = GraphBuilder(13)
+    v = "x"
+    for _ in range(6):
+        v = add_conv(g, v, rng, 4, 4)
+    engine = tinyface.load(g.build({"x": ["N", 4, 6, 6]}, [v]))
+    x = np.zeros((1, 4, 6, 6), np.float32)
+    engine.run(x)
+    pool = engine.plan._local.pool
+    maps = pool.free[(1, 6, 6, 4)]                         # NHWC maps between the convs
+    assert len(maps) == 2
+
+
+def test_buffer_pool_matches_shapes():
+    pool = BufferPool()
+    a = pool.take((2, 3))
+    pool.give(a)
+    assert pool.take((3, 2)) is not a
+    assert pool.take((2, 3)) is a
+    assert pool.take((2, 3)) is not a
