@@ -33,7 +33,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate, activate16, block_activation, vector_activation
+from tinyface.kernels.epilogue import activate16, block_activation, finish, vector_activation
 from tinyface.kernels.simd import LANES, add, fma, load, mul, store, zeros
 
 FAST = {"contract"}   # a*b+c as one FMA; no reassociation
@@ -127,14 +127,6 @@ def _row3x3(rows, W, C, w, sw, pl, out, res, o_row, OW, has_res, bias, act1, act
                          block_activation(act1, c0), block_activation(act2, c0))
 
 
-@numba.njit(inline="always", cache=True)
-def _finish(acc, c, bias, slope1, lo1, hi1, res_px, has_res, slope2, lo2, hi2):
-    v = activate(acc + bias[c], slope1[c], lo1, hi1)
-    if has_res:
-        v += res_px[c]
-    return activate(v, slope2[c], lo2, hi2)
-
-
 @numba.njit(inline="always", cache=True, fastmath=FAST)
 def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
     """acc[c] = sum over the taps that fall inside the map (zero padding)."""
@@ -186,4 +178,4 @@ def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2
             o = orow[j]
             r = rrow[j] if has_res else rrow[0]
             for c in range(C):
-                o[c] = _finish(acc[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)
+                o[c] = finish(acc[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)

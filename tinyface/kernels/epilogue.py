@@ -35,6 +35,16 @@ def activate(y, slope, lo, hi):
     return y
 
 
+@numba.njit(inline="always", cache=True)
+def finish(acc, c, bias, slope1, lo1, hi1, res_row, has_res, slope2, lo2, hi2):
+    """The whole sequence above for one accumulator of channel ``c``; the residual
+    is ``res_row[c]``, read only when ``has_res``."""
+    y = activate(acc + bias[c], slope1[c], lo1, hi1)
+    if has_res:
+        y += res_row[c]
+    return activate(y, slope2[c], lo2, hi2)
+
+
 @numba.njit(cache=True)
 def has_leaky_part(slope):
     """Whether any slope differs from 1 (a PReLU/LeakyReLU part to apply)."""

@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 from numba.core import config
 
-from tinyface.kernels.epilogue import activate
+from tinyface.kernels.epilogue import finish
 from tinyface.kernels.tiles import COLS, ROWS, tiles
 
 FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
@@ -173,8 +173,6 @@ def finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo
     """Apply the epilogue to out[m0:m0+rows] in place (``res`` indexed like ``out``)."""
     for r in range(rows):
         o = out[m0 + r]
+        res_row = res[m0 + r] if has_res else res[0]
         for n in range(o.size):
-            y = activate(o[n] + bias[n], slope1[n], lo1, hi1)
-            if has_res:
-                y += res[m0 + r, n]
-            o[n] = activate(y, slope2[n], lo2, hi2)
+            o[n] = finish(o[n], n, bias, slope1, lo1, hi1, res_row, has_res, slope2, lo2, hi2)
