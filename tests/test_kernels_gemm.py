@@ -1,10 +1,10 @@
 """kernels.gemm: out = epilogue(a @ w), against the NumPy references in tests/reference.py.
 
 Shapes are drawn to hit the blocking's edges: M below, at and between
-multiples of the 8-row register tile (the rows left over go through the 4-row
-loop block and its 1-row tail), K not a multiple of that block's 4-deep unroll
-(K = 1, 2, 3, 5, ...), N below, at and between multiples of the tile's 16
-columns (the columns left over go through the loop block).
+multiples of the 4-row register tiles (the rows left over go through the loop
+block's 1- to 3-row tail), K not a multiple of that block's 4-deep unroll
+(K = 1, 2, 3, 5, ...), N below, at and between multiples of the tiles' 64 and
+16 columns (the columns left over go through the loop block).
 
 Tolerance: data are uniform in [-1, 1] and results are compared with
 ``assert_allclose(rtol=1e-4, atol=1e-4 * sqrt(K))``, K the reduction length
@@ -25,9 +25,10 @@ from tinyface.kernels.gemm import gemm
 from tinyface.runtime.shapes import conv_output_size
 
 
-rows = st.integers(1, 27)                                         # M: around the 8-row tiles
+rows = st.integers(1, 27)                                         # M: around the 4-row tiles
 depths = st.one_of(st.integers(1, 9), st.integers(10, 70))        # K: around the 4-deep unroll
-widths = st.one_of(st.sampled_from([1, 3, 5, 15, 16, 17, 32, 33, 48, 64]), st.integers(1, 40))   # N
+widths = st.one_of(st.sampled_from([1, 3, 5, 15, 16, 17, 32, 33, 48, 63, 64, 65, 80, 127, 128, 144]),
+                   st.integers(1, 40))                            # N: around the 16- and 64-column tiles
 
 
 def run_gemm(a, w, bias, act1, res, act2):

@@ -18,7 +18,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.gemm import ROWS, finish_block, matmul_rows, slp_vectorized
+from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.gemm import ROWS, gemm_rows
 
 
 @numba.njit(inline="always", cache=True)
@@ -45,10 +46,12 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
-def _conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller."""
     N, OH, OW, CO = out.shape
     K = w.shape[0]
+    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+    w_flat = w.reshape(-1)
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
@@ -56,10 +59,7 @@ def _conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, 
         _gather_patches(x, n, i, sh, sw, pt, pl, kh, kw, patches)
         orow = out[n, i]
         rrow = res[n, i] if has_res else res[0, 0]
+        flat = (w_flat, orow.reshape(-1), rrow.reshape(-1))
         for m0 in range(0, OW, ROWS):
-            rows = min(ROWS, OW - m0)
-            matmul_rows(patches, w, orow, m0, rows)
-            finish_block(orow, m0, rows, bias, slope1, lo1, hi1, rrow, has_res, slope2, lo2, hi2)
-
-
-conv2d = slp_vectorized(_conv2d)
+            gemm_rows(patches, w, orow, rrow, m0, min(ROWS, OW - m0), flat, bias, slope1, lo1, hi1, has_res,
+                      slope2, lo2, hi2, act1, act2)

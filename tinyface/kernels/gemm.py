@@ -4,58 +4,34 @@ Layout: ``a`` is M x K (rows are pixels of an NHWC map, or batch rows of an FC
 layer), ``w`` is K x N (packed once at load time, output channels contiguous),
 ``out`` is M x N.  Then ``out[m, n] = epilogue(sum_k a[m, k] * w[k, n])``.
 
-The bulk of ``out`` is computed by the register tile of ``kernels.tiles``
-(8 rows x 16 columns whose accumulators stay in registers over all of k: per k,
-one vector load of ``w`` feeds 8 fused multiply-adds).  Rows and columns left
-over (M mod 8, N mod 16) go through ``accumulate_block``, a loop LLVM
-vectorises over n that keeps its accumulators in ``out``.  Blocks of 8 rows are
-independent and run in parallel (``prange``); a product with fewer rows than a
-tile and a long reduction (an FC layer on a flattened map) splits k instead
+The bulk of ``out`` is computed in register tiles of 4 rows x 64 columns
+(``_tile4x64``): 16 accumulator vectors (``kernels.simd``) stay in registers
+for the whole k-loop, where per k four vector loads of ``w`` and four
+broadcasts of ``a`` feed 16 fused multiply-adds; then the epilogue is applied
+in registers and each vector is stored once.  Columns left over in 16s take
+``_tile4x16``; the last N mod 16 columns and the last M mod 4 rows go through
+``accumulate_block`` (a loop LLVM vectorises over n, accumulators in ``out``)
+and a scalar epilogue pass.  Blocks of 4 rows are independent and run in
+parallel (``prange``); a product with fewer rows than a tile and a long
+reduction (an FC layer on a flattened map) splits k instead
 (``_gemm_split_k``).
 
-The tile needs LLVM's SLP vectoriser, which Numba leaves off by default (it
-once miscompiled other code); ``slp_vectorized`` turns it on only while these
-kernels are compiled, and the kernel tests check every shape family against
-NumPy.
+Every helper is inlined into the kernel (``inline="always"``): compiled as
+separate functions, the tiles ran 10-20 % slower.  The epilogue's vector
+activation is an LLVM-level intrinsic (``epilogue.activate16``), which keeps
+Numba's compile time of the inlined tiles to about 10 s per kernel.
 """
-import threading
-
 import numba
 import numpy as np
 from numba import prange
-from numba.core import config
 
-from tinyface.kernels.epilogue import finish
-from tinyface.kernels.tiles import COLS, ROWS, tiles
+from tinyface.kernels.epilogue import activate16, block_activation, finish, vector_activation
+from tinyface.kernels.simd import LANES, add, fma, load, splat, store, zeros
 
 FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
 KU = 4     # depth of the k-unrolling in ``accumulate_block``
 SMALL = 4  # rows per block in ``accumulate_block``
-
-_SLP_LOCK = threading.Lock()
-
-
-def slp_vectorized(kernel):
-    """Compile the jitted ``kernel`` with LLVM's SLP vectoriser on, so that the
-    register tile is vectorised; returns ``kernel`` itself.
-
-    The switch wraps the dispatcher's ``compile``, which Numba calls only when
-    no compiled version matches the arguments (it then loads the cache or
-    compiles), so a call that finds its version pays nothing.  The lock keeps
-    the setting from changing under a compile in another thread.
-    """
-    compile_plain = kernel.compile
-
-    def compile_with_slp(sig):
-        with _SLP_LOCK:
-            saved = config.SLP_VECTORIZE
-            config.SLP_VECTORIZE = 1
-            try:
-                return compile_plain(sig)
-            finally:
-                config.SLP_VECTORIZE = saved
-    kernel.compile = compile_with_slp
-    return kernel
+ROWS = 4   # rows per register tile
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
@@ -96,30 +72,100 @@ def accumulate_block(a, w, out, m0, rows, n_lo, N):
                 o[n] += x * wk[n]
 
 
+@numba.njit(inline="always", cache=True)
+def _finish_column(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
+    """Epilogue and store of the tile's four rows at columns n0..n0+15, the first at flat
+    offset ``o`` of ``out`` (``res`` alike); ``act<k>`` from ``epilogue.vector_activation``."""
+    bv = load(bias, n0)
+    a1, a2 = block_activation(act1, n0), block_activation(act2, n0)
+    c0 = activate16(add(c0, bv), a1)
+    c1 = activate16(add(c1, bv), a1)
+    c2 = activate16(add(c2, bv), a1)
+    c3 = activate16(add(c3, bv), a1)
+    if has_res:
+        c0 = add(c0, load(res, o))
+        c1 = add(c1, load(res, o + N))
+        c2 = add(c2, load(res, o + 2 * N))
+        c3 = add(c3, load(res, o + 3 * N))
+    store(out, o, activate16(c0, a2))
+    store(out, o + N, activate16(c1, a2))
+    store(out, o + 2 * N, activate16(c2, a2))
+    store(out, o + 3 * N, activate16(c3, a2))
+
+
+@numba.njit(inline="always", cache=True)
+def _tile4x64(a, w, N, out, res, has_res, m0, n0, bias, act1, act2):
+    """out[m0:m0+4, n0:n0+64] = epilogue(a[m0:m0+4] @ w[:, n0:n0+64]), with ``w``, ``out``
+    and ``res`` flat (row length N)."""
+    z = zeros()
+    c00 = z; c01 = z; c02 = z; c03 = z                                                  # noqa: E702
+    c10 = z; c11 = z; c12 = z; c13 = z                                                  # noqa: E702
+    c20 = z; c21 = z; c22 = z; c23 = z                                                  # noqa: E702
+    c30 = z; c31 = z; c32 = z; c33 = z                                                  # noqa: E702
+    for k in range(a.shape[1]):
+        p = k * N + n0
+        w0 = load(w, p); w1 = load(w, p + 16); w2 = load(w, p + 32); w3 = load(w, p + 48)  # noqa: E702
+        x = splat(a[m0, k])
+        c00 = fma(x, w0, c00); c01 = fma(x, w1, c01); c02 = fma(x, w2, c02); c03 = fma(x, w3, c03)  # noqa
+        x = splat(a[m0 + 1, k])
+        c10 = fma(x, w0, c10); c11 = fma(x, w1, c11); c12 = fma(x, w2, c12); c13 = fma(x, w3, c13)  # noqa
+        x = splat(a[m0 + 2, k])
+        c20 = fma(x, w0, c20); c21 = fma(x, w1, c21); c22 = fma(x, w2, c22); c23 = fma(x, w3, c23)  # noqa
+        x = splat(a[m0 + 3, k])
+        c30 = fma(x, w0, c30); c31 = fma(x, w1, c31); c32 = fma(x, w2, c32); c33 = fma(x, w3, c33)  # noqa
+    o = m0 * N + n0
+    _finish_column(c00, c10, c20, c30, n0, N, out, o, res, has_res, bias, act1, act2)
+    _finish_column(c01, c11, c21, c31, n0 + 16, N, out, o + 16, res, has_res, bias, act1, act2)
+    _finish_column(c02, c12, c22, c32, n0 + 32, N, out, o + 32, res, has_res, bias, act1, act2)
+    _finish_column(c03, c13, c23, c33, n0 + 48, N, out, o + 48, res, has_res, bias, act1, act2)
+
+
+@numba.njit(inline="always", cache=True)
+def _tile4x16(a, w, N, out, res, has_res, m0, n0, bias, act1, act2):
+    """As ``_tile4x64`` for the 16 columns n0..n0+15."""
+    c0 = zeros(); c1 = zeros(); c2 = zeros(); c3 = zeros()                              # noqa: E702
+    for k in range(a.shape[1]):
+        wk = load(w, k * N + n0)
+        c0 = fma(splat(a[m0, k]), wk, c0)
+        c1 = fma(splat(a[m0 + 1, k]), wk, c1)
+        c2 = fma(splat(a[m0 + 2, k]), wk, c2)
+        c3 = fma(splat(a[m0 + 3, k]), wk, c3)
+    _finish_column(c0, c1, c2, c3, n0, N, out, m0 * N + n0, res, has_res, bias, act1, act2)
+
+
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def matmul_rows(a, w, out, m0, rows):
-    """out[m0:m0+rows] = a[m0:m0+rows] @ w for 1 <= rows <= ROWS: tiles where they fit."""
+def gemm_rows(a, w, out, res, m0, rows, flat, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2, act1, act2):
+    """out[m0:m0+rows] = epilogue(a[m0:m0+rows] @ w) for 1 <= rows <= ROWS.
+
+    ``out`` and ``res`` are C-contiguous M x N arrays (``res`` read when has_res);
+    ``flat`` is (w, out, res) flattened; ``act<k>`` is ``epilogue.vector_activation``
+    of (slope<k>, lo<k>, hi<k>).
+    """
     N = w.shape[1]
     if rows == ROWS:
-        n_tiles = N - N % COLS
-        tiles(a, w, out, m0, n_tiles)
-        if n_tiles < N:
-            for r0 in range(m0, m0 + ROWS, SMALL):
-                accumulate_block(a, w, out, r0, SMALL, n_tiles, N)
+        w_flat, out_flat, res_flat = flat
+        n64, n16 = N - N % (4 * LANES), N - N % LANES
+        for n0 in range(0, n64, 4 * LANES):
+            _tile4x64(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2)
+        for n0 in range(n64, n16, LANES):
+            _tile4x16(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2)
+        if n16 < N:
+            accumulate_block(a, w, out, m0, ROWS, n16, N)
+            finish_block(out, m0, ROWS, n16, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
     else:
-        for r0 in range(m0, m0 + rows, SMALL):
-            accumulate_block(a, w, out, r0, min(SMALL, m0 + rows - r0), 0, N)
+        accumulate_block(a, w, out, m0, rows, 0, N)
+        finish_block(out, m0, rows, 0, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     M = a.shape[0]
-    blocks = (M + ROWS - 1) // ROWS
-    for b in prange(blocks):
+    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+    flat = (w.reshape(-1), out.reshape(-1), res.reshape(-1))
+    for b in prange((M + ROWS - 1) // ROWS):
         m0 = b * ROWS
-        rows = min(ROWS, M - m0)
-        matmul_rows(a, w, out, m0, rows)
-        finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+        gemm_rows(a, w, out, res, m0, min(ROWS, M - m0), flat, bias, slope1, lo1, hi1, has_res,
+                  slope2, lo2, hi2, act1, act2)
 
 
 K_CHUNK = 2048   # reduction rows per parallel task in ``_gemm_split_k``
@@ -149,10 +195,7 @@ def _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, 
             p = partial[chunk, r]
             for n in range(N):
                 o[n] += p[n]
-    finish_block(out, 0, M, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
-
-
-_by_rows = slp_vectorized(_gemm)
+    finish_block(out, 0, M, 0, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
 
 
 def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
@@ -165,14 +208,15 @@ def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     if a.shape[0] < ROWS and a.shape[1] >= 2 * K_CHUNK:
         _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
     else:
-        _by_rows(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
+        _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
 
 
 @numba.njit(inline="always", cache=True)
-def finish_block(out, m0, rows, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2):
-    """Apply the epilogue to out[m0:m0+rows] in place (``res`` indexed like ``out``)."""
+def finish_block(out, m0, rows, n_lo, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2):
+    """Apply the epilogue to out[m0:m0+rows, n_lo:] in place (``res`` indexed like ``out``);
+    unsigned column indices, as in ``accumulate_block``."""
     for r in range(rows):
         o = out[m0 + r]
         res_row = res[m0 + r] if has_res else res[0]
-        for n in range(o.size):
+        for n in range(numba.uint64(n_lo), numba.uint64(o.size)):
             o[n] = finish(o[n], n, bias, slope1, lo1, hi1, res_row, has_res, slope2, lo2, hi2)
