@@ -58,7 +58,9 @@ class Schedule:
             readers[id(buf)] = 0
             return buf
 
-        def store(value, change):
+        def count_readers(value, change):
+            """Add ``change`` to the live values stored in ``value``'s buffer; at none, the
+            buffer goes back to the pool (a later step may take it)."""
             key = id(_root(value))
             if key in held:
                 readers[key] += change
@@ -69,7 +71,7 @@ class Schedule:
         env = dict(self.inputs)
         env[BATCH_KEY], env[ALLOC_KEY] = batch, take
         for value in self.inputs.values():
-            store(value, +1)
+            count_readers(value, +1)
         self.threads = threads
         self.segments = []
         for i, (step, dying) in enumerate(zip(plan.steps, plan.dying)):
@@ -79,9 +81,9 @@ class Schedule:
                 self.segments.append((wanted, []))
             self.segments[-1][1].extend(calls)
             for v in step.outputs:
-                store(env[v], +1)
+                count_readers(env[v], +1)
             for v in dying:
-                store(env.pop(v), -1)
+                count_readers(env.pop(v), -1)
         self.outputs = [env[name] for name in plan.outputs]
         for buf in held.values():        # outputs and scratch: free for the next schedule
             pool.give(buf)
