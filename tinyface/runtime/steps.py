@@ -42,6 +42,14 @@ def widen(v, channels):
     return None
 
 
+def kernel_array(a):
+    """``a`` as every parameter array reaches a kernel: float32, C-contiguous and
+    writeable.  Numba compiles a kernel once per combination of its arguments'
+    array flags, read-only included, and the GEMM takes about 10 s to compile, so
+    parameters that differ only in such flags must not reach it."""
+    return np.require(a, np.float32, ["C", "W"])
+
+
 def new_buffer(env, shape):
     """An output buffer from the run's pool (uninitialised float32)."""
     return env[ALLOC_KEY](tuple(shape))
@@ -121,6 +129,11 @@ class Epilogue:
             args = args[:4] + (args[4].reshape(-1, n),) + args[5:]
         return args
 
+    def pack(self):
+        self.bias = kernel_array(self.bias)
+        for act in (self.act1, self.act2):
+            act.slope = kernel_array(act.slope)
+
     def params(self):
         return self.bias.size + self.act1.learned + self.act2.learned
 
@@ -166,13 +179,14 @@ class ConvStep(Step):
     def pack(self):
         w = self.weight
         if self.kind == "pointwise":
-            self.packed = np.ascontiguousarray(w[:, :, 0, 0].T)          # Ci x Co
+            self.packed = kernel_array(w[:, :, 0, 0].T)                 # Ci x Co
         elif self.kind == "depthwise":
-            self.packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))  # KH x KW x C
+            self.packed = kernel_array(w[:, 0].transpose(1, 2, 0))      # KH x KW x C
         else:        # (KH*KW*Ci) x Co, zero rows up to a multiple of the GEMM's k-unrolling
             rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
             self.packed = np.zeros((-(-len(rows) // KU) * KU, w.shape[0]), np.float32)
             self.packed[:len(rows)] = rows
+        self.epilogue.pack()
 
     def infer(self, shapes):
         x = shapes[0]
@@ -249,7 +263,8 @@ class GemmStep(Step):
         self.epilogue.bias = (self.epilogue.bias * scale + shift).astype(np.float32)
 
     def pack(self):
-        self.weight = np.ascontiguousarray(self.weight)
+        self.weight = kernel_array(self.weight)
+        self.epilogue.pack()
 
     def infer(self, shapes):
         x = shapes[0]
@@ -301,6 +316,11 @@ class ScaleShiftStep(Step):
         self.fused_act = act is not None
         self._widened = {}                   # channel count -> (scale, shift, slope) at that width
 
+    def pack(self):
+        self.scale, self.shift = kernel_array(self.scale), kernel_array(self.shift)
+        self.act.slope = kernel_array(self.act.slope)
+        self._widened.clear()
+
     def params(self):
         return (2 * len(self.scale) if self.trained else 0) + self.act.learned
 
@@ -349,6 +369,10 @@ class AddStep(Step):
     def __init__(self, name, inputs, outputs):
         super().__init__(name, inputs, outputs)
         self.act = None
+
+    def pack(self):
+        if self.act:
+            self.act.slope = kernel_array(self.act.slope)
 
     def infer(self, shapes):
         a, b = shapes
