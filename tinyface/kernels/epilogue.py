@@ -80,7 +80,8 @@ def activate16(typingctx, y, act):
     function: a GEMM tile applies it to 32 vectors, and Numba's own inlining of
     that many calls took tens of seconds to compile.
     """
-    if y != float32x16 or not (isinstance(act, types.BaseTuple) and len(act) == 5):
+    expected = (float32x16, float32x16, float32x16, types.boolean, types.boolean)
+    if y != float32x16 or not (isinstance(act, types.BaseTuple) and tuple(act) == expected):
         return None
 
     def codegen(context, builder, sig, args):
