@@ -40,7 +40,7 @@ def conv_cases(draw):
     w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
     batch = draw(st.integers(1, 3))
     ci = draw(st.sampled_from([1, 2, 3, 5, 17, 33]))
-    co = draw(st.sampled_from([1, 3, 5, 16, 17, 33, 64, 80]))   # around the GEMM's 16- and 64-column tiles
+    co = draw(st.sampled_from([1, 3, 5, 16, 17, 33, 64, 80, 128]))   # 64s: the direct path; others: patches
     return batch, ci, h, w, co, (kh, kw), strides, pads
 
 
@@ -82,6 +82,11 @@ RELU = ("relu", False, "identity")
 @example(case=(1, 3, 17, 16, 8, (7, 7), (2, 2), (3, 3, 3, 3)), kinds=RELU, exact=False, seed=4)  # 7x7/2
 @example(case=(1, 2, 3, 3, 4, (1, 1), (1, 1), (1, 1, 1, 1)), kinds=RELU, exact=True, seed=5)    # pad-only rim
 @example(case=(3, 1, 5, 5, 1, (2, 2), (2, 2), (0, 0, 0, 0)), kinds=RELU, exact=True, seed=6)    # drops a row
+@example(case=(2, 3, 17, 14, 64, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=RELU, exact=True, seed=7)  # stem, direct
+@example(case=(1, 5, 9, 11, 128, (3, 2), (1, 2), (0, 2, 1, 0)), kinds=RELU, exact=False, seed=8)  # direct, OW % 4
+@example(case=(1, 2, 4, 7, 64, (3, 3), (1, 1), (1, 0, 1, 0)), kinds=("prelu", True, "relu6"), exact=True,
+         seed=9)                                                                                 # direct, OW = 5, residual
+@example(case=(1, 3, 6, 4, 64, (2, 2), (1, 1), (0, 0, 0, 0)), kinds=RELU, exact=True, seed=10)   # OW = 3: patches
 def test_conv2d_matches_reference(case, kinds, exact, seed):
     want, args = make_case(case, kinds, exact, seed)
     ci, (kh, kw) = case[1], case[5]
