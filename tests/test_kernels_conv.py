@@ -93,6 +93,18 @@ def test_conv2d_matches_reference(case, kinds, exact, seed):
     check(run_conv(*args), want, ci * kh * kw, exact)
 
 
+@pytest.mark.parametrize("case", [
+    (1, 2, 1, 1, 64, (1, 1), (1, 10), (0, 35, 0, 0)),     # every window in the left padding (4 of them)
+    (1, 3, 2, 9, 64, (1, 3), (1, 4), (0, 30, 0, 0)),      # the left windows in the padding only
+    (2, 1, 5, 6, 128, (5, 5), (1, 1), (4, 4, 4, 4)),      # pads as large as the kernel allows
+])
+def test_conv2d_windows_in_the_padding(case):
+    """Geometries whose windows lie partly or wholly in a wide padding, on the direct path
+    (64s of output channels, at least 4 output columns): zeros, then the epilogue."""
+    want, args = make_case(case, ("relu", False, "identity"), True, 0)
+    check(run_conv(*args), want, case[1] * case[5][0] * case[5][1], True)
+
+
 def test_reference_worked_examples():
     """The reference itself on cases small enough to check by hand."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)

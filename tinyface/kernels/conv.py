@@ -60,7 +60,7 @@ def _padded(x, OH, OW, KH, KW, sh, sw, pt, pl):
     xp = np.zeros(N * Hp * Wp * C, np.float32)
     x_flat = np.ascontiguousarray(x).reshape(-1)
     x_lo, x_hi = max(0, -pl), min(W, Wp - pl)          # the input columns inside the padded map
-    span = (x_hi - x_lo) * C
+    span = max(0, x_hi - x_lo) * C                    # 0 when every window lies in the padding
     for n in range(N):
         for y in range(max(0, -pt), min(H, Hp - pt)):
             # a loop, not a slice (inside a parallel kernel a slice copy becomes a parallel
