@@ -5,7 +5,7 @@ NaN, +-inf, +-0.0 and subnormals, at every vector offset.  add and mul must
 equal NumPy's float32 results bit for bit (NaNs compared as NaNs); fma must be
 within one ulp of the float64 result rounded to float32 (that double rounding
 can itself be one ulp off a true fused multiply-add) and bit-exact on small
-integers; where_less must select exactly as ``np.where(u < v, x, y)``.
+integers.
 """
 import numba
 import numpy as np
@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kernel_testing import examples
-from tinyface.kernels.simd import LANES, add, fma, load, mul, splat, store, where_less, zeros
+from tinyface.kernels.simd import LANES, add, fma, load, mul, splat, store, zeros
 
 any_float32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 finite_float32 = st.floats(-2.0**60, 2.0**60, width=32)
@@ -35,8 +35,6 @@ def _apply(op, u, v, w, x, out):
             r = mul(a, b)
         elif op == 2:
             r = fma(a, b, c)
-        elif op == 3:
-            r = where_less(a, b, c, d)
         elif op == 4:
             r = zeros()
         else:
@@ -80,23 +78,6 @@ def test_fma_on_small_integers_is_exact(data):
     ints = vectors(3, st.integers(-2048, 2048).map(float))
     u, v, w = (data.draw(ints) for _ in range(3))
     np.testing.assert_array_equal(apply(2, u, v, w), u * v + w)
-
-
-@settings(max_examples=examples(50), deadline=None)
-@given(u=vectors(3), v=vectors(3), x=vectors(3), y=vectors(3))
-def test_where_less_selects_like_numpy(u, v, x, y):
-    want = np.where(u < v, x, y)                 # NaN < anything is False: y
-    same_bits_or_both_nan(apply(3, u, v, x, y), want)
-
-
-def test_where_less_on_signed_zeros_and_infinities():
-    u = np.array([-0.0, 0.0, -np.inf, np.inf, np.nan, 1.0] + [0.0] * 10, np.float32)
-    v = np.array([0.0, -0.0, -np.inf, np.inf, 0.0, np.nan] + [1.0] * 10, np.float32)
-    x = np.full(LANES, np.float32(1.0))
-    y = np.full(LANES, np.float32(2.0))
-    got = apply(3, u, v, x, y)
-    np.testing.assert_array_equal(got[:6], [2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
-    np.testing.assert_array_equal(got[6:], 1.0)
 
 
 @settings(max_examples=examples(25), deadline=None)

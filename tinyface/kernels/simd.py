@@ -13,8 +13,6 @@ on CPUs without AVX-512), and the handful of operations they need::
     zeros()                  0.0 in every lane
     add(u, v), mul(u, v)     lane by lane
     fma(u, v, w)             u * v + w with one rounding (like math.fma)
-    where_less(u, v, x, y)   x where u < v, else y (lane by lane; a NaN compares
-                             false, so it selects y)
 
 Each is a Numba ``intrinsic``: it emits its LLVM instruction inline, so a
 kernel written with them keeps its vectors in registers and compiles (and is
@@ -135,9 +133,3 @@ def mul(typingctx, u, v):
 def fma(typingctx, u, v, w):
     """u * v + w, rounded once."""
     return _typed((u, v, w), _fma)
-
-
-@intrinsic
-def where_less(typingctx, u, v, x, y):
-    """x where u < v, else y (a comparison with NaN is false)."""
-    return _typed((u, v, x, y), lambda b, u, v, x, y: b.select(b.fcmp_ordered("<", u, v), x, y))
