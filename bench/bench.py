@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import peak  # noqa: E402
 
 import tinyface  # noqa: E402
+from tinyface.runtime.steps import make_calls  # noqa: E402
 
 
 def median_time(fn, repeats):
@@ -60,12 +61,6 @@ def ort_session(model, threads, profile_prefix=None):
         opts.profile_file_prefix = str(profile_prefix)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-
-
-def make_calls(calls):
-    """Make bound kernel calls, ``[(function, args)]`` (see ``Step.bind``)."""
-    for function, args in calls:
-        function(*args)
 
 
 def bound_steps(model, feed):

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 import tinyface
+from tinyface.runtime.steps import make_calls
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import bound_steps, make_calls, median_time, ort_session  # noqa: E402
+from bench import bound_steps, median_time, ort_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONV_KINDS = ("conv", "pointwise", "depthwise")

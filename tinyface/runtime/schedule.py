@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH_KEY
+from tinyface.runtime.steps import make_calls
 
 
 class BufferPool:
@@ -98,8 +99,7 @@ class Schedule:
                 if threads != current:
                     numba.set_num_threads(threads)
                     current = threads
-                for function, args in calls:
-                    function(*args)
+                make_calls(calls)
         finally:
             if current != self.threads:
                 numba.set_num_threads(self.threads)

@@ -55,6 +55,12 @@ def new_buffer(env, shape):
     return env[ALLOC_KEY](tuple(shape))
 
 
+def make_calls(calls):
+    """Make bound kernel calls, ``[(function, arguments)]``, in order."""
+    for function, args in calls:
+        function(*args)
+
+
 def contiguous(env, x, calls):
     """``x`` itself when it is C-contiguous; otherwise a new buffer that a call,
     appended to ``calls``, fills with a copy of ``x`` at run time."""
@@ -86,8 +92,7 @@ class Step:
 
     def run(self, env):
         """Bind and make the calls at once (by hand, in tests and benchmarks)."""
-        for function, args in self.bind(env):
-            function(*args)
+        make_calls(self.bind(env))
 
     def params(self):
         return 0
