@@ -137,13 +137,11 @@ class Plan:
             local.pool, local.schedules = BufferPool(), OrderedDict()
         threads = numba.get_num_threads()
         key = (_shape_key(feed), batch, threads)
-        found = local.schedules.get(key)
+        found = local.schedules.pop(key, None)       # put back below, as the most recent
         if found is None:
             serial = self.serial_steps(feed, batch) if threads > 1 else ()
             found = Schedule(self, feed, batch, threads, serial, local.pool)
             if len(local.schedules) >= SCHEDULES_KEPT:
                 local.schedules.popitem(last=False)
-        else:
-            local.schedules.move_to_end(key)
         local.schedules[key] = found
         return found
