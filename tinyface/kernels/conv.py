@@ -118,8 +118,8 @@ def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, ha
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
-        for t in range((OW + 3) // 4):
-            j0 = min(4 * t, OW - 4)                  # the last tile may overlap the one before
+        for t in range((OW + ROWS - 1) // ROWS):
+            j0 = min(ROWS * t, OW - ROWS)            # the last tile may overlap the one before
             src = ((n * Hp + i * sh) * Wp + j0 * sw) * C
             o = (row * OW + j0) * CO
             for n0 in range(0, CO, 64):
