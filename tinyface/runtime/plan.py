@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyface.errors import InputError
 from tinyface.runtime.schedule import BufferPool, Schedule
-from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, fmt
+from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, THREADS_KEY, fmt
 
 
 def _shape_key(feed):
@@ -121,6 +121,7 @@ class Plan:
         env = dict(feed)
         env[BATCH_KEY] = self.validate_feed(feed)
         env[ALLOC_KEY] = lambda shape: np.empty(shape, np.float32)
+        env[THREADS_KEY] = numba.get_num_threads()
         return env
 
     def run(self, feed, batch=None):

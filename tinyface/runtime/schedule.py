@@ -16,7 +16,7 @@ copies.
 import numba
 import numpy as np
 
-from tinyface.runtime.shapes import ALLOC_KEY, BATCH_KEY
+from tinyface.runtime.shapes import ALLOC_KEY, BATCH_KEY, THREADS_KEY
 from tinyface.runtime.steps import make_calls
 
 
@@ -76,8 +76,9 @@ class Schedule:
         self.threads = threads
         self.segments = []
         for i, (step, dying) in enumerate(zip(plan.steps, plan.dying)):
-            calls = step.bind(env)
             wanted = 1 if i in serial else threads
+            env[THREADS_KEY] = wanted
+            calls = step.bind(env)
             if not self.segments or self.segments[-1][0] != wanted:
                 self.segments.append((wanted, []))
             self.segments[-1][1].extend(calls)
@@ -85,8 +86,10 @@ class Schedule:
                 count_readers(env[v], +1)
             for v in dying:
                 count_readers(env.pop(v), -1)
+            for key in [key for key in held if readers[key] == 0]:    # the step's scratch
+                pool.give(held.pop(key))
         self.outputs = [env[name] for name in plan.outputs]
-        for buf in held.values():        # outputs and scratch: free for the next schedule
+        for buf in held.values():        # the outputs: free for the next schedule
             pool.give(buf)
 
     def run(self, feed):

@@ -9,6 +9,7 @@ folded to a constant target like ``[BATCH, -1]`` that is resolved per run.
 BATCH = 2**31 - 1
 BATCH_KEY = "__batch__"   # where a run stores its batch size in the value environment
 ALLOC_KEY = "__alloc__"   # where a run stores its buffer allocator: alloc(shape) -> float32 array
+THREADS_KEY = "__threads__"   # where a run stores the thread count the step being bound will run with
 
 
 def conv_output_size(size, kernel, stride, pad_begin, pad_end, ceil=False):
