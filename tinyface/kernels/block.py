@@ -1,0 +1,108 @@
+"""An inverted-residual block fused over bands of rows: expand 1x1 -> depthwise 3x3 -> project 1x1.
+
+Layout: ``x`` is N x H x W x Ci (NHWC), ``w_expand`` Ci x E and ``w_project``
+E x Co (as the GEMM's ``w``), ``w_dw`` 3 x 3 x E (as the depthwise ``w``),
+``out`` N x OH x OW x Co.  The maths is the three unfused steps'::
+
+    e = epilogue_expand(x @ w_expand)                       # N x H x W x E
+    d = epilogue_dw(depthwise3x3(e, w_dw, stride, pad 1))   # N x OH x OW x E
+    out = epilogue_project(d @ w_project)                   # (+ residual)
+
+computed with the same tiles in the same order, so the result is the unfused
+one bit for bit.  What changes is where ``e`` and ``d`` live.  Unfused, the
+expanded map (up to 1.6 MB in MobileFaceNet) is written out whole, then read
+back by the depthwise conv, whose output is written whole and read back by the
+projection: at these sizes each pass evicts what the next one needs from the
+1 MB L2.  Fused, the output is made in bands of ``band_rows`` rows: a band's
+expanded input rows go to a scratch of a few rows (``expanded``), its
+depthwise rows to another (``depthwised``), and the projection reads them
+from there while they are still in cache.  Consecutive bands share expanded
+rows (two at stride 1, one at stride 2): those are moved to the front of the
+scratch, not recomputed.
+
+Each thread owns one slot of both scratches and a contiguous run of the
+N x bands tasks, so only the first band of each run recomputes shared rows.
+Each epilogue is a tuple (bias, slope1, lo1, hi1, res, has_res, slope2, lo2,
+hi2) as the unfused kernels take them; only the projection's residual is read.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from tinyface.kernels.depthwise import _row3x3
+from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.gemm import ROWS, gemm_rows
+
+FAST = {"contract"}   # a*b+c as one FMA; no reassociation
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def gemm_serial(a, w, out, res, epilogue):
+    """out = epilogue(a @ w) on the calling thread; ``res`` rows match ``out``'s."""
+    bias, slope1, lo1, hi1, _, has_res, slope2, lo2, hi2 = epilogue
+    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+    flat = (w.reshape(-1), out.reshape(-1), res.reshape(-1))
+    M = a.shape[0]
+    for m0 in range(0, M, ROWS):
+        gemm_rows(a, w, out, res, m0, min(ROWS, M - m0), flat, bias, slope1, lo1, hi1, has_res,
+                  slope2, lo2, hi2, act1, act2)
+
+
+@numba.njit(cache=True)
+def _move_rows_to_front(e, first, count):
+    """e[0:count] = e[first:first+count] (first >= count or the copy runs forwards)."""
+    for p in range(count):
+        for c in range(e.shape[1]):
+            e[p, c] = e[first + p, c]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project, band_rows,
+                      expanded, depthwised, out):
+    """out = the fused block of ``x`` (see the module doc); shapes are checked by the caller.
+
+    ``expanded`` is T x ((band_rows - 1) * stride + 3) * W x E and ``depthwised``
+    T x band_rows * OW x E, one slot per task run (T runs in parallel).
+    """
+    N, H, W, Ci = x.shape
+    _, OH, OW, Co = out.shape
+    E = w_expand.shape[1]
+    T = expanded.shape[0]
+    bands = (OH + band_rows - 1) // band_rows
+    tasks = N * bands
+    x_rows, out_rows = x.reshape(-1, Ci), out.reshape(-1, Co)
+    res_rows = project[4].reshape(-1, Co) if project[5] else project[4].reshape(1, -1)
+    w_dw_flat, dw_bias = w_dw.reshape(-1), dw[0]
+    dw_act1, dw_act2 = vector_activation(dw[1], dw[2], dw[3]), vector_activation(dw[6], dw[7], dw[8])
+    zero_row = np.zeros(W * E, np.float32)
+    no_res = np.zeros(1, np.float32)
+    for t in prange(T):
+        e, d = expanded[t], depthwised[t]
+        e_flat, d_flat = e.reshape(-1), d.reshape(-1)
+        have_n, have_lo, have_hi = -1, 0, 0           # expanded rows [have_lo, have_hi) of image have_n
+        for task in range(t * tasks // T, (t + 1) * tasks // T):
+            n, band = task // bands, task % bands
+            i0 = band * band_rows
+            i1 = min(OH, i0 + band_rows)
+            y_lo, y_hi = max(0, i0 * stride - 1), min(H, (i1 - 1) * stride + 2)
+            start = y_lo
+            if n == have_n and have_lo <= y_lo < have_hi:
+                _move_rows_to_front(e, (y_lo - have_lo) * W, (have_hi - y_lo) * W)
+                start = have_hi
+            have_n, have_lo, have_hi = n, y_lo, y_hi
+            q0, q1 = (n * OH + i0) * OW, (n * OH + i1) * OW
+            for phase in range(2):     # one GEMM call site for both 1x1 convs: Numba compiles it once
+                if phase == 0:         # expand the input rows not in the scratch yet
+                    a, w, o, r, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
+                                            e[(start - y_lo) * W:(y_hi - y_lo) * W], e[0:1], expand)
+                else:                  # depthwise rows i0..i1, then project them
+                    for i in range(i0, i1):
+                        y = i * stride - 1
+                        s0, b0 = (e_flat, (y - y_lo) * W * E) if 0 <= y < H else (zero_row, 0)
+                        s1, b1 = (e_flat, (y + 1 - y_lo) * W * E) if 0 <= y + 1 < H else (zero_row, 0)
+                        s2, b2 = (e_flat, (y + 2 - y_lo) * W * E) if 0 <= y + 2 < H else (zero_row, 0)
+                        _row3x3((s0, b0, s1, b1, s2, b2), W, E, w_dw_flat, stride, 1, d_flat, no_res,
+                                (i - i0) * OW * E, OW, False, dw_bias, dw_act1, dw_act2)
+                    a, w, o, r, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
+                                            res_rows[q0:q1] if project[5] else res_rows, project)
+                gemm_serial(a, w, o, r, epilogue)
