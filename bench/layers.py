@@ -13,7 +13,9 @@ GDConv, the final 1x1 "FC") is timed three ways, each a median over ``runs``:
   process of its own (its fused Conv node's kernel time).
 
 Layers are paired in execution order, and the pairing is checked: both engines
-must list the same number of convolutions with the same output shapes.  The
+must list the same convolutions with the same output shapes.  A fused
+inverted-residual block (kind ``block``) is one step of tinyface's and three
+Conv nodes of onnxruntime's; their times are summed.  The
 gap between "alone" and "in sequence" is what the layer pays for data that is
 no longer in cache -- mostly its weights (the model's 4 MB do not stay in L2).
 """
@@ -35,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import bound_steps, median_time, ort_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CONV_KINDS = ("conv", "pointwise", "depthwise")
+CONV_KINDS = {"conv": 1, "pointwise": 1, "depthwise": 1, "block": 3}   # step kind -> ONNX Convs in it
 WARMUP = 10
 
 
 def tinyface_layers(path, runs):
-    """[(kind, detail, (C, H, W), alone_s, in_sequence_s)] for every conv step, in order."""
+    """[(kind, detail, (C, H, W), alone_s, in_sequence_s, convs)] for every conv step, in order."""
     tinyface.set_num_threads(1)
     model = tinyface.load(path)
     x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
@@ -69,7 +71,7 @@ def tinyface_layers(path, runs):
         if st.kind in CONV_KINDS:
             alone = median_time(lambda: make_calls(calls), runs)
             layers.append((st.kind, st.detail().split(" ")[0], tuple(outs[0][1:]), alone,
-                           float(np.median(seq[i][WARMUP:]))))
+                           float(np.median(seq[i][WARMUP:])), CONV_KINDS[st.kind]))
     return layers
 
 
@@ -101,6 +103,22 @@ def ort_layers(path, runs):
         return [(tuple(s), t) for s, t in json.loads(out.read_text())]
 
 
+def pair(ours, theirs):
+    """onnxruntime's seconds for each of our conv steps: the sum over the Conv nodes it
+    stands for, whose last output shape must be the step's (else exit with a message)."""
+    paired, i = [], 0
+    for kind, _, shape, _, _, convs in ours:
+        nodes = theirs[i:i + convs]
+        i += convs
+        if len(nodes) < convs or nodes[-1][0] != shape:
+            sys.exit(f"cannot pair the layers: tinyface's {kind} step with output {shape} against "
+                     f"onnxruntime's Conv nodes {[n[0] for n in nodes]}")
+        paired.append(sum(t for _, t in nodes))
+    if i != len(theirs):
+        sys.exit(f"cannot pair the layers: onnxruntime has {len(theirs) - i} Conv nodes more than tinyface")
+    return paired
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ROOT / "weights/mobilefacenet-relu6-opset18.onnx"))
@@ -112,12 +130,9 @@ def main():
     if args.ort_worker:
         return ort_worker(args.model, args.runs, args.out)
     ours = tinyface_layers(args.model, args.runs)
-    theirs = ort_layers(args.model, args.runs)
-    if [o[2] for o in ours] != [t[0] for t in theirs]:
-        sys.exit(f"cannot pair the layers: tinyface has {len(ours)} convolutions, onnxruntime {len(theirs)}, "
-                 "or their output shapes differ")
+    theirs = pair(ours, ort_layers(args.model, args.runs))
     groups = {}
-    for (kind, kernel, shape, alone, seq), (_, ort_t) in zip(ours, theirs):
+    for (kind, kernel, shape, alone, seq, _), ort_t in zip(ours, theirs):
         g = groups.setdefault((kind, kernel, "x".join(map(str, shape))), [0, 0.0, 0.0, 0.0])
         g[0] += 1
         g[1] += alone
@@ -130,12 +145,12 @@ def main():
         print(f"{kind:10} {kernel:7} {shape:11} {n:>2} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} "
               f"{ort_t * 1e6:>7.0f} {seq / ort_t:>6.2f}")
     alone, seq, ort_t = (sum(g[i] for g in groups.values()) for i in (1, 2, 3))
-    print(f"{'all convolutions':21} {len(ours):>4} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} {ort_t * 1e6:>7.0f} "
+    print(f"{'all convolutions':21} {sum(o[5] for o in ours):>4} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} {ort_t * 1e6:>7.0f} "
           f"{seq / ort_t:>6.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(
-            [{"kind": k, "kernel": kn, "output": list(s), "alone_s": a, "in_sequence_s": q, "onnxruntime_s": t[1]}
-             for (k, kn, s, a, q), t in zip(ours, theirs)], indent=1))
+            [{"kind": k, "kernel": kn, "output": list(s), "alone_s": a, "in_sequence_s": q, "onnxruntime_s": t}
+             for (k, kn, s, a, q, _), t in zip(ours, theirs)], indent=1))
 
 
 if __name__ == "__main__":

@@ -242,3 +242,69 @@ def test_fusion_keeps_param_count_of_bundled_model():
     assert info["params"] == 989_952 and info["macs"] == 233_810_432
     assert not any(s["kind"] == "scale_shift" for s in info["steps"])
     assert sum("+residual" in s["detail"] for s in info["steps"]) > 0
+    assert sum(s["kind"] == "block" for s in info["steps"]) == 15     # every bottleneck of Table 1
+
+
+# -- inverted-residual blocks: 1x1 -> depthwise 3x3 -> 1x1 as one step -------------------
+
+@st.composite
+def inverted_residuals(draw):
+    stride = draw(st.sampled_from([1, 2]))
+    ci = draw(st.sampled_from([3, 16]))
+    return dict(ci=ci, e=draw(st.sampled_from([16, 24, 32])), co=draw(st.sampled_from([ci, 5])),
+                stride=stride, h=draw(st.integers(1, 9)), w=draw(st.integers(1, 9)),
+                bn=draw(st.booleans()), acts=draw(st.tuples(*[st.sampled_from(ACTS)] * 3)),
+                residual=draw(st.booleans()), opset=draw(st.sampled_from([9, 13])),
+                seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def build_inverted_residual(case):
+    """expand 1x1 (+BN, act) -> depthwise 3x3 (+BN, act) -> project 1x1 (+BN, act) (+ x)."""
+    rng = np.random.default_rng(case["seed"])
+    g = GraphBuilder(case["opset"])
+    ci, e, co = case["ci"], case["e"], case["co"]
+    convs = [(ci, e, dict(k=1, pad=0)), (e, e, dict(k=3, pad=1, group=e, stride=case["stride"])),
+             (e, co, dict(k=1, pad=0))]
+    y = "x"
+    for (c_in, c_out, attrs), act in zip(convs, case["acts"]):
+        y = add_conv(g, y, rng, c_in, c_out, **attrs)
+        if case["bn"]:
+            y = add_bn(g, y, rng, c_out)
+        y = activation(g, y, act, c_out, rng, case["opset"])
+    if case["residual"] and case["stride"] == 1 and ci == co:
+        y = g.add("Add", [y, "x"])
+    return g.build({"x": ["N", ci, case["h"], case["w"]]}, [y])
+
+
+@settings(deadline=None)              # example count from the conftest profile (25; "thorough": 250)
+@given(inverted_residuals())
+def test_inverted_residual_blocks(case):
+    """Fused into one block step exactly when the expanded channels are a multiple of 16
+    (then the whole chain, residual and activations included); outputs unchanged."""
+    engine = check_against_ort(build_inverted_residual(case), atol=1e-4, rtol=1e-5, seed=case["seed"] % 1000)
+    if case["e"] % 16 == 0:
+        assert [k for k in kinds(engine) if k != "layout"] == ["block"]
+    else:
+        assert "block" not in kinds(engine)
+
+
+def test_inverted_residual_not_fused_when_its_expanded_map_is_read_twice():
+    rng = np.random.default_rng(11)
+    g = GraphBuilder(13)
+    e = add_conv(g, "x", rng, 3, 16, k=1, pad=0)
+    d = add_conv(g, e, rng, 16, 16, k=3, pad=1, group=16)
+    p = add_conv(g, d, rng, 16, 16, k=1, pad=0)
+    y = g.add("Add", [p, e])                   # the expanded map is also the residual
+    engine = check_against_ort(g.build({"x": ["N", 3, 6, 6]}, [y]))
+    assert "block" not in kinds(engine)
+
+
+def test_inverted_residual_not_fused_with_a_strided_1x1_or_unpadded_depthwise():
+    rng = np.random.default_rng(12)
+    for expand_stride, dw_pad in ((2, 1), (1, 0)):
+        g = GraphBuilder(13)
+        e = add_conv(g, "x", rng, 3, 16, k=1, pad=0, stride=expand_stride)
+        d = add_conv(g, e, rng, 16, 16, k=3, pad=dw_pad, group=16)
+        p = add_conv(g, d, rng, 16, 8, k=1, pad=0)
+        engine = check_against_ort(g.build({"x": ["N", 3, 7, 7]}, [p]))
+        assert "block" not in kinds(engine)

@@ -258,10 +258,11 @@ def test_batch_1_and_3_agree(model, good):
 
 
 def test_small_steps_run_on_one_thread_weighted_by_kernel_speed(model):
-    """At batch 1: a 1x1 conv on the 1x1 map (65K multiply-adds) is too small for a second
-    thread; a depthwise 3x3 on 28x28x128 (0.9M, but three times slower per multiply-add
-    than the GEMM) and the large 1x1 convs are not; at batch 8 the depthwise convs on 7x7
-    maps are worth two threads too."""
+    """A step runs on one thread when its work is below PARALLEL_MIN_MACS over the batch:
+    its multiply-adds, a depthwise conv's counted three times (it does them about 3x
+    slower than the GEMM), a block's the sum of its three convs'.  At batch 1 the 1x1
+    conv on the 1x1 map (65K) and GDConv (25K x 3) are serial, the 56x56 depthwise conv
+    and the smallest blocks (7x7) are not."""
     from tinyface.runtime.plan import PARALLEL_MIN_MACS
     x = np.zeros((1, 3, 112, 112), np.float32)
     feed = {NAME: x}
@@ -270,14 +271,19 @@ def test_small_steps_run_on_one_thread_weighted_by_kernel_speed(model):
     for i, (st, (ins, outs)) in enumerate(zip(model.steps, model.plan.check(feed))):
         by_kind.setdefault((st.kind, outs[0][1:]), set()).add(i in serial)
         assert (i in serial) == (st.work(ins, outs) < PARALLEL_MIN_MACS)
+        if st.kind == "block":
+            per_conv = st.conv_shapes(ins)
+            assert st.work(ins, outs) == sum(c.work(*s) for c, s in zip(st.convs, per_conv))
+            assert st.convs[1].work(*per_conv[1]) == 3 * st.convs[1].macs(*per_conv[1])
     assert by_kind[("pointwise", (128, 1, 1))] == {True}
-    assert by_kind[("depthwise", (128, 28, 28))] == {False}
-    assert by_kind[("pointwise", (128, 28, 28))] == {False}
-    assert by_kind[("depthwise", (512, 7, 7))] == {True}      # 0.2M x 3: still serial
+    assert by_kind[("depthwise", (512, 1, 1))] == {True}
+    assert by_kind[("depthwise", (64, 56, 56))] == {False}
+    assert by_kind[("block", (128, 7, 7))] == {False}
     serial8 = model.plan.serial_steps(feed, 8)
-    for i, (st, (ins, outs)) in enumerate(zip(model.steps, model.plan.check(feed))):
-        if st.kind == "depthwise" and outs[0][1:] == (512, 7, 7):
-            assert i not in serial8
+    at_8 = {(st.kind, outs[0][1:]): i in serial8
+            for i, (st, (_, outs)) in enumerate(zip(model.steps, model.plan.check(feed)))}
+    assert at_8[("depthwise", (512, 1, 1))] and at_8[("pointwise", (128, 1, 1))]      # 0.6M, 0.5M
+    assert not at_8[("pointwise", (512, 7, 7))]
 
 
 def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, monkeypatch):

@@ -13,11 +13,14 @@ that producer has no other consumer (and is not a graph output):
 4. an activation after an affine ScaleShift joins that ScaleShift.
 
 The output name of the merged step is kept, so the rest of the graph is
-untouched.  Applied until nothing changes.
+untouched.  Applied until nothing changes.  Then each chain of a 1x1 conv, a
+3x3 depthwise conv and a 1x1 conv, where each conv's output is read by the
+next alone, becomes one inverted-residual block step (``runtime.block``).
 """
 import numpy as np
 
 from tinyface.runtime import steps as S
+from tinyface.runtime.block import InvertedResidualStep, can_fuse
 
 
 def fuse(steps, outputs):
@@ -42,7 +45,33 @@ def fuse(steps, outputs):
                     break
             if changed:
                 break
-    return steps
+    return _fuse_blocks(steps, outputs)
+
+
+def _fuse_blocks(steps, outputs):
+    """Replace each fusable conv -> depthwise -> conv chain by one block step, placed
+    where its last conv was."""
+    readers = {}
+    for st in steps:
+        for v in st.inputs:
+            readers[v] = readers.get(v, 0) + 1
+
+    def only_reader(v):
+        """The step that alone reads ``v`` (not a graph output), if any."""
+        if v in outputs or readers.get(v) != 1:
+            return None
+        return next((st for st in steps if v in st.inputs), None)
+
+    fused = {}                  # id of a block's last conv -> the block; its first two -> None
+    for expand in steps:
+        if not isinstance(expand, S.ConvStep) or id(expand) in fused:
+            continue
+        dw = only_reader(expand.outputs[0])
+        project = dw and only_reader(dw.outputs[0])
+        if isinstance(dw, S.ConvStep) and isinstance(project, S.ConvStep) and can_fuse(expand, dw, project):
+            fused[id(expand)] = fused[id(dw)] = None
+            fused[id(project)] = InvertedResidualStep(expand, dw, project)
+    return [fused.get(id(st), st) for st in steps if fused.get(id(st), st) is not None]
 
 
 def _merge(prod, st, pos, producer, prod_index):

@@ -1,0 +1,68 @@
+"""runtime.block: the inverted-residual step -- its bands, its scratch, and the unfused
+path it takes when there are fewer images than threads."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinyface
+from kernel_testing import needs_2_threads, on_threads
+from tinyface.kernels.block import inverted_residual
+from tinyface.runtime.block import SCRATCH_BYTES, band_rows
+from tinyface.runtime.shapes import conv_output_size
+
+NAME = "input0"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tinyface.load()          # the bundled MobileFaceNet: 15 blocks
+
+
+def kernel_names(schedule):
+    return [function.__name__ for _, calls in schedule.segments for function, _ in calls]
+
+
+@given(h=st.integers(1, 120), w=st.integers(1, 120), e=st.sampled_from([16, 128, 512, 2048]),
+       stride=st.sampled_from([1, 2]))
+def test_band_rows_fit_the_scratch_or_are_one_row(h, w, e, stride):
+    oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
+    rows = band_rows(oh, w, ow, e, stride)
+    assert 1 <= rows <= oh
+    scratch = 4 * e * (((rows - 1) * stride + 3) * w + rows * ow)       # what InvertedResidualStep takes
+    assert rows == 1 or scratch <= SCRATCH_BYTES
+    if rows < oh:                                                      # one more row would not fit
+        assert 4 * e * ((rows * stride + 3) * w + (rows + 1) * ow) > SCRATCH_BYTES
+
+
+def test_mobilefacenet_blocks_run_fused_with_an_image_per_thread(model):
+    x = np.zeros((2, 3, 112, 112), np.float32)
+    names = on_threads(1, lambda: kernel_names(model.plan.schedule({NAME: x}, 2)))
+    assert names.count(inverted_residual.__name__) == 15
+    assert names.count("gemm") == 3      # the three 1x1 convs outside blocks
+
+
+@needs_2_threads
+def test_fewer_images_than_threads_run_the_convs_unfused_with_the_same_result(model):
+    x = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
+    names = on_threads(2, lambda: kernel_names(model.plan.schedule({NAME: x}, 1)))
+    assert inverted_residual.__name__ not in names
+    assert names.count("gemm") == 3 + 2 * 15
+    fused = on_threads(1, lambda: model.run(x)[0])
+    unfused = on_threads(2, lambda: model.run(x)[0])
+    np.testing.assert_array_equal(fused, unfused)
+
+
+def test_blocks_share_their_scratch(model):
+    """A block's scratch goes back to the pool when it has been bound, so blocks of one
+    shape bind the same scratch buffers."""
+    x = np.zeros((1, 3, 112, 112), np.float32)
+    schedule = on_threads(1, lambda: model.plan.schedule({NAME: x}, 1))
+    scratch = {}
+    for _, calls in schedule.segments:
+        for function, args in calls:
+            if function is inverted_residual:
+                expanded, depthwised = args[-3], args[-2]
+                for buf in (expanded, depthwised):
+                    scratch.setdefault(buf.shape, set()).add(id(buf))
+    assert len(scratch) >= 3
+    assert all(len(ids) == 1 for ids in scratch.values())
