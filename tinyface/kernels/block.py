@@ -9,7 +9,9 @@ E x Co (as the GEMM's ``w``), ``w_dw`` 3 x 3 x E (as the depthwise ``w``),
     out = epilogue_project(d @ w_project)                   # (+ residual)
 
 computed with the same tiles in the same order, so the result is the unfused
-one bit for bit.  What changes is where ``e`` and ``d`` live.  Unfused, the
+one bit for bit -- unless Co is not a multiple of 16: the GEMM sums its last
+Co mod 16 columns in an order that depends on how rows fall into its 4-row
+tiles, and bands group rows differently (a float32 rounding apart).  What changes is where ``e`` and ``d`` live.  Unfused, the
 expanded map (up to 1.6 MB in MobileFaceNet) is written out whole, then read
 back by the depthwise conv, whose output is written whole and read back by the
 projection: at these sizes each pass evicts what the next one needs from the
@@ -50,7 +52,7 @@ def gemm_serial(a, w, out, res, epilogue):
 
 @numba.njit(cache=True)
 def _move_rows_to_front(e, first, count):
-    """e[0:count] = e[first:first+count] (first >= count or the copy runs forwards)."""
+    """e[0:count] = e[first:first+count]; copied forwards, so the ranges may overlap."""
     for p in range(count):
         for c in range(e.shape[1]):
             e[p, c] = e[first + p, c]
