@@ -575,6 +575,34 @@ def test_conv_dilation_or_grouped_refused(attrs, group):
     assert "odd_conv" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("attrs, fragment", [
+    (dict(pads=[-1, 0, 0, 0]), "pads [-1, 0, 0, 0]"),     # cropping
+    (dict(pads=[1, 1]), "pads [1, 1]"),
+    (dict(strides=[0, 1]), "strides [0, 1]"),
+    (dict(strides=[2]), "strides [2]"),
+    (dict(kernel_shape=[5, 5]), "kernel_shape [5, 5]"),
+])
+def test_conv_with_bad_window_attributes_refused(attrs, fragment):
+    g = GraphBuilder(13)
+    y = g.add("Conv", ["x", g.const(conv_weight(rng(40), 4, 4, 3, 3))], name="bad_window", **attrs)
+    with pytest.raises(tinyface.UnsupportedOpError) as info:
+        tinyface.load(g.build({"x": ["N", 4, 6, 6]}, [y]))
+    assert "bad_window" in str(info.value) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("attrs, fragment", [
+    (dict(kernel_shape=[2, 2], pads=[0, -1, 0, 0]), "pads [0, -1, 0, 0]"),
+    (dict(kernel_shape=[2, 2], strides=[1, 0]), "strides [1, 0]"),
+    (dict(kernel_shape=[0, 2]), "kernel [0, 2]"),
+])
+def test_maxpool_with_bad_window_attributes_refused(attrs, fragment):
+    g = GraphBuilder(13)
+    y = g.add("MaxPool", ["x"], name="bad_pool", **attrs)
+    with pytest.raises(tinyface.UnsupportedOpError) as info:
+        tinyface.load(g.build({"x": ["N", 4, 6, 6]}, [y]))
+    assert "bad_pool" in str(info.value) and fragment in str(info.value)
+
+
 def test_depthwise_with_channel_multiplier_refused():
     g = GraphBuilder(13)
     y = g.add("Conv", ["x", g.const(conv_weight(rng(38), 8, 1, 3, 3))], name="dw_x2", pads=[1] * 4, group=4)

@@ -176,19 +176,33 @@ def h_conv(low, node):
     if groups != 1 and not (groups == c and ci_g == 1 and co == groups):
         unsupported(low, node, f"group={groups} is supported only as a depthwise conv "
                                f"(one filter per channel)")
-    strides = tuple(a.get("strides", [1, 1]))
+    if list(a.get("kernel_shape", [kh, kw])) != [kh, kw]:
+        unsupported(low, node, f"kernel_shape {list(a['kernel_shape'])} does not match the weight's {kh}x{kw}")
+    strides = _strides(low, node)
     pads = _pads(low, node, low.shape(x), (kh, kw), strides)
     step = S.ConvStep(node.name, [low.use(x, "nhwc")], node.outputs, w,
                       np.zeros(co, np.float32) if b is None else b, strides, pads, groups)
     low.emit(step, "nhwc")
 
 
+def _strides(low, node):
+    """A conv's or pool's (stride_h, stride_w): two positive integers."""
+    strides = list(node.attrs.get("strides", [1, 1]))
+    if len(strides) != 2 or min(strides) < 1:
+        unsupported(low, node, f"strides {strides} must be two positive integers (a 2-D window)")
+    return tuple(strides)
+
+
 def _pads(low, node, shape, kernel, strides):
+    """(top, left, bottom, right) from ``pads`` or ``auto_pad``; never negative."""
     a = node.attrs
     auto = a.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("NOTSET", ""):
         p = list(a.get("pads", [0, 0, 0, 0]))
+        if len(p) != 4 or min(p) < 0:
+            unsupported(low, node, f"pads {p} must be four integers >= 0 (begin and end of a 2-D window; "
+                                   f"negative, cropping pads are not supported)")
         return (p[0], p[1], p[2], p[3])
     if auto == "VALID":
         return (0, 0, 0, 0)
@@ -452,9 +466,10 @@ def h_maxpool(low, node):
     if len(node.outputs) > 1 and node.outputs[1]:
         unsupported(low, node, "the Indices output is not supported")
     kernel = tuple(a["kernel_shape"])
-    if len(kernel) != 2:
-        unsupported(low, node, f"only 2-D pooling is supported (kernel {list(kernel)})")
-    strides = tuple(a.get("strides", [1, 1]))
+    if len(kernel) != 2 or min(kernel) < 1:
+        unsupported(low, node, f"only 2-D pooling with a positive kernel_shape is supported "
+                               f"(kernel {list(kernel)})")
+    strides = _strides(low, node)
     x = node.inputs[0]
     pads = _pads(low, node, low.shape(x), kernel, strides)
     low.emit(S.MaxPoolStep(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
