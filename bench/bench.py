@@ -8,7 +8,8 @@ machine slows both engines alike; JIT compile is excluded from steady state):
 1. machine: measured FMA peak of one core and memory bandwidth (bench/peak.py)
 2. per kernel (batch 1, one thread): each fused step timed alone, grouped by
    kind and shape, with GFLOP/s (2 x multiply-adds / time), % of the FMA peak
-   and GB/s (bytes of input, output and weights / time)
+   and GB/s (bytes of input, output and weights / time); then each block's
+   three convs alone, as the unfused kernels run them
 3. end to end: ms per face for tinyface and onnxruntime, batch 1/8/32 and
    1/2 threads, and the ratio tinyface / onnxruntime (< 1: tinyface faster).
    Each engine runs in a fresh worker process of its own (median of 15 runs
@@ -74,24 +75,46 @@ def bound_steps(model, feed):
 
 
 def per_kernel(model, repeats):
-    """Time every step alone at batch 1 on one thread; group by kind and shape."""
+    """Time every step alone at batch 1 on one thread; group by kind and shape.  Also,
+    separately, each block's three convs as the unfused kernels run them (what a block
+    does with fewer images than threads), each on the input the block had."""
     tinyface.set_num_threads(1)
     x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
     feed = {model.input_names[0]: x}
     checked = model.plan.check(feed)
-    rows = {}
+    rows, block_convs = {}, {}
     for st, calls, (ins, outs) in zip(model.steps, bound_steps(model, feed), checked):
-        t = median_time(lambda: make_calls(calls), repeats)
-        macs = st.macs(ins, outs)
-        nbytes = 4 * (sum(int(np.prod([1 if d > 2**30 else d for d in s])) for s in ins + outs)) \
-            + 4 * st.params()
-        key = (st.kind, st.detail().split(" ")[0], "x".join(str(d) for d in outs[0][1:]))
-        r = rows.setdefault(key, {"count": 0, "time": 0.0, "macs": 0, "bytes": 0})
-        r["count"] += 1
-        r["time"] += t
-        r["macs"] += macs
-        r["bytes"] += nbytes
-    return rows
+        _add_timed(rows, st, calls, ins, outs, repeats)
+    env = model.plan.new_env(feed)
+    for st, (ins, _) in zip(model.steps, checked):
+        if st.kind == "block":
+            for conv, (conv_ins, conv_outs) in zip(st.convs, st.conv_shapes(ins)):
+                calls = conv.bind(env)
+                make_calls(calls)
+                _add_timed(block_convs, conv, calls, conv_ins, conv_outs, repeats)
+        make_calls(st.bind(env))
+    return rows, block_convs
+
+
+def _add_timed(rows, st, calls, ins, outs, repeats):
+    """Add the median time of ``calls`` (step ``st``), its multiply-adds and bytes (inputs,
+    outputs and parameters) to its row, keyed by kind, kernel and output shape."""
+    t = median_time(lambda: make_calls(calls), repeats)
+    nbytes = 4 * (sum(int(np.prod([1 if d > 2**30 else d for d in s])) for s in ins + outs)) + 4 * st.params()
+    key = (st.kind, st.detail().split(" ")[0], "x".join(str(d) for d in outs[0][1:]))
+    r = rows.setdefault(key, {"count": 0, "time": 0.0, "macs": 0, "bytes": 0})
+    r["count"] += 1
+    r["time"] += t
+    r["macs"] += st.macs(ins, outs)
+    r["bytes"] += nbytes
+
+
+def print_kernel_rows(rows, total, fma):
+    print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6}")
+    for (kind, ks, shape), r in sorted(rows.items(), key=lambda kv: -kv[1]["time"]):
+        gf = 2 * r["macs"] / r["time"] / 1e9
+        print(f"{kind:11} {ks:7} {shape:11} {r['count']:>2} {1e6 * r['time']:>8.0f} {r['time'] / total:>6.1%} "
+              f"{gf:>8.1f} {gf / fma:>6.1%} {r['bytes'] / r['time'] / 1e9:>6.1f}")
 
 
 def end_to_end(path, input_size, batches, threads, rounds):
@@ -188,15 +211,16 @@ def main():
           f"numpy {np.__version__}, onnxruntime {onnxruntime.__version__}, tinyface {tinyface.__version__}")
     print(f"measured: FMA peak {fma:.0f} GFLOP/s per core, memory bandwidth {bw:.1f} GB/s\n")
 
-    kernels = per_kernel(model, repeats)
+    kernels, block_convs = per_kernel(model, repeats)
     total = sum(r["time"] for r in kernels.values())
     print("per kernel (batch 1, 1 thread)")
-    print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6}")
-    for (kind, ks, shape), r in sorted(kernels.items(), key=lambda kv: -kv[1]["time"]):
-        gf = 2 * r["macs"] / r["time"] / 1e9
-        print(f"{kind:11} {ks:7} {shape:11} {r['count']:>2} {1e6 * r['time']:>8.0f} {r['time'] / total:>6.1%} "
-              f"{gf:>8.1f} {gf / fma:>6.1%} {r['bytes'] / r['time'] / 1e9:>6.1f}")
+    print_kernel_rows(kernels, total, fma)
     print(f"sum of steps: {1e3 * total:.2f} ms\n")
+    if block_convs:
+        print("inside the blocks, each conv alone: the unfused kernels (batch 1, 1 thread; GB/s counts "
+              "each conv's own input and output)")
+        print_kernel_rows(block_convs, sum(r["time"] for r in block_convs.values()), fma)
+        print()
 
     batches = [1, 32] if args.quick else [1, 8, 32]
     e2e = end_to_end(args.model, model.info.input_size, batches, [1, 2], 3 if args.quick else 5)
@@ -217,7 +241,8 @@ def main():
     if args.json:
         Path(args.json).write_text(json.dumps({
             "fma_peak_gflops": fma, "memory_bandwidth_gbs": bw, "end_to_end": e2e, "cold_start": cold,
-            "kernels": [{"kind": k[0], "kernel": k[1], "output": k[2], **v} for k, v in kernels.items()]},
+            "kernels": [{"kind": k[0], "kernel": k[1], "output": k[2], **v} for k, v in kernels.items()],
+            "block_convs": [{"kind": k[0], "kernel": k[1], "output": k[2], **v} for k, v in block_convs.items()]},
             indent=1))
 
 
