@@ -110,7 +110,9 @@ def _add_timed(rows, st, calls, ins, outs, repeats):
 
 
 def print_kernel_rows(rows, total, fma):
-    print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} {'GB/s':>6}")
+    """The per-kernel table: one row per (kind, kernel, output shape), slowest first."""
+    print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} "
+          f"{'GB/s':>6}")
     for (kind, ks, shape), r in sorted(rows.items(), key=lambda kv: -kv[1]["time"]):
         gf = 2 * r["macs"] / r["time"] / 1e9
         print(f"{kind:11} {ks:7} {shape:11} {r['count']:>2} {1e6 * r['time']:>8.0f} {r['time'] / total:>6.1%} "

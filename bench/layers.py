@@ -145,7 +145,8 @@ def main():
         print(f"{kind:10} {kernel:7} {shape:11} {n:>2} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} "
               f"{ort_t * 1e6:>7.0f} {seq / ort_t:>6.2f}")
     alone, seq, ort_t = (sum(g[i] for g in groups.values()) for i in (1, 2, 3))
-    print(f"{'all convolutions':21} {sum(o[5] for o in ours):>4} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} {ort_t * 1e6:>7.0f} "
+    convs = sum(o[5] for o in ours)
+    print(f"{'all convolutions':21} {convs:>4} {alone * 1e6:>7.0f} {seq * 1e6:>7.0f} {ort_t * 1e6:>7.0f} "
           f"{seq / ort_t:>6.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(

@@ -17,8 +17,6 @@ untouched.  Applied until nothing changes.  Then each chain of a 1x1 conv, a
 3x3 depthwise conv and a 1x1 conv, where each conv's output is read by the
 next alone, becomes one inverted-residual block step (``runtime.block``).
 """
-import numpy as np
-
 from tinyface.runtime import steps as S
 from tinyface.runtime.block import InvertedResidualStep, can_fuse
 
