@@ -32,7 +32,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.depthwise import _row3x3
+from tinyface.kernels.depthwise import _row3x3, _three_rows
 from tinyface.kernels.epilogue import vector_activation
 from tinyface.kernels.gemm import ROWS, gemm_rows
 
@@ -103,12 +103,9 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
                                             e[(start - y_lo) * W:(y_hi - y_lo) * W], e[0:1], expand)
                 else:                  # depthwise rows i0..i1, then project them
                     for i in range(i0, i1):
-                        y = i * stride - 1
-                        s0, b0 = (e_flat, (y - y_lo) * W * E) if 0 <= y < H else (zero_row, 0)
-                        s1, b1 = (e_flat, (y + 1 - y_lo) * W * E) if 0 <= y + 1 < H else (zero_row, 0)
-                        s2, b2 = (e_flat, (y + 2 - y_lo) * W * E) if 0 <= y + 2 < H else (zero_row, 0)
-                        _row3x3((s0, b0, s1, b1, s2, b2), W, E, w_dw_flat, stride, 1, d_flat, no_res,
-                                (i - i0) * OW * E, OW, False, dw_bias, dw_act1, dw_act2)
+                        rows = _three_rows(e_flat, -y_lo * W * E, i * stride - 1, H, W * E, zero_row)
+                        _row3x3(rows, W, E, w_dw_flat, stride, 1, d_flat, no_res, (i - i0) * OW * E, OW, False,
+                                dw_bias, dw_act1, dw_act2)
                     a, w, o, r, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
                                             res_rows[q0:q1] if project[5] else res_rows, project)
                 gemm_serial(a, w, o, r, epilogue)

@@ -51,6 +51,16 @@ def _column(rows, x, C, c0):
 
 
 @numba.njit(inline="always", cache=True)
+def _three_rows(src, image, y, H, row_len, zero_row):
+    """Input rows y, y+1 and y+2 of an image as ``_column`` takes them: row k is the flat
+    ``src[image + k * row_len:]``, or ``zero_row`` (padding) where k is outside 0 <= k < H."""
+    s0, b0 = (src, image + y * row_len) if 0 <= y < H else (zero_row, 0)
+    s1, b1 = (src, image + (y + 1) * row_len) if 0 <= y + 1 < H else (zero_row, 0)
+    s2, b2 = (src, image + (y + 2) * row_len) if 0 <= y + 2 < H else (zero_row, 0)
+    return s0, b0, s1, b1, s2, b2
+
+
+@numba.njit(inline="always", cache=True)
 def _column_or_zeros(rows, x, W, C, c0):
     """``_column``, or zeros where x is outside 0 <= x < W (padding)."""
     if 0 <= x < W:
@@ -161,11 +171,8 @@ def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2
         for row in prange(N * OH):
             n = row // OH
             y = (row % OH) * sh - pt
-            s0, b0 = (x_flat, (n * H + y) * W * C) if 0 <= y < H else (zero_row, 0)
-            s1, b1 = (x_flat, (n * H + y + 1) * W * C) if 0 <= y + 1 < H else (zero_row, 0)
-            s2, b2 = (x_flat, (n * H + y + 2) * W * C) if 0 <= y + 2 < H else (zero_row, 0)
-            _row3x3((s0, b0, s1, b1, s2, b2), W, C, w_flat, sw, pl, out_flat, res_flat, row * OW * C, OW,
-                    has_res, bias, act1, act2)
+            rows = _three_rows(x_flat, n * H * W * C, y, H, W * C, zero_row)
+            _row3x3(rows, W, C, w_flat, sw, pl, out_flat, res_flat, row * OW * C, OW, has_res, bias, act1, act2)
         return
     for row in prange(N * OH):
         n = row // OH
