@@ -32,11 +32,19 @@ def can_fuse(expand, dw, project):
             and project.inputs[0] == dw.outputs[0] and dw.inputs[0] == expand.outputs[0])
 
 
+def scratch_pixels(rows, stride, width, out_width):
+    """Pixels of the kernel's two scratches per thread for bands of ``rows`` output rows:
+    the expanded input rows a band reads ((rows - 1) * stride + 3 of them, the last
+    ones shared with the next band) and the band's depthwise rows."""
+    return ((rows - 1) * stride + 3) * width, rows * out_width
+
+
 def band_rows(out_height, width, out_width, channels, stride):
-    """Output rows per band: as many as fit the scratch (at least one)."""
-    per_row = (stride * width + out_width) * channels * 4      # expanded + depthwise rows
-    halo = (3 - stride) * width * channels * 4                 # expanded rows shared with the previous band
-    return max(1, min(out_height, (SCRATCH_BYTES - halo) // per_row))
+    """Output rows per band: the most whose scratch fits ``SCRATCH_BYTES`` (at least one)."""
+    rows = out_height
+    while rows > 1 and 4 * channels * sum(scratch_pixels(rows, stride, width, out_width)) > SCRATCH_BYTES:
+        rows -= 1
+    return rows
 
 
 class InvertedResidualStep(Step):
@@ -77,8 +85,9 @@ class InvertedResidualStep(Step):
         out = new_buffer(env, (n, oh, ow, project.packed.shape[1]))
         env[self.outputs[0]] = out
         rows = band_rows(oh, w, ow, channels, stride)
-        expanded = new_buffer(env, (threads, ((rows - 1) * stride + 3) * w, channels))
-        depthwised = new_buffer(env, (threads, rows * ow, channels))
+        expanded_pixels, depthwise_pixels = scratch_pixels(rows, stride, w, ow)
+        expanded = new_buffer(env, (threads, expanded_pixels, channels))
+        depthwised = new_buffer(env, (threads, depthwise_pixels, channels))
         project_args = list(project.epilogue.args(env, 4))
         project_args[4] = contiguous(env, project_args[4], calls)
         calls.append((inverted_residual, (x, expand.packed, expand.epilogue.args(env, 4), dw.packed, stride,
