@@ -27,10 +27,7 @@ def fuse(steps, outputs):
     while changed:
         changed = False
         producer = {o: i for i, st in enumerate(steps) for o in st.outputs}
-        consumers = {}
-        for i, st in enumerate(steps):
-            for v in st.inputs:
-                consumers.setdefault(v, []).append(i)
+        consumers = _consumers(steps)
         for i, st in enumerate(steps):
             for pos, v in enumerate(st.inputs):
                 j = producer.get(v)
@@ -46,19 +43,24 @@ def fuse(steps, outputs):
     return _fuse_blocks(steps, outputs)
 
 
+def _consumers(steps):
+    """For each value, the indices of the steps that read it, once per read."""
+    consumers = {}
+    for i, st in enumerate(steps):
+        for v in st.inputs:
+            consumers.setdefault(v, []).append(i)
+    return consumers
+
+
 def _fuse_blocks(steps, outputs):
     """Replace each fusable conv -> depthwise -> conv chain by one block step, placed
     where its last conv was."""
-    readers = {}
-    for st in steps:
-        for v in st.inputs:
-            readers[v] = readers.get(v, 0) + 1
+    consumers = _consumers(steps)
 
     def only_reader(v):
         """The step that alone reads ``v`` (not a graph output), if any."""
-        if v in outputs or readers.get(v) != 1:
-            return None
-        return next((st for st in steps if v in st.inputs), None)
+        readers = consumers.get(v, [])
+        return steps[readers[0]] if len(readers) == 1 and v not in outputs else None
 
     fused = {}                  # id of a block's last conv -> the block; its first two -> None
     for expand in steps:
