@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.errors import NoFaceError, TinyfaceError
-from tinyface.verify import DEFAULT_THRESHOLD, cosine_similarity
+from tinyface.verify import DEFAULT_THRESHOLD, calibration_note, cosine_similarity, threshold_for
 
 EXIT_DIFFERENT = 1
 
@@ -125,9 +125,9 @@ def cmd_align(args):
 
 # ------------------------------------------------------------------ embed, verify
 
-def embed_inputs(args, paths):
+def embed_inputs(args, paths, model=None):
     """N x D embeddings of ``paths``: photos (detect + align) unless --aligned."""
-    model = load_model(args)
+    model = load_model(args) if model is None else model
     if args.aligned:
         return model.embed(paths, flip=args.flip), [None] * len(paths)
     from tinyface.face.pipeline import FacePipeline
@@ -173,11 +173,18 @@ def cmd_embed(args):
 
 
 def cmd_verify(args):
-    emb, _ = embed_inputs(args, [args.a, args.b])
+    model = load_model(args)
+    emb, _ = embed_inputs(args, [args.a, args.b], model)
     sim = cosine_similarity(emb[0], emb[1])
-    same = sim >= args.threshold
-    print(f"cosine similarity {sim:.4f} -> {'same person' if same else 'different people'} "
-          f"(threshold {args.threshold})")
+    if args.threshold is not None:
+        threshold, how = args.threshold, f"threshold {args.threshold:g}"
+    else:
+        threshold, calibration = threshold_for(model)
+        how = (f"threshold {threshold:.4f}, {calibration_note(calibration, args.flip)}"
+               if model.info.threshold is not None
+               else f"threshold {threshold:g}, not calibrated for this model")
+    same = sim >= threshold
+    print(f"cosine similarity {sim:.4f} -> {'same person' if same else 'different people'} ({how})")
     return 0 if same else EXIT_DIFFERENT
 
 
@@ -237,8 +244,9 @@ def register(sub):
                        "face. " + RAW_PHOTOS_HELP)
     v.add_argument("a", metavar="A")
     v.add_argument("b", metavar="B")
-    v.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"cosine similarity at or above which faces match (default {DEFAULT_THRESHOLD})")
+    v.add_argument("--threshold", type=float,
+                   help="cosine similarity at or above which faces match (default: the model's "
+                        f"calibrated threshold, else {DEFAULT_THRESHOLD})")
     photo_options(v)
     model_options(v)
     v.set_defaults(run=cmd_verify)
