@@ -202,6 +202,8 @@ def test_calibrate_writes_the_sidecar_and_verify_uses_it(capsys, model_copy, mod
     assert f"(threshold {entries['threshold']:.4f}, FAR {100 * record['far']:.2f}% on pairs.csv)" in out
     code, out, _ = run(capsys, "verify", "--aligned", a, b, "--model", model_copy, "--flip")
     assert "on pairs.csv, measured without --flip)" in out
+    code, out, _ = run(capsys, "verify", a, b, "--model", model_copy)          # detected, not aligned
+    assert "on pairs.csv, measured on aligned crops)" in out
     code, out, _ = run(capsys, "verify", "--aligned", a, b, "--model", model_copy, "--threshold", "0.99")
     assert code == 1 and out.endswith("(threshold 0.99)\n")
 

@@ -72,6 +72,8 @@ def test_written_threshold_is_the_models(model_copy):
     assert threshold_for(reloaded) == (0.3012, record)
     assert calibration_note(record) == "FAR 1.23% on pairsDevTrain.txt"
     assert calibration_note(record, flip=True) == "FAR 1.23% on pairsDevTrain.txt, measured without --flip"
+    assert calibration_note(dict(record, aligned=True), flip=False, aligned=False) == \
+        "FAR 1.23% on pairsDevTrain.txt, measured on aligned crops"
 
 
 def test_a_model_without_a_sidecar_gets_one(tmp_path):

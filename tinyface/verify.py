@@ -26,10 +26,11 @@ def threshold_for(model):
     return DEFAULT_THRESHOLD, None
 
 
-def calibration_note(calibration, flip=None) -> str:
+def calibration_note(calibration, flip=None, aligned=None) -> str:
     """What a calibration record says, e.g. 'FAR 0.09% on pairsDevTrain.txt'.
 
-    ``flip``: whether the embeddings compared were flip-averaged; a note says
+    ``flip``, ``aligned``: how the faces compared now were embedded (with flip
+    averaging; from aligned crops rather than detected in photos); a note says
     so when the calibration was measured the other way.
     """
     if calibration is None:
@@ -40,4 +41,6 @@ def calibration_note(calibration, flip=None) -> str:
         text = f"FAR {100 * calibration['far']:.2f}% on {pairs}"
     if flip is not None and "flip" in calibration and bool(calibration["flip"]) != flip:
         text += f", measured {'with' if calibration['flip'] else 'without'} --flip"
+    if aligned is not None and "aligned" in calibration and bool(calibration["aligned"]) != aligned:
+        text += f", measured on {'aligned crops' if calibration['aligned'] else 'photos'}"
     return text

@@ -39,7 +39,7 @@ def cmd_eval_pairs(args):
     model, pair_list, scores, found = scored_pairs(
         args, check=lambda pairs: verification.fold_ids(pairs, args.folds))
     threshold, calibration = threshold_for(model)
-    about = (f"calibrated: {calibration_note(calibration, args.flip)}"
+    about = (f"calibrated: {calibration_note(calibration, args.flip, args.aligned)}"
              if model.info.threshold is not None else "not calibrated, the default")
     report = verification.evaluate(pair_list, scores, found.failed, args.folds, (threshold, about),
                                    found.notes)

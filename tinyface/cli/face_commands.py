@@ -180,7 +180,7 @@ def cmd_verify(args):
         threshold, how = args.threshold, f"threshold {args.threshold:g}"
     else:
         threshold, calibration = threshold_for(model)
-        how = (f"threshold {threshold:.4f}, {calibration_note(calibration, args.flip)}"
+        how = (f"threshold {threshold:.4f}, {calibration_note(calibration, args.flip, args.aligned)}"
                if model.info.threshold is not None
                else f"threshold {threshold:g}, not calibrated for this model")
     same = sim >= threshold
