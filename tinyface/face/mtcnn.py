@@ -65,7 +65,7 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
 def crop_area(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
     """Resample regions of the image to float64 N×rows×cols×C, zero outside the image.
 
-    ``image`` is H×W×C (uint8 or float64); ``regions`` is N×4 (left, top,
+    ``image`` is H×W×C uint8; ``regions`` is N×4 (left, top,
     right, bottom) in continuous pixel coordinates (pixel k covers [k, k+1)),
     each of positive area; ``size`` is ``rows`` or (rows, cols).  Output
     pixel (r, c) of region n is the mean of the image over its footprint
@@ -87,13 +87,25 @@ def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
 # ---------------------------------------------------------------- boxes
 
 def pyramid_scales(height: int, width: int, min_face_size: float,
-                   scale_factor: float) -> list[float]:
-    """Scales m, m·f, m·f², … (m = 12 / min_face_size) while min(H, W)·s ≥ 12."""
+                   scale_factor: float, max_side=None) -> list[float]:
+    """Scales m, m·f, m·f², … (m = 12 / min_face_size) while min(H, W)·s ≥ 12.
+
+    With ``max_side`` and max(H, W) = L > max_side, only the scales
+    s ≤ m·r, r = max_side / L: the pyramid of the photo shrunk by r, whose
+    first level would be at m·r, on the photo's own grid of scales (the
+    finest levels dropped).  The smallest face looked for is then
+    min_face_size / f^j pixels (j levels dropped, f^j ≤ r), between
+    min_face_size / r and min_face_size / (r·f).
+    """
     scale = 12.0 / min_face_size
     side = min(height, width) * scale
+    finest = scale
+    if max_side is not None and max(height, width) > max_side:
+        finest *= max_side / max(height, width) * (1 + 1e-9)    # f^j == r is kept
     scales = []
     while side >= _CELL:
-        scales.append(scale)
+        if scale <= finest:
+            scales.append(scale)
         scale *= scale_factor
         side *= scale_factor
     return scales
@@ -185,12 +197,11 @@ def _outputs(net, x: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
     return [np.asarray(out[n], dtype=np.float64) for n in names]
 
 
-def propose(image: np.ndarray, pnet, min_face_size: float, scale_factor: float,
-            threshold: float, nms_level: float, nms_all: float):
-    """Stage 1: P-Net over the pyramid -> (boxes N×4, scores N), refined and squared."""
+def propose(image: np.ndarray, pnet, scales, threshold: float, nms_level: float, nms_all: float):
+    """Stage 1: P-Net over the pyramid levels at ``scales`` -> (boxes N×4, scores N), refined and squared."""
     height, width = image.shape[:2]
     found = []
-    for scale in pyramid_scales(height, width, min_face_size, scale_factor):
+    for scale in scales:
         level = resize_area(image, *level_size(height, width, scale))
         reg, prob = _outputs(pnet, normalise(level[None]), ("reg", "prob"))
         boxes, scores, deltas = generate_boxes(prob[0, 1], reg[0], scale, threshold)
@@ -240,14 +251,16 @@ def landmarks_from(boxes: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 def run_cascade(image: np.ndarray, nets, min_face_size: float = 20,
                 scale_factor: float = 0.709, thresholds=(0.6, 0.7, 0.7),
-                nms_thresholds=NMS_THRESHOLDS, chunk: int = 256):
-    """The whole cascade on an H×W×3 RGB image, uint8 or float64 (parameters unchecked).
+                nms_thresholds=NMS_THRESHOLDS, max_side=None, chunk: int = 256):
+    """The whole cascade on a uint8 H×W×3 RGB image (parameters unchecked).
 
-    Returns (boxes N×4 with 1-based inclusive corners, scores N,
-    landmarks N×5×2 0-based), best score first.
+    ``max_side``: drop the pyramid levels finer than those of the photo
+    shrunk to that longer side (see :func:`pyramid_scales`).  Returns
+    (boxes N×4 with 1-based inclusive corners, scores N, landmarks N×5×2
+    0-based), best score first.
     """
-    boxes, _ = propose(image, nets.pnet, min_face_size, scale_factor,
-                       thresholds[0], nms_thresholds[0], nms_thresholds[1])
+    scales = pyramid_scales(*image.shape[:2], min_face_size, scale_factor, max_side)
+    boxes, _ = propose(image, nets.pnet, scales, thresholds[0], nms_thresholds[0], nms_thresholds[1])
 
     boxes, scores, (reg,) = refine(image, nets.rnet, boxes, 24, thresholds[1], ("reg",), chunk)
     pick = nms(boxes, scores, nms_thresholds[2])

@@ -1,6 +1,6 @@
 """Exact area resampling of regions of an image (MTCNN's pyramid levels and crops).
 
-Layout: ``image`` is H x W x C (uint8 or float64), ``regions`` is N x 4 float64
+Layout: ``image`` is H x W x C uint8, ``regions`` is N x 4 float64
 (left, top, right, bottom) in continuous pixel coordinates, where pixel k
 covers [k, k+1); ``out`` is N x rows x cols x C float64.  Output pixel (r, c)
 of region n is the mean of the image over its footprint
@@ -15,7 +15,9 @@ max(a, k)), so the mean is separable::
     out[n, r, c] = sum_i ov_y(r, i) sum_j ov_x(c, j) image[i, j] / (dy dx)
 
 and is computed one output row at a time: the weighted sum of its source
-rows (whole rows, contiguous), then sums along that row.  A footprint dx wide meets at most
+rows (whole rows, contiguous; rows it covers whole are added in int32,
+exactly, the two it cuts in float32), then sums along that row (float64).
+Against a float64 evaluation the error is below 1e-4 grey levels.  A footprint dx wide meets at most
 ceil(dx) + 1 source columns.  The caller checks shapes and that every region
 has positive width and height; Numba does not bounds-check.
 """
@@ -61,17 +63,26 @@ def area_resample(image, regions, out):
         j0 = min(W, max(0, fx[0]))                       # the source columns j0..j1-1 it meets
         j1 = max(j0, min(W, fx[cols - 1] + wx.shape[1]))
         lo, hi = j0 * C, j1 * C
-        column = np.empty(hi - lo)
+        column = np.empty(hi - lo, np.float32)
+        whole = np.empty(hi - lo, np.int32)
         scale = 1.0 / (dx * dy)
-        for r in range(rows):
-            column[:] = 0.0                              # pass 1: output row r's source rows, summed
+        for r in range(rows):                            # pass 1: output row r's source rows, summed:
+            column[:] = 0.0                              # the rows it cuts weighted in floats,
+            whole[:] = 0                                 # the rows it covers whole in integers
             for t in range(wy.shape[1]):
                 i = fy[r] + t
                 if 0 <= i < H:
                     w = wy[r, t]
                     src = flat[i, lo:hi]
-                    for k in range(hi - lo):
-                        column[k] += w * src[k]
+                    if w == 1.0:
+                        for k in range(hi - lo):
+                            whole[k] += src[k]
+                    else:
+                        wf = np.float32(w)
+                        for k in range(hi - lo):
+                            column[k] += wf * src[k]
+            for k in range(hi - lo):
+                column[k] += whole[k]
             for c in range(cols):                        # pass 2: along that row
                 t0 = max(0, j0 - fx[c])
                 t1 = min(wx.shape[1], j1 - fx[c])
