@@ -6,8 +6,8 @@
 ``tests/data/astronaut.png`` (NASA's portrait of Eileen Collins, 512×512,
 public domain) is the only source: the background is its lower part (suit,
 helmet, flag; no face) stretched over the canvas and dimmed, and each
-``Paste`` puts a copy of the whole photo on it, scaled, optionally mirrored
-and rotated, so that the face's centre lands at (x, y).  Later pastes cover earlier ones, so
+``Paste`` puts a copy of her head and shoulders (``PORTRAIT``) on it, scaled,
+optionally mirrored and rotated, so that the face's centre lands at (x, y).  Later pastes cover earlier ones, so
 faces can be crowded and overlapping.  Everything is deterministic (PIL's
 bicubic resampling, no randomness).
 """
@@ -19,11 +19,12 @@ from PIL import Image
 
 ASTRONAUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.png"
 FACE_WIDTH = 0.2          # the astronaut's face is about a fifth of her photo's width,
-FACE_CENTRE = (225, 125)  # centred here (pixels of the 512×512 photo)
+FACE_CENTRE = (225, 125)  # centred here (pixels of the 512×512 photo),
+PORTRAIT = (105, 0, 345, 270)    # in this head-and-shoulders box (left, top, right, bottom)
 
 
 class Paste(NamedTuple):
-    scale: float           # the pasted copy is 512·scale pixels wide
+    scale: float           # the photo scaled to 512·scale pixels wide (face: FACE_WIDTH of that)
     x: float               # where the face's centre goes on the canvas
     y: float
     mirror: bool = False
@@ -44,14 +45,15 @@ def background(width: int, height: int) -> Image.Image:
 def collage(width: int, height: int, pastes) -> np.ndarray:
     """A uint8 height×width×3 RGB photo: the background with ``pastes`` on it, in order."""
     canvas = background(width, height)
-    photo = astronaut()
+    portrait = astronaut().crop(PORTRAIT)
+    centre_x, centre_y = (PORTRAIT[0] + PORTRAIT[2]) / 2, (PORTRAIT[1] + PORTRAIT[3]) / 2
     for p in pastes:
-        side = max(1, round(photo.width * p.scale))
-        copy = photo.resize((side, side), Image.BICUBIC)
+        size = (max(1, round(portrait.width * p.scale)), max(1, round(portrait.height * p.scale)))
+        copy = portrait.resize(size, Image.BICUBIC)
         if p.mirror:
             copy = copy.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        dx = (FACE_CENTRE[0] - photo.width / 2) * p.scale * (-1 if p.mirror else 1)
-        dy = (FACE_CENTRE[1] - photo.height / 2) * p.scale
+        dx = (FACE_CENTRE[0] - centre_x) * p.scale * (-1 if p.mirror else 1)
+        dy = (FACE_CENTRE[1] - centre_y) * p.scale
         mask = Image.new("L", copy.size, 255)
         if p.angle:
             copy = copy.rotate(p.angle, Image.BICUBIC, expand=True)

@@ -108,6 +108,10 @@ def test_pyramid_scales_and_level_sizes():
     assert all(min(mtcnn.level_size(512, 400, s)) >= 12 for s in scales)
     assert mtcnn.level_size(512, 400, 0.6) == (308, 241)
     assert mtcnn.pyramid_scales(19, 500, 20, 0.709) == []          # 19·0.6 < 12
+    # max_side 256 on L = 512: r = 0.5, levels at most 0.6·0.5; 0.709² = 0.503 > 0.5: three dropped
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.709, 256) == scales[3:]
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.709, 512) == scales              # L <= max_side
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.5, 256) == mtcnn.pyramid_scales(512, 400, 20, 0.5)[1:]
 
 
 def test_generate_boxes_matches_loop_reference():
@@ -325,6 +329,7 @@ def test_faceless_images_give_no_faces(nets):
     {"scale_factor": 0}, {"scale_factor": 1}, {"scale_factor": 1.2},
     {"thresholds": (0.6, 0.7)}, {"thresholds": (0.6, 0.7, 1.5)}, {"thresholds": 0.5},
     {"nms_thresholds": (0.5, 0.7, 0.7)}, {"nms_thresholds": (0.5, 0.7, -0.1, 0.7)},
+    {"max_side": 11}, {"max_side": 640.0}, {"max_side": True}, {"max_side": "640"},
 ])
 def test_bad_parameters_are_clear_errors(kwargs, nets):
     name = next(iter(kwargs))
