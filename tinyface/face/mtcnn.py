@@ -71,6 +71,8 @@ def crop_area(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
     pixel (r, c) of region n is the mean of the image over its footprint
     (see :mod:`tinyface.kernels.area`).
     """
+    if image.dtype != np.uint8:
+        raise TinyfaceError(f"crop_area resamples uint8 images, got {image.dtype}")
     rows, cols = (size, size) if np.ndim(size) == 0 else size
     regions = np.ascontiguousarray(regions, dtype=np.float64).reshape(-1, 4)
     out = np.empty((len(regions), rows, cols, image.shape[2]))
