@@ -2,8 +2,9 @@
 
 Every architecture is exported once per module (112x112, and MobileFaceNet
 also at 112x96 and 96x96) and inspected; the counts must agree with the
-papers and with tinyface.models' own counts.  Run in-process (``main([...])``)
-for speed; no output ever holds a traceback.
+papers and with tinyface.models' own counts.  ``inspect``'s exit code tells
+whether tinyface can run a model (0), cannot (4) or cannot read it (2).  Run
+in-process (``main([...])``) for speed; no output ever holds a traceback.
 """
 import contextlib
 import io
@@ -19,7 +20,7 @@ import tinyface.models as models
 from cli_testing import assert_one_line_error, run
 from tinyface.cli.main import main
 from tinyface.models import weights as model_weights
-from onnx_builders import single_thread_fixture
+from onnx_builders import GraphBuilder, conv_weight, single_thread_fixture
 
 single_thread = single_thread_fixture()
 
@@ -126,6 +127,56 @@ def test_inspect_counts_equal_the_models_package_counts(inspected, exported, key
     d = models.spec(key[0], size_of(key[1])).embedding_size
     assert info["outputs"][0]["name"] == "embedding" and info["outputs"][0]["shape"][-1] == d
     assert info["unsupported"] == []
+
+
+# -- inspect: can tinyface run this? ------------------------------------------------------
+
+def unsupported_model(path):
+    """A Conv, then a Resize: an op tinyface lacks."""
+    r = np.random.default_rng(0)
+    g = GraphBuilder(13)
+    y = g.add("Conv", ["x", g.const(conv_weight(r, 4, 3, 3, 3))], name="stem", pads=[1, 1, 1, 1])
+    y = g.add("Resize", [y, "", g.const([1, 1, 2, 2])], name="upsample", mode="nearest")
+    onnx.save(g.build({"x": ["N", 3, 8, 8]}, [y]), path)
+    return path
+
+
+def dilated_conv_model(path):
+    """A Conv with dilations: an op tinyface has, in a form it refuses at load."""
+    g = GraphBuilder(13)
+    w = conv_weight(np.random.default_rng(0), 4, 3, 3, 3)
+    y = g.add("Conv", ["x", g.const(w)], name="dilated", pads=[2, 2, 2, 2], dilations=[2, 2])
+    onnx.save(g.build({"x": ["N", 3, 8, 8]}, [y]), path)
+    return path
+
+
+def test_inspect_exits_4_and_names_an_unsupported_op(capsys, tmp_path):
+    path = unsupported_model(tmp_path / "resize.onnx")
+    code, out, err = run(capsys, "inspect", path)
+    assert code == 4 and err == ""
+    assert "unsupported ops" in out and "Resize" in out and "'upsample'" in out
+    code, out, err = run(capsys, "inspect", "--json", path)
+    assert code == 4 and err == ""
+    assert json.loads(out)["unsupported"] == [{"op": "Resize", "node": "upsample"}]
+
+
+def test_inspect_exits_4_for_a_supported_op_in_a_form_tinyface_refuses(capsys, tmp_path):
+    path = dilated_conv_model(tmp_path / "dilated.onnx")
+    code, out, err = run(capsys, "inspect", path)
+    assert code == 4 and err == "" and "dilated" in out
+    code, out, _ = run(capsys, "inspect", "--json", path)
+    info = json.loads(out)
+    assert code == 4 and len(info["unsupported"]) == 1 and "dilated" in info["unsupported"][0]["reason"]
+    assert info["steps"] == []
+
+
+def test_inspect_exit_codes_tell_runnable_unsupported_and_unreadable_apart(capsys, tmp_path, exported):
+    runnable = exported["mobilefacenet-s", "112x112"][0]
+    unreadable = tmp_path / "not-a-model.onnx"
+    unreadable.write_bytes(b"not a model")
+    codes = [run(capsys, "inspect", "--json", p)[0]
+             for p in (runnable, unsupported_model(tmp_path / "u.onnx"), unreadable)]
+    assert codes == [0, 4, 2]
 
 
 def test_relu_export_counts(capsys, tmp_path):
