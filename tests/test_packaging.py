@@ -9,7 +9,7 @@ folder outside the repository, with this environment's Python (numpy, numba,
 onnx and pillow come from it) and ``PYTHONPATH`` set to the install.
 
 Read-only: tests run as root in CI, and root writes through permission bits.
-So the two runs of the read-only tests drop every capability first
+So the runs of the read-only tests drop every capability first
 (``setpriv``): they stay uid 0, the owner of the files, and an owner without
 CAP_DAC_OVERRIDE obeys the bits.  Each such test checks that it really cannot
 write into the install before it trusts what it sees.
