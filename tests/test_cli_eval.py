@@ -18,13 +18,14 @@ from cli_testing import assert_one_line_error, run
 from onnx_builders import single_thread_fixture
 from tinyface.evaluation import metrics
 from tinyface.evaluation.pairs import read_pairs
+from tinyface.paths import default_model_path
 
 single_thread = single_thread_fixture()
 
 ROOT = Path(__file__).resolve().parent.parent
 HARD = ROOT / "tests" / "data" / "lfw-hard-pairs"
 CSV = HARD / "pairs.csv"
-BUNDLED = ROOT / "weights" / "mobilefacenet-relu6-opset18.onnx"
+BUNDLED = default_model_path()
 UNCALIBRATED = ROOT / "tests" / "data" / "models" / "mobilefacenet-relu6-opset10.onnx"
 
 

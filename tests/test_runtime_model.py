@@ -17,7 +17,7 @@ from tinyface.verify import cosine_similarity, threshold_for
 DATA = Path(__file__).parent / "data"
 FACES = DATA / "lfw-hard-pairs"
 GOLDEN = np.load(DATA / "golden/mobilefacenet_lfw.npz")
-MODELS = {"opset18": Path(tinyface.__file__).parent.parent / "weights/mobilefacenet-relu6-opset18.onnx",
+MODELS = {"opset18": tinyface.paths.default_model_path(),
           "opset10": DATA / "models/mobilefacenet-relu6-opset10.onnx"}
 COS_MIN, ABS_MAX = 0.99999, 1e-3
 

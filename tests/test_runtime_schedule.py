@@ -1,10 +1,10 @@
 """Schedules: steps bound once per (input shapes, batch, threads), buffers shared
-between values and between schedules, results that never alias those buffers."""
+between the values of a schedule, results that never alias those buffers."""
 import numpy as np
 import pytest
 
 import tinyface
-from tinyface.runtime import plan as plan_module
+from tinyface.runtime.memory import SCHEDULES
 from tinyface.runtime.schedule import BufferPool
 from onnx_builders import GraphBuilder, add_conv, ort_run
 
@@ -57,8 +57,7 @@ def test_each_key_is_bound_once(model, monkeypatch):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_schedules_sharing_buffers_agree_with_onnxruntime(model, threads):
-    """Runs alternating between keys: every schedule's results stay right although
-    the schedules of a thread draw on one pool."""
+    """Runs alternating between keys: every schedule's results stay right."""
     onnx_model, engine = model
     rng = np.random.default_rng(2)
     inputs = [rng.standard_normal(shape).astype(np.float32)
@@ -84,28 +83,32 @@ def test_results_are_new_arrays(model):
         np.testing.assert_array_equal(a, b)
 
 
-def test_schedules_kept_are_bounded(model, monkeypatch):
+def test_idle_schedules_are_left_in_the_cache_for_the_next_run(model):
     _, engine = model
-    monkeypatch.setattr(plan_module, "SCHEDULES_KEPT", 3)
-    for width in range(3, 9):
-        engine.run(np.zeros((1, 3, 5, width), np.float32))
-    assert len(engine.plan._local.schedules) == 3
-    assert [key[0][0][1][2] for key in engine.plan._local.schedules] == [6, 7, 8]   # the latest
+    x = np.zeros((1, 3, 5, 4), np.float32)
+    engine.run(x)
+    key = (((("x", x.shape[1:]),), 1, tinyface.get_num_threads()))
+    schedule = SCHEDULES.take(engine.plan._token, key)
+    assert schedule is not None and schedule.nbytes > 0
+    assert SCHEDULES.take(engine.plan._token, key) is None       # taken: the caller's alone
+    SCHEDULES.give(engine.plan._token, key, schedule)
 
 
-def test_values_share_buffers_when_lifetimes_do_not_overlap():
-    """A chain of convs needs two buffers, whatever its length."""
+def chain(length):
     rng = np.random.default_rng(3)
     g = GraphBuilder(13)
     v = "x"
-    for _ in range(6):
+    for _ in range(length):
         v = add_conv(g, v, rng, 4, 4)
-    engine = tinyface.load(g.build({"x": ["N", 4, 6, 6]}, [v]))
-    x = np.zeros((1, 4, 6, 6), np.float32)
-    engine.run(x)
-    pool = engine.plan._local.pool
-    maps = pool.free[(1, 6, 6, 4)]                         # NHWC maps between the convs
-    assert len(maps) == 2
+    return tinyface.load(g.build({"x": ["N", 4, 6, 6]}, [v]))
+
+
+def test_values_share_buffers_when_lifetimes_do_not_overlap():
+    """A chain of convs needs two buffers between its convs, whatever its length."""
+    x = {"x": np.zeros((1, 4, 6, 6), np.float32)}
+    three, nine = (chain(n).plan.schedule(x, 1) for n in (3, 9))
+    assert three.nbytes == nine.nbytes
+    assert three.nbytes <= 5 * x["x"].nbytes          # input, two maps, the output (and its layout)
 
 
 def test_buffer_pool_matches_shapes():

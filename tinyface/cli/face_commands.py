@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.errors import NoFaceError, TinyfaceError
+from tinyface.face.detect import MAX_SIDE
 from tinyface.verify import DEFAULT_THRESHOLD, calibration_note, cosine_similarity, threshold_for
 
 EXIT_DIFFERENT = 1
@@ -38,7 +39,7 @@ def load_model(args):
 
 
 def detector_options(args) -> dict:
-    return {"min_face_size": args.min_face_size}
+    return {"min_face_size": args.min_face_size, "max_side": args.max_side or None}
 
 
 def read_photo(path):
@@ -198,7 +199,11 @@ def model_options(sp):
 
 def photo_options(sp, aligned=True):
     sp.add_argument("--min-face-size", type=float, default=20, metavar="PX",
-                    help="smallest face to look for, in pixels, >= 12 (default 20)")
+                    help="smallest face to look for, in pixels, >= 12 (default 20); in a photo "
+                         "larger than --max-side, in pixels of the shrunk copy")
+    sp.add_argument("--max-side", type=int, default=MAX_SIDE, metavar="PX",
+                    help=f"search photos larger than this on a copy shrunk to this longer side, "
+                         f"then map the faces back (default {MAX_SIDE}; 0: full resolution)")
     if aligned:
         sp.add_argument("--aligned", action="store_true",
                         help="inputs are aligned face crops: skip detection and alignment")

@@ -6,7 +6,8 @@ parser: ``face_commands`` (embed, verify, detect, align),
 calibrate).
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
-people, 2 an error (bad file, bad model, bad arguments), 3 no face found.
+people, 2 an error (bad file, bad model, bad arguments), 3 no face found,
+4 ``inspect``: the model has ops tinyface does not support.
 """
 import argparse
 import os

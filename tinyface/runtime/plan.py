@@ -4,17 +4,17 @@
 kept symbolic) before any kernel runs, and caches the result, so a bad shape
 is reported by name and never reaches a Numba kernel.  ``run`` then binds the
 steps to buffers once per input shape, batch size and thread count (a
-``Schedule``) and makes the bound kernel calls.
+``Schedule``), makes the bound kernel calls, and leaves the schedule in the
+process-wide cache of ``runtime.memory`` for the next run of that key.
 """
-import threading
-from collections import OrderedDict
-
 import numba
 import numpy as np
 
 from tinyface.errors import InputError
-from tinyface.runtime.schedule import BufferPool, Schedule
+from tinyface.runtime.memory import SCHEDULES, LRUDict
+from tinyface.runtime.schedule import Schedule
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, THREADS_KEY, fmt
+from tinyface.runtime.threads import launches
 
 
 def _shape_key(feed):
@@ -27,9 +27,9 @@ def _shape_key(feed):
 # saves (measured on 2 cores).
 PARALLEL_MIN_MACS = 1_000_000
 
-# Schedules kept per calling thread (least recently used dropped first); their
-# buffers stay in the thread's pool either way.
-SCHEDULES_KEPT = 16
+# Shape checks kept per plan (least recently used dropped first).  An entry is
+# each step's input and output shapes: for MobileFaceNet's 24 steps about 10 KB.
+CHECKS_KEPT = 256
 
 
 class Plan:
@@ -39,10 +39,21 @@ class Plan:
         self.outputs = outputs            # internal names of the plain-layout outputs
         self.output_names = output_names  # the graph's output names
         self.source = source
-        self._checked = {}
-        self._serial = {}
-        self._local = threading.local()      # per calling thread: a buffer pool and its schedules
+        self._checked = LRUDict(CHECKS_KEPT)
+        self._token = SCHEDULES.register(self)
         self.dying = self._liveness()
+
+    def __getstate__(self):
+        """Pickled (e.g. sent to a ``spawn`` process) without its caches, whose
+        token means nothing in another process."""
+        state = dict(self.__dict__)
+        del state["_checked"], state["_token"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._checked = LRUDict(CHECKS_KEPT)
+        self._token = SCHEDULES.register(self)
 
     def _liveness(self):
         """For each step, the values whose last reader it is (outputs never die)."""
@@ -98,23 +109,21 @@ class Plan:
     def check(self, feed):
         """Infer every step's shapes for this feed (batch symbolic); cached per shape."""
         key = _shape_key(feed)
-        if key not in self._checked:
+        per_step = self._checked.get(key)
+        if per_step is None:
             shapes = {n: (BATCH,) + tuple(x.shape[1:]) for n, x in feed.items()}
             per_step = []
             for st in self.steps:
                 outs = st.infer([shapes[v] for v in st.inputs])
                 per_step.append(([shapes[v] for v in st.inputs], outs))
                 shapes.update(zip(st.outputs, (tuple(o) for o in outs)))
-            self._checked[key] = per_step
-        return self._checked[key]
+            self._checked.put(key, per_step)
+        return per_step
 
     def serial_steps(self, feed, batch):
         """Indices of the steps too small to be worth a second thread, for this feed."""
-        key = (_shape_key(feed), batch)
-        if key not in self._serial:
-            self._serial[key] = {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
-                                 if st.work(ins, outs) * batch < PARALLEL_MIN_MACS}
-        return self._serial[key]
+        return {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
+                if st.work(ins, outs) * batch < PARALLEL_MIN_MACS}
 
     def new_env(self, feed):
         """A value environment for running steps by hand (tests, benchmarks)."""
@@ -125,24 +134,25 @@ class Plan:
         return env
 
     def run(self, feed, batch=None):
-        """Outputs for ``feed``; ``batch`` given means the caller already validated it."""
+        """Outputs for ``feed``; ``batch`` given means the caller already validated it.
+
+        The schedule goes back to the cache only after a complete run: one
+        interrupted (KeyboardInterrupt between two kernel calls) is dropped.
+        """
         if batch is None:
             batch = self.validate_feed(feed)
         self.check(feed)
-        return self.schedule(feed, batch).run(feed)
-
-    def schedule(self, feed, batch):
-        """The calling thread's ``Schedule`` for this feed's shapes, batch and thread count."""
-        local = self._local
-        if not hasattr(local, "pool"):
-            local.pool, local.schedules = BufferPool(), OrderedDict()
         threads = numba.get_num_threads()
         key = (_shape_key(feed), batch, threads)
-        found = local.schedules.pop(key, None)       # put back below, as the most recent
-        if found is None:
-            serial = self.serial_steps(feed, batch) if threads > 1 else ()
-            found = Schedule(self, feed, batch, threads, serial, local.pool)
-            if len(local.schedules) >= SCHEDULES_KEPT:
-                local.schedules.popitem(last=False)
-        local.schedules[key] = found
-        return found
+        schedule = SCHEDULES.take(self._token, key) or self.schedule(feed, batch, threads)
+        with launches():
+            outputs = schedule.run(feed)
+        SCHEDULES.give(self._token, key, schedule)
+        return outputs
+
+    def schedule(self, feed, batch, threads=None):
+        """A new ``Schedule`` for this feed's shapes, batch and thread count
+        (default: the calling thread's)."""
+        threads = threads or numba.get_num_threads()
+        serial = self.serial_steps(feed, batch) if threads > 1 else ()
+        return Schedule(self, feed, batch, threads, serial)

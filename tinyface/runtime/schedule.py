@@ -7,10 +7,10 @@ once per such key (``Step.bind``); a run then copies the inputs into the
 schedule's own buffers, makes the bound kernel calls in order and copies the
 outputs out.
 
-Buffers come from a ``BufferPool``, several values sharing one buffer when
-their lifetimes do not overlap.  When binding ends every buffer goes back to
-the pool, so the schedules of one thread (one per batch size, say) share
-their buffers; runs in one thread never overlap, and a run's results are
+Buffers come from the schedule's own ``BufferPool``, several values sharing
+one buffer when their lifetimes do not overlap.  The schedule owns them: they
+are freed with it (``runtime.memory`` decides how many idle schedules are
+kept).  One schedule is used by one run at a time, and a run's results are
 copies.
 """
 import numba
@@ -21,14 +21,19 @@ from tinyface.runtime.steps import make_calls
 
 
 class BufferPool:
-    """Float32 buffers for the schedules of one thread, matched by shape."""
+    """Float32 buffers of one schedule, matched by shape; ``nbytes`` counts all it made."""
 
     def __init__(self):
         self.free = {}
+        self.nbytes = 0
 
     def take(self, shape):
         shelf = self.free.get(tuple(shape))
-        return shelf.pop() if shelf else np.empty(shape, np.float32)
+        if shelf:
+            return shelf.pop()
+        buf = np.empty(shape, np.float32)
+        self.nbytes += buf.nbytes
+        return buf
 
     def give(self, array):
         self.free.setdefault(array.shape, []).append(array)
@@ -46,10 +51,11 @@ class Schedule:
 
     ``segments`` is a list of ``(threads, calls)``: consecutive calls that run
     with the same Numba thread count, so the count is switched only between
-    segments.
+    segments.  ``nbytes`` is the size of the buffers it owns.
     """
 
-    def __init__(self, plan, feed, batch, threads, serial, pool):
+    def __init__(self, plan, feed, batch, threads, serial):
+        pool = BufferPool()
         held = {}        # id -> buffer taken from the pool and not given back yet
         readers = {}     # id(buffer) -> how many live values are stored in it
 
@@ -89,8 +95,7 @@ class Schedule:
             for key in [key for key in held if readers[key] == 0]:    # the step's scratch
                 pool.give(held.pop(key))
         self.outputs = [env[name] for name in plan.outputs]
-        for buf in held.values():        # the outputs: free for the next schedule
-            pool.give(buf)
+        self.nbytes = pool.nbytes
 
     def run(self, feed):
         """Outputs for ``feed`` (already validated for this schedule's key), as new arrays."""

@@ -1,10 +1,21 @@
-"""The thread setting for every parallel kernel.
+"""The thread setting for every parallel kernel, and who may launch them.
 
 Kernels parallelise with Numba's ``prange``; this module is the one place
 that sets how many threads they use.  Default: ``TINYFACE_NUM_THREADS`` from
-the environment if set, else Numba's default (all cores).
+the environment if set, else Numba's default (all cores).  The setting is
+per calling thread, as Numba's is.
+
+Numba runs parallel kernels on one of three threading layers, whichever it
+finds first: TBB, OpenMP, or its own ``workqueue``.  The first two accept
+launches from several Python threads at once; ``workqueue`` does not (it
+aborts the process: "Concurrent access has been detected"), and it is what
+Numba falls back to on a machine without libgomp or TBB.  ``launches()``
+therefore serialises kernel launches until the layer is known (it is chosen at
+the first launch), and for good when it is ``workqueue``.
 """
 import os
+import threading
+from contextlib import contextmanager
 
 import numba
 
@@ -30,3 +41,32 @@ def apply_environment():
             set_num_threads(int(value))
         except ValueError:
             raise TinyfaceError(f"TINYFACE_NUM_THREADS must be an integer, got {value!r}") from None
+
+
+THREAD_SAFE_LAYERS = ("tbb", "omp")
+_launch_lock = threading.Lock()
+_layer_is_thread_safe = None       # unknown until the first launch
+
+
+@contextmanager
+def launches():
+    """Hold this around kernel launches: exclusive unless the layer is thread-safe."""
+    global _layer_is_thread_safe
+    if _layer_is_thread_safe:
+        yield
+        return
+    with _launch_lock:
+        yield
+        if _layer_is_thread_safe is None:
+            try:
+                _layer_is_thread_safe = numba.threading_layer() in THREAD_SAFE_LAYERS
+            except ValueError:          # no parallel kernel has run yet
+                pass
+
+
+def _after_fork_in_child():
+    global _launch_lock
+    _launch_lock = threading.Lock()     # the parent's may have been held at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
