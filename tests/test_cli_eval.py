@@ -242,3 +242,19 @@ def test_verify_with_an_uncalibrated_model(capsys):
     a = HARD / "0_fn_0_aligned.jpg"
     code, out, _ = run(capsys, "verify", "--aligned", a, a, "--model", UNCALIBRATED)
     assert code == 0 and "(threshold 0.35, not calibrated for this model)" in out
+
+
+def test_calibrate_bad_far_fails_before_embedding(capsys, model_copy, monkeypatch):
+    from tinyface.evaluation import verification
+    monkeypatch.setattr(verification, "embed_images", None)       # would fail if reached
+    code, out, err = run(capsys, "calibrate", CSV, "--aligned", "--far", "2", "--model", model_copy)
+    assert_one_line_error(code, out, err)
+    assert "the target FAR must be between 0 and 1, got 2" in err
+
+
+def test_calibrate_nothing_readable(capsys, model_copy, tmp_path):
+    (tmp_path / "p.csv").write_text("a.jpg,b.jpg,1\nc.jpg,d.jpg,0\n")
+    code, out, err = run(capsys, "calibrate", tmp_path / "p.csv", "--aligned", "--best-accuracy",
+                         "--model", model_copy)
+    assert_one_line_error(code, out, err)
+    assert "no pair could be scored; e.g." in err

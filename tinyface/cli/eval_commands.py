@@ -56,9 +56,13 @@ def cmd_eval_pairs(args):
 
 
 def cmd_calibrate(args):
-    model, pair_list, scores, _ = scored_pairs(args)
+    def check(pairs):               # before embedding: the pairs must be able to show the FAR
+        if args.far is not None:
+            calibrate.check_far(args.far, sum(not p.same for p in pairs.pairs))
+
+    model, pair_list, scores, found = scored_pairs(args, check)
     same = np.array([p.same for p in pair_list.pairs])
-    scored = ~np.isnan(scores)
+    scored = verification.require_scores(pair_list, scores, found.failed)
     point = calibrate.choose_threshold(scores[scored], same[scored], args.far)
     record = calibrate.calibration_record(point, pair_list, scores, far=args.far,
                                           aligned=args.aligned, flip=args.flip)

@@ -29,13 +29,17 @@ def choose_threshold(scores, same, far=None) -> metrics.OperatingPoint:
     s, y = metrics.check_scores(scores, same)
     if far is None:
         return metrics.best_threshold(s, y)
-    different = int((~y).sum())
+    check_far(far, int((~y).sum()))
+    return metrics.at_far(s, y, far)
+
+
+def check_far(far: float, different: int):
+    """InputError unless 0 < ``far`` < 1 and ``different`` pairs can show it (D * far >= 1)."""
     if not 0 < far < 1:
         raise InputError(f"the target FAR must be between 0 and 1, got {far:g}")
     if not metrics.far_is_measurable(far, different):
         raise InputError(f"a FAR of {far:g} needs at least {int(np.ceil(1 / far - 1e-9))} "
                          f"different-person pairs; these pairs have {different}")
-    return metrics.at_far(s, y, far)
 
 
 def calibration_record(point, pair_list, scores, *, far=None, aligned, flip, date=None) -> dict:

@@ -74,11 +74,7 @@ def evaluate(pair_list, scores, failed=None, folds=None, threshold=None, notes=N
     threshold, to report what it gives on these pairs.
     """
     same = np.array([p.same for p in pair_list.pairs])
-    scored = ~np.isnan(scores)
-    if not scored.any():
-        example = next(iter((failed or {}).items()), None)
-        hint = f"; e.g. {example[0]}: {example[1]}" if example else ""
-        raise InputError(f"{pair_list.description}: no pair could be scored{hint}")
+    scored = require_scores(pair_list, scores, failed)
     s, y = scores[scored], same[scored]
     ids, how = fold_ids(pair_list, folds)
     per_fold = metrics.kfold(scores, same, ids)
@@ -109,6 +105,16 @@ def evaluate(pair_list, scores, failed=None, folds=None, threshold=None, notes=N
         value, about = threshold
         report["model_threshold"] = dict(metrics.at_threshold(s, y, value)._asdict(), about=about)
     return report
+
+
+def require_scores(pair_list, scores, failed=None) -> np.ndarray:
+    """The mask of scored pairs; InputError, with an example failure, when there is none."""
+    scored = ~np.isnan(scores)
+    if not scored.any():
+        example = next(iter((failed or {}).items()), None)
+        hint = f"; e.g. {example[0]}: {example[1]}" if example else ""
+        raise InputError(f"{pair_list.description}: no pair could be scored{hint}")
+    return scored
 
 
 def skipped_by_reason(pair_list, scored, failed) -> dict:
