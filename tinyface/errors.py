@@ -29,3 +29,7 @@ class ImageError(TinyfaceError):
 
 class NoFaceError(TinyfaceError):
     """A photo in which the detector found no face."""
+
+
+class GalleryError(TinyfaceError):
+    """A gallery cannot be opened, is damaged, or is used with another model than its own."""

@@ -12,3 +12,8 @@ def cosine_similarity(a, b):
     b = np.asarray(b, np.float64).ravel()
     denom = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def threshold_for(model):
+    """The similarity threshold for ``model``'s embeddings: ``DEFAULT_THRESHOLD``."""
+    return DEFAULT_THRESHOLD
