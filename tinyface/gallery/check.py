@@ -7,7 +7,8 @@ Checked, each failure one line naming what is wrong:
   their counts add up to the committed ``slots``;
 * every slot is either a face or removed, never both, and every face lies in
   its batch's range;
-* every face from a file has that file's resume record, from the same batch;
+* every file's record names a batch, and the faces from an indexed file came
+  in that same batch;
 * the vectors file: the right header, at least ``slots`` rows, each batch's
   rows with the CRC-32 the batch recorded, every live row finite and of unit
   norm.
@@ -90,11 +91,14 @@ def _check_slots(db, slots, report):
 
 
 def _check_files(db, report):
-    orphans = db.execute(
-        "SELECT COUNT(*) FROM faces LEFT JOIN files USING (sha256) WHERE faces.sha256 IS NOT NULL "
-        "AND (files.sha256 IS NULL OR files.batch != faces.batch)").fetchone()[0]
-    if orphans:
-        report.failures.append(f"{orphans} faces from files without the file's record from their batch")
+    stray = db.execute("SELECT COUNT(*) FROM files LEFT JOIN batches ON files.batch = batches.id "
+                       "WHERE batches.id IS NULL").fetchone()[0]
+    if stray:
+        report.failures.append(f"{stray} file records name a batch that does not exist")
+    apart = db.execute("SELECT COUNT(*) FROM faces JOIN files USING (sha256) "
+                       "WHERE files.batch != faces.batch").fetchone()[0]
+    if apart:
+        report.failures.append(f"{apart} faces were not committed with their file's record")
 
 
 def _check_vectors(gallery, db, meta, slots, report):

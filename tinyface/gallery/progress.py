@@ -26,6 +26,7 @@ class Progress:
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = self.last = time.monotonic()
         self.done = self.faces = 0
+        self.shown = None                # (done, faces) of the last line written
 
     def update(self, done, faces):
         self.done, self.faces = done, faces
@@ -35,13 +36,15 @@ class Progress:
             self._write(now)
 
     def close(self):
-        if self.enabled:
+        if self.enabled and self.shown != (self.done, self.faces):
             self._write(time.monotonic())
+        if self.enabled:
             if self.tty:
                 self.stream.write("\n")
                 self.stream.flush()
 
     def _write(self, now):
+        self.shown = (self.done, self.faces)
         elapsed = max(now - self.start, 1e-9)
         rate = self.done / elapsed
         share = f" {100 * self.done // self.total:3d}%" if self.total else ""

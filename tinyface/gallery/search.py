@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from tinyface.errors import GalleryError, InputError
+from tinyface.errors import InputError
 from tinyface.kernels.topk import TopK
 
 CHUNK_ROWS = 1 << 16     # rows per kernel call (32 MB of 128-d float32)
@@ -121,10 +121,12 @@ def identify(gallery, photo, k=5, threshold=None, aligned=False, pipeline=None) 
 
     ``threshold``: the similarity below which an identity does not match (default:
     :func:`tinyface.verify.threshold_for` the gallery's model).  ``pipeline``: a
-    :class:`~tinyface.face.pipeline.FacePipeline` on the gallery's model, to reuse.
+    :class:`~tinyface.face.pipeline.FacePipeline` to reuse (its model must be the
+    gallery's, :class:`GalleryError` otherwise), e.g. with other detector options.
     """
     from tinyface.face.image import load_rgb
     from tinyface.face.pipeline import FacePipeline
+    from tinyface.gallery.fingerprint import model_card
     from tinyface.verify import threshold_for
     model = gallery.model
     gallery.check_model()
@@ -134,8 +136,8 @@ def identify(gallery, photo, k=5, threshold=None, aligned=False, pipeline=None) 
     else:
         if pipeline is None:
             pipeline = FacePipeline(model)
-        elif pipeline.model is not model:
-            raise GalleryError("the pipeline given to identify() runs another model than the gallery's")
+        else:
+            gallery.check_model(model_card(pipeline.model))
         rgb = load_rgb(photo)
         faces = pipeline.detect(rgb)
         crops = [pipeline.align(rgb, f) for f in faces]
