@@ -15,9 +15,9 @@ shared filesystem) and have tinyface with the same model: each result says
 which model made it, and a batch from another model is refused.
 
 On a worker, the first task loads the model and the detector (once for the
-worker process's life) and sets Numba's thread count to the worker's number
-of threads; tasks then run one at a time on a lock, each batch using all of
-them.  So give each worker process the cores it may use as threads
+worker process's life); tasks then run one at a time on a lock, each with
+Numba's thread count set to the worker's number of threads, so each batch
+uses all of them.  So give each worker process the cores it may use as threads
 (``dask worker ADDRESS --nworkers 1 --nthreads 8``).
 
 A worker lost mid-job: the scheduler runs its tasks again on another worker.
@@ -47,24 +47,30 @@ _running = threading.Lock()
 
 
 def worker_pipeline(model_source):
-    """This worker process's pipeline for ``model_source`` (loaded on first use), with
-    Numba's threads set to the worker's thread count."""
+    """This worker process's pipeline for ``model_source``, loaded on first use."""
     with _loading:
         if model_source not in _pipelines:
-            import numba
-            from distributed import get_worker
             from tinyface.face.pipeline import FacePipeline
             from tinyface.runtime.model import load_model
-            from tinyface.runtime.threads import set_num_threads
-            set_num_threads(max(1, min(get_worker().state.nthreads, numba.config.NUMBA_NUM_THREADS)))
             _pipelines[model_source] = FacePipeline(load_model(model_source))
         return _pipelines[model_source]
 
 
+def worker_threads() -> int:
+    """The worker's thread count (``--nthreads``), within the cores Numba may use."""
+    import numba
+    from distributed import get_worker
+    return max(1, min(get_worker().state.nthreads, numba.config.NUMBA_NUM_THREADS))
+
+
 def embed_task(model_source, items, aligned, all_faces):
-    """The task a worker runs: :func:`~tinyface.gallery.index.embed_batch` of ``items``."""
+    """The task a worker runs: :func:`~tinyface.gallery.index.embed_batch` of ``items``
+    on all the worker's threads (Numba's thread count is per calling thread, so it is
+    set in the task itself)."""
+    from tinyface.runtime.threads import set_num_threads
     pipeline = worker_pipeline(model_source)
     with _running:
+        set_num_threads(worker_threads())
         return embed_batch(pipeline, items, aligned, all_faces)
 
 

@@ -21,6 +21,7 @@ from tinyface.errors import InputError
 from tinyface.kernels.topk import TopK
 
 CHUNK_ROWS = 1 << 16     # rows per kernel call (32 MB of 128-d float32)
+WORK_PER_THREAD = 1 << 22   # multiply-adds below which one more thread costs more than it saves
 
 
 class Match(NamedTuple):
@@ -45,8 +46,11 @@ class Identification(NamedTuple):
 def exact_search(vectors, queries, k, live=None, chunk_rows=CHUNK_ROWS):
     """(scores, ids), M x min(k, live rows): for each of the M ``queries`` the k rows of
     ``vectors`` (N x D float32, e.g. a memory map) with the largest inner product, best
-    first, ties by smaller id; ``live`` masks out removed rows."""
-    top = TopK(queries, k)
+    first, ties by smaller id; ``live`` masks out removed rows.  Small searches run on
+    fewer threads than Numba's count (at least ``WORK_PER_THREAD`` multiply-adds each)."""
+    import numba
+    work = len(vectors) * queries.shape[0] * queries.shape[1]
+    top = TopK(queries, k, parts=max(1, min(numba.get_num_threads(), work // WORK_PER_THREAD)))
     for start in range(0, len(vectors), chunk_rows):
         top.scan(vectors[start:start + chunk_rows], start, live)
     return top.result()

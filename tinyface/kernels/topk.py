@@ -302,24 +302,44 @@ class TopK:
                 raise InputError(f"live mask of shape {mask.shape} does not cover rows "
                                  f"{offset}..{offset + len(x) - 1}")
         mask = _read_only(mask)
-        if self.many:
-            _scan_many(x, self.q, self.vals.shape[1], int(offset), mask, check,
-                       self.vals, self.ids, self.thr)
-        else:
-            _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(min(threads, len(self.vals)))   # wake no thread without a part
+        try:
+            if self.many:
+                _scan_many(x, self.q, self.vals.shape[1], int(offset), mask, check,
+                           self.vals, self.ids, self.thr)
+            else:
+                _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr)
+        finally:
+            numba.set_num_threads(threads)
         self.offered += len(x)
 
     def result(self):
         """(scores M x k', ids M x k'): each query's best rows, best first, ties by smaller
         id; k' = min(k, live rows offered)."""
-        parts, m, k = self.vals.shape
-        vals = self.vals.transpose(1, 0, 2).reshape(m, parts * k)
-        ids = self.ids.transpose(1, 0, 2).reshape(m, parts * k)
-        order = np.lexsort((ids, -vals), axis=-1)[:, :k]
-        vals = np.take_along_axis(vals, order, axis=-1)
-        ids = np.take_along_axis(ids, order, axis=-1)
-        found = int((ids[0] != NO_ID).sum()) if m else 0
-        return vals[:, :found].copy(), ids[:, :found].copy()
+        vals, ids = _merge(self.vals, self.ids)
+        found = int((ids[0] != NO_ID).sum())
+        return vals[:, :found], ids[:, :found]
+
+
+@numba.njit(cache=True)
+def _merge(vals, ids):
+    """Each query's k best keys of its P heaps (vals, ids: P x M x k), best first."""
+    parts, m, k = vals.shape
+    out_vals = np.empty((m, k), np.float32)
+    out_ids = np.empty((m, k), np.int64)
+    cand_vals = np.empty(parts * k, np.float32)
+    cand_ids = np.empty(parts * k, np.int64)
+    for j in range(m):
+        for p in range(parts):
+            cand_vals[p * k:(p + 1) * k] = vals[p, j]
+            cand_ids[p * k:(p + 1) * k] = ids[p, j]
+        by_id = np.argsort(cand_ids, kind="mergesort")
+        by_key = by_id[np.argsort(-cand_vals[by_id], kind="mergesort")]   # stable: ties by id
+        for i in range(k):
+            out_vals[j, i] = cand_vals[by_key[i]]
+            out_ids[j, i] = cand_ids[by_key[i]]
+    return out_vals, out_ids
 
 
 def _read_only(a):
