@@ -151,6 +151,16 @@ class Gallery:
             raise GalleryError(f"{self.path}: folder {self.path.parent} does not exist")
         try:
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise GalleryError(f"{self.path}: cannot open the gallery ({exc})") from None
+        try:
+            self._open()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self):
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self._create_schema()
@@ -160,7 +170,6 @@ class Gallery:
             raise GalleryError(f"{self.path}: not a tinyface gallery ({exc})") from None
         meta = self.meta()
         if meta.get("format") != FORMAT:
-            self.close()
             raise GalleryError(f"{self.path}: gallery format {meta.get('format')!r} is not "
                                f"this tinyface's ({FORMAT})")
 
