@@ -121,13 +121,13 @@ def test_remove_then_list(photos, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "x.jpg", "--gallery", "/nowhere/g.db"], "no gallery there"),
-    (["index", "x.jpg", "--gallery", "/nowhere/g.db"], "does not exist"),
+    (["index", "PHOTOS", "--gallery", "/nowhere/g.db"], "does not exist"),
     (["gallery", "info", "missing.db"], "no gallery there"),
     (["gallery", "remove", "G"], "say what to remove"),
     (["search", "x.jpg", "--gallery", "G", "--top-k", "0"], "--top-k must be at least 1"),
     (["index", "PHOTOS", "--gallery", "G", "--identity-from", "name"], "'folder' or 'csv:FILE'"),
     (["index", "PHOTOS", "--gallery", "G", "--identity-from", "csv:missing.csv"], "cannot read identities"),
-    (["index", "missing-folder", "--gallery", "G"], "no such file or folder"),
+    (["index", "missing-folder", "--gallery", "new.db"], "no such file or folder"),
 ])
 def test_errors_are_one_line(tmp_path, gallery, photos, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -135,6 +135,7 @@ def test_errors_are_one_line(tmp_path, gallery, photos, capsys, monkeypatch, arg
     code, out, err = run(capsys, *argv)
     assert_one_line_error(code, out, err)
     assert message in err
+    assert not (tmp_path / "new.db").exists()
 
 
 def test_another_model_is_one_line(gallery, capsys):

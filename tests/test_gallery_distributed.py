@@ -89,3 +89,12 @@ def test_each_worker_embeds_on_as_many_numba_threads_as_it_has(client, photos):
         return tinyface.get_num_threads()
     for address, threads in client.nthreads().items():       # 1 each, where Numba's default is 2
         assert client.submit(threads_of_a_task, [item], workers=[address], pure=False).result() == threads
+
+
+def test_the_command_line_runs_on_a_scheduler_address(client, photos, tmp_path, capsys):
+    from cli_testing import run
+    code, out, err = run(capsys, "index", photos / "p8", "--gallery", tmp_path / "g.db",
+                         "--dask", client.scheduler.address)
+    assert code == 0 and "2 files: 2 faces added" in err
+    with open_ok(tmp_path / "g.db") as g:
+        assert g.identities() == [("p8", 2)]

@@ -32,8 +32,9 @@ def open_gallery(args, create=False):
 # ------------------------------------------------------------------ index
 
 def cmd_index(args):
-    from tinyface.gallery.index import identity_source
-    identity_source(args.identity_from)           # a bad CSV fails before anything runs
+    from tinyface.gallery.index import check_paths, identity_source
+    check_paths(args.paths)                       # bad paths or a bad CSV fail before the
+    identity_source(args.identity_from)           # gallery is created
     options = dict(identity_from=args.identity_from, aligned=args.aligned,
                    all_faces=args.all_faces, batch=args.batch, progress=not args.quiet)
     with open_gallery(args, create=True) as gallery:

@@ -91,14 +91,19 @@ class IndexReport:
 
 # ------------------------------------------------------------------ stage 1: plan
 
+def check_paths(paths):
+    """A :class:`TinyfaceError` naming the first of ``paths`` that does not exist."""
+    for p in paths:
+        if not os.path.exists(p):
+            raise TinyfaceError(f"{os.path.abspath(p)}: no such file or folder")
+
+
 def image_files(paths):
     """Absolute paths of the files under ``paths``: a file as given, a folder's image
     files (by suffix) recursively, in sorted order.  A path that does not exist is a
     :class:`TinyfaceError` before anything is walked."""
     paths = [os.path.abspath(p) for p in paths]
-    for p in paths:
-        if not os.path.exists(p):
-            raise TinyfaceError(f"{p}: no such file or folder")
+    check_paths(paths)
     for p in paths:
         if not os.path.isdir(p):
             yield p
