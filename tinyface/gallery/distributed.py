@@ -34,6 +34,7 @@ compile serves the others.
 """
 import os
 import threading
+import time
 
 from tinyface.errors import TinyfaceError
 from tinyface.gallery.index import (DEFAULT_BATCH, IndexReport, commit, count_files,
@@ -74,9 +75,9 @@ def embed_task(model_source, items, aligned, all_faces):
         return embed_batch(pipeline, items, aligned, all_faces)
 
 
-def model_source(gallery):
+def worker_model_path(gallery):
     """How workers find the gallery's model: a path, or None for the bundled one."""
-    model = gallery._model
+    model = gallery.model_given
     if model is None or isinstance(model, (str, os.PathLike)):
         return None if model is None else os.path.abspath(model)
     if getattr(model, "path", None) is None:
@@ -90,14 +91,15 @@ def index(client, paths, gallery, identity_from="folder", aligned=False, all_fac
     """Index the photos under ``paths`` into ``gallery`` (a Gallery or a path) with the
     workers of the Dask ``client``; the arguments are those of
     :func:`tinyface.gallery.index.index`."""
-    import time
-
+    if not isinstance(gallery, Gallery):
+        with Gallery(gallery) as opened:
+            return index(client, paths, opened, identity_from, aligned, all_faces, batch,
+                         progress, in_flight)
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
     start = time.monotonic()
-    gallery = gallery if isinstance(gallery, Gallery) else Gallery(gallery)
     gallery.check_model()
-    source = model_source(gallery)
+    source = worker_model_path(gallery)
     report = IndexReport(files=count_files(paths))
     bar = Progress(report.files, enabled=progress)
     limit = in_flight or 2 * max(1, sum(client.nthreads().values()))

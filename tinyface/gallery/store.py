@@ -220,6 +220,12 @@ class Gallery:
     # ------------------------------------------------------------ the model
 
     @property
+    def model_given(self):
+        """The model as given (a path, or None for the bundled one) until :attr:`model`
+        loads it, then the loaded Model."""
+        return self._model
+
+    @property
     def model(self):
         """The bound model, loaded now if it was given as a path or None."""
         from tinyface.runtime.model import Model, load_model

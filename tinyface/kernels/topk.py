@@ -27,13 +27,14 @@ Scores, two ways:
 * fewer than ``MANY`` queries (the product is memory-bound): per row, the D
   products summed in 16 lanes (``kernels.simd``) and the lanes added in a
   fixed tree (``hsum``), then the D mod 16 left-over products one by one;
-* ``MANY`` queries or more (compute-bound): register tiles of 4 rows x 64
-  queries, as the GEMM's: 16 accumulator vectors, per d four vector loads of
-  the transposed, zero-padded queries and four broadcasts of ``x``; each
-  lane's score is one FMA chain over d in order, as is the scalar loop that
-  takes the N mod 4 rows left over.  Each accumulator is compared with the 16
-  queries' roots at once (``ge_mask``) and only the lanes that pass are
-  looked at.
+* ``MANY`` queries or more (compute-bound): register tiles of 4 rows x 16
+  queries: 4 accumulator vectors, per d one vector load of the transposed,
+  zero-padded queries and four broadcasts of ``x``; each lane's score is one
+  FMA chain over d in order, as is the scalar loop that takes the N mod 4 rows
+  left over.  Wider tiles (4 x 32, the GEMM's 4 x 64) ran at half the speed
+  here: 30-37 GFLOP/s against 60-75 on one core of the measured machine.  The accumulators are stored to a small
+  per-thread tile, then each 16 of them are compared with the 16 queries' roots
+  at once (``ge_mask``) and only the lanes that pass are looked at.
 
 The two sum the same products in a different order, so a score can differ by
 a float32 rounding between a search with few queries and one with many.
@@ -45,7 +46,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from tinyface.errors import InputError
-from tinyface.kernels.simd import LANES, float32x16, fma, load, splat, zeros
+from tinyface.kernels.simd import LANES, float32x16, fma, load, splat, store, zeros
 
 FAST = {"contract"}      # a*b+c as one FMA; no reassociation
 MANY = 16                # queries from which the tiled kernel is used
@@ -169,25 +170,17 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
                         thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
 
 
-@numba.njit(inline="always", cache=True)
-def _check4(c0, c1, c2, c3, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat):
-    """Compare the scores of rows r0..r0+3 for queries n0..n0+15 with those queries' roots."""
+@numba.njit(cache=True)
+def _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat):
+    """Compare a tile's scores (``tile``: rows r0..r0+3 for queries n0..n0+15, row by row)
+    with those queries' roots, and offer the lanes that pass."""
     t = load(thr_flat, p * thr.shape[1] + n0)
-    mask = ge_mask(c0, t)
-    if mask:
-        _offer_lanes(mask, c0, offset + r0, n0, m, p, live, check_live, vals, ids, thr)
-        t = load(thr_flat, p * thr.shape[1] + n0)
-    mask = ge_mask(c1, t)
-    if mask:
-        _offer_lanes(mask, c1, offset + r0 + 1, n0, m, p, live, check_live, vals, ids, thr)
-        t = load(thr_flat, p * thr.shape[1] + n0)
-    mask = ge_mask(c2, t)
-    if mask:
-        _offer_lanes(mask, c2, offset + r0 + 2, n0, m, p, live, check_live, vals, ids, thr)
-        t = load(thr_flat, p * thr.shape[1] + n0)
-    mask = ge_mask(c3, t)
-    if mask:
-        _offer_lanes(mask, c3, offset + r0 + 3, n0, m, p, live, check_live, vals, ids, thr)
+    for i in range(TILE_ROWS):
+        c = load(tile, i * LANES)
+        mask = ge_mask(c, t)
+        if mask:
+            _offer_lanes(mask, c, offset + r0 + i, n0, m, p, live, check_live, vals, ids, thr)
+            t = load(thr_flat, p * thr.shape[1] + n0)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -196,36 +189,15 @@ def _scan_many(x, qt, m, offset, live, check_live, vals, ids, thr):
     the queries transposed and zero-padded to M16 (a multiple of 16) columns."""
     n, d = x.shape
     m16 = qt.shape[1]
-    m64 = m16 - m16 % (4 * LANES)
     parts = vals.shape[0]
     qf = qt.reshape(-1)
     thr_flat = thr.reshape(-1)
     tiles = n // TILE_ROWS
     for p in prange(parts):
+        tile = np.empty(TILE_ROWS * LANES, np.float32)      # a tile's scores, row by row
         for t in range(tiles * p // parts, tiles * (p + 1) // parts):
             r0 = t * TILE_ROWS
-            for n0 in range(0, m64, 4 * LANES):
-                z = zeros()
-                c00 = z; c01 = z; c02 = z; c03 = z                                        # noqa: E702
-                c10 = z; c11 = z; c12 = z; c13 = z                                        # noqa: E702
-                c20 = z; c21 = z; c22 = z; c23 = z                                        # noqa: E702
-                c30 = z; c31 = z; c32 = z; c33 = z                                        # noqa: E702
-                for k in range(d):
-                    o = k * m16 + n0
-                    w0 = load(qf, o); w1 = load(qf, o + 16); w2 = load(qf, o + 32); w3 = load(qf, o + 48)  # noqa
-                    v = splat(x[r0, k])
-                    c00 = fma(v, w0, c00); c01 = fma(v, w1, c01); c02 = fma(v, w2, c02); c03 = fma(v, w3, c03)  # noqa
-                    v = splat(x[r0 + 1, k])
-                    c10 = fma(v, w0, c10); c11 = fma(v, w1, c11); c12 = fma(v, w2, c12); c13 = fma(v, w3, c13)  # noqa
-                    v = splat(x[r0 + 2, k])
-                    c20 = fma(v, w0, c20); c21 = fma(v, w1, c21); c22 = fma(v, w2, c22); c23 = fma(v, w3, c23)  # noqa
-                    v = splat(x[r0 + 3, k])
-                    c30 = fma(v, w0, c30); c31 = fma(v, w1, c31); c32 = fma(v, w2, c32); c33 = fma(v, w3, c33)  # noqa
-                _check4(c00, c10, c20, c30, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
-                _check4(c01, c11, c21, c31, r0, n0 + 16, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
-                _check4(c02, c12, c22, c32, r0, n0 + 32, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
-                _check4(c03, c13, c23, c33, r0, n0 + 48, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
-            for n0 in range(m64, m16, LANES):
+            for n0 in range(0, m16, LANES):
                 c0 = zeros(); c1 = zeros(); c2 = zeros(); c3 = zeros()                    # noqa: E702
                 for k in range(d):
                     w0 = load(qf, k * m16 + n0)
@@ -233,7 +205,8 @@ def _scan_many(x, qt, m, offset, live, check_live, vals, ids, thr):
                     c1 = fma(splat(x[r0 + 1, k]), w0, c1)
                     c2 = fma(splat(x[r0 + 2, k]), w0, c2)
                     c3 = fma(splat(x[r0 + 3, k]), w0, c3)
-                _check4(c0, c1, c2, c3, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
+                store(tile, 0, c0); store(tile, 16, c1); store(tile, 32, c2); store(tile, 48, c3)  # noqa
+                _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
         if p == parts - 1:
             for r in range(tiles * TILE_ROWS, n):
                 for j in range(m):
