@@ -33,3 +33,7 @@ class NoFaceError(TinyfaceError):
 
 class PairsError(TinyfaceError):
     """A list of labelled face pairs that cannot be read or is not in its format."""
+
+
+class GalleryError(TinyfaceError):
+    """A gallery cannot be opened, is damaged, or is used with another model than its own."""

@@ -1,0 +1,145 @@
+"""The gallery's integrity check: does the database agree with itself and with the vectors file?
+
+Checked, each failure one line naming what is wrong:
+
+* SQLite's own ``PRAGMA integrity_check``;
+* the batches tile the slots: each starts where the one before ended, and
+  their counts add up to the committed ``slots``;
+* every slot is either a face or removed, never both, and every face lies in
+  its batch's range;
+* every file's record names a batch, and the faces from an indexed file came
+  in that same batch;
+* the vectors file: the right header, at least ``slots`` rows, each batch's
+  rows with the CRC-32 the batch recorded, every live row finite and of unit
+  norm.
+
+Bytes after the committed rows are an interrupted batch: reported as a note,
+not a failure (the next batch overwrites them).
+"""
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tinyface.errors import GalleryError
+from tinyface.gallery.store import HEADER_BYTES, _check_header
+
+NORM_TOLERANCE = 1e-3
+CHUNK_ROWS = 1 << 16
+
+
+@dataclass
+class CheckReport:
+    failures: list = field(default_factory=list)   # what is wrong, one line each
+    notes: list = field(default_factory=list)      # worth knowing, not wrong
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def check(gallery) -> CheckReport:
+    """Run every check on ``gallery`` (read-only) and report."""
+    report = CheckReport()
+    db = gallery.db
+    db.execute("BEGIN")
+    try:
+        result = [r for (r,) in db.execute("PRAGMA integrity_check")]
+        if result != ["ok"]:
+            report.failures += [f"SQLite: {r}" for r in result]
+            return report
+        meta = gallery.meta()
+        slots = int(meta["slots"])
+        _check_batches(db, slots, report)
+        _check_slots(db, slots, report)
+        _check_files(db, report)
+        if slots or gallery.vectors_path.exists():
+            _check_vectors(gallery, db, meta, slots, report)
+    finally:
+        db.execute("COMMIT")
+    return report
+
+
+def _check_batches(db, slots, report):
+    end = 0
+    for batch, first, count in db.execute("SELECT id, first_slot, count FROM batches ORDER BY id"):
+        if first != end or count < 0:
+            report.failures.append(f"batch {batch} holds slots {first}..{first + count - 1}, "
+                                   f"but the batches before it end at slot {end - 1}")
+        end = first + count
+    if end != slots:
+        report.failures.append(f"the batches hold {end} slots, the gallery says {slots}")
+
+
+def _check_slots(db, slots, report):
+    one = lambda sql: db.execute(sql).fetchone()[0]   # noqa: E731
+    outside = one(f"SELECT COUNT(*) FROM faces WHERE id < 0 OR id >= {slots}") \
+        + one(f"SELECT COUNT(*) FROM removed WHERE id < 0 OR id >= {slots}")
+    if outside:
+        report.failures.append(f"{outside} face or removed ids outside the {slots} committed slots")
+    both = one("SELECT COUNT(*) FROM faces JOIN removed USING (id)")
+    if both:
+        report.failures.append(f"{both} faces are both present and removed")
+    faces, removed = one("SELECT COUNT(*) FROM faces"), one("SELECT COUNT(*) FROM removed")
+    if faces + removed != slots:
+        report.failures.append(f"{faces} faces + {removed} removed != {slots} slots")
+    stray = one("SELECT COUNT(*) FROM faces LEFT JOIN batches ON faces.batch = batches.id "
+                "WHERE batches.id IS NULL OR faces.id < batches.first_slot "
+                "OR faces.id >= batches.first_slot + batches.count")
+    if stray:
+        report.failures.append(f"{stray} faces are not in the slot range of their batch")
+
+
+def _check_files(db, report):
+    stray = db.execute("SELECT COUNT(*) FROM files LEFT JOIN batches ON files.batch = batches.id "
+                       "WHERE batches.id IS NULL").fetchone()[0]
+    if stray:
+        report.failures.append(f"{stray} file records name a batch that does not exist")
+    apart = db.execute("SELECT COUNT(*) FROM faces JOIN files USING (sha256) "
+                       "WHERE files.batch != faces.batch").fetchone()[0]
+    if apart:
+        report.failures.append(f"{apart} faces were not committed with their file's record")
+
+
+def _check_vectors(gallery, db, meta, slots, report):
+    path = gallery.vectors_path
+    if "dim" not in meta:
+        report.notes.append(f"{path} exists but no batch was committed: an interrupted first batch")
+        return
+    dim = int(meta["dim"])
+    try:
+        with open(path, "rb") as f:
+            _check_header(f.read(HEADER_BYTES), meta, path)
+    except FileNotFoundError:
+        report.failures.append(f"{path}: the vectors file is missing")
+        return
+    except GalleryError as exc:
+        report.failures.append(str(exc))
+        return
+    size = path.stat().st_size
+    need = HEADER_BYTES + slots * dim * 4
+    if size < need:
+        report.failures.append(f"{path}: {size} bytes, but {slots} rows of {dim} floats need {need}")
+        return
+    if size > need:
+        report.notes.append(f"{path}: {size - need} bytes after the committed rows (an interrupted "
+                            f"batch; the next one overwrites them)")
+    if slots == 0:
+        return
+    vectors = np.memmap(path, np.float32, "r", HEADER_BYTES, (slots, dim))
+    live = np.ones(slots, bool)
+    live[[i for (i,) in db.execute("SELECT id FROM removed")]] = False
+    bad_norm = 0
+    for batch, first, count, crc in db.execute("SELECT id, first_slot, count, crc32 FROM batches ORDER BY id"):
+        value = 0
+        for start in range(first, first + count, CHUNK_ROWS):
+            rows = np.asarray(vectors[start:min(first + count, start + CHUNK_ROWS)])
+            value = zlib.crc32(rows.tobytes(), value)
+            norms = np.linalg.norm(rows.astype(np.float64), axis=1)
+            ok = np.isfinite(norms) & (np.abs(norms - 1) <= NORM_TOLERANCE)
+            bad_norm += int((~ok & live[start:start + len(rows)]).sum())
+        if value != crc:
+            report.failures.append(f"batch {batch}: its {count} vectors do not have the CRC-32 "
+                                   f"recorded at commit (damaged vectors file)")
+    if bad_norm:
+        report.failures.append(f"{bad_norm} live vectors are not finite unit vectors")

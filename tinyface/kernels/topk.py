@@ -1,0 +1,335 @@
+"""Exact top-k inner-product search: the scores fused with the selection of the best.
+
+Layout: ``x`` is N x D float32, one row per stored vector (row-major, as the
+gallery's memory-mapped file holds them), ``queries`` M x D.  For each query
+``j`` the result is the k rows ``i`` with the largest
+
+    s(i, j) = sum_d x[i, d] * queries[j, d]
+
+ordered by score, highest first; among equal scores the smaller row id comes
+first.  Rows are offered in chunks (``TopK.scan``), each with the id of its
+first row, so a table larger than memory is searched one chunk at a time and
+no M x N score matrix is ever made.
+
+Selection.  Each thread owns a contiguous part of every chunk and, per query,
+a min-heap of the k best (score, id) keys it has seen, key a beating key b
+when a.score > b.score, or the scores are equal and a.id < b.id.  The heap's
+root is the k-th best key so far, and a row's score is first compared with
+that root's score alone; on random data all but about k ln(N/k) rows fail
+that one comparison, so selecting costs little more than computing the
+scores.  Because keys are unique and the comparison is total, each heap
+holds exactly the k best keys offered to it whatever the order they came in;
+merging the threads' heaps gives the same answer for any thread count or
+chunking, bit for bit.
+
+Scores, two ways:
+
+* fewer than ``MANY`` queries (the product is memory-bound): per row, the D
+  products summed in 16 lanes (``kernels.simd``) and the lanes added in a
+  fixed tree (``hsum``), then the D mod 16 left-over products one by one;
+* ``MANY`` queries or more (compute-bound): register tiles of 4 rows x 16
+  queries: 4 accumulator vectors, per d one vector load of the transposed,
+  zero-padded queries and four broadcasts of ``x``; each lane's score is one
+  FMA chain over d in order, as is the scalar loop that takes the N mod 4 rows
+  left over.  Wider tiles (4 x 32, the GEMM's 4 x 64) ran at half the speed
+  here: 30-37 GFLOP/s against 60-75 on one core of the measured machine.  The accumulators are stored to a small
+  per-thread tile, then each 16 of them are compared with the 16 queries' roots
+  at once (``ge_mask``) and only the lanes that pass are looked at.
+
+The two sum the same products in a different order, so a score can differ by
+a float32 rounding between a search with few queries and one with many.
+"""
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic
+
+from tinyface.errors import InputError
+from tinyface.kernels.simd import LANES, float32x16, fma, load, splat, store, zeros
+
+FAST = {"contract"}      # a*b+c as one FMA; no reassociation
+MANY = 16                # queries from which the tiled kernel is used
+TILE_ROWS = 4
+NO_ID = np.iinfo(np.int64).max     # the id of an empty heap slot (score -inf)
+
+
+# ------------------------------------------------------------ vector helpers
+
+@intrinsic
+def hsum(typingctx, v):
+    """The sum of the 16 lanes of ``v``: halves added pairwise (8 + 8, 4 + 4, 2 + 2, 1 + 1)."""
+    if v != float32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        value = args[0]
+        width = LANES
+        while width > 1:
+            width //= 2
+            undef = ir.Constant(value.type, ir.Undefined)
+            low = builder.shuffle_vector(value, undef, ir.Constant(ir.VectorType(ir.IntType(32), width),
+                                                                   list(range(width))))
+            high = builder.shuffle_vector(value, undef, ir.Constant(ir.VectorType(ir.IntType(32), width),
+                                                                    list(range(width, 2 * width))))
+            value = builder.fadd(low, high)
+        return builder.extract_element(value, ir.Constant(ir.IntType(32), 0))
+    return types.float32(v), codegen
+
+
+@intrinsic
+def ge_mask(typingctx, u, v):
+    """Bit ``b`` set where lane b of ``u`` >= lane b of ``v`` (ordered: NaN never passes)."""
+    if u != float32x16 or v != float32x16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        bits = builder.fcmp_ordered(">=", args[0], args[1])
+        return builder.zext(builder.bitcast(bits, ir.IntType(LANES)), ir.IntType(64))
+    return types.int64(u, v), codegen
+
+
+@intrinsic
+def lane(typingctx, v, i):
+    """Lane ``i`` (0..15, not checked) of ``v``."""
+    if v != float32x16 or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        index = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.extract_element(args[0], index)
+    return types.float32(v, i), codegen
+
+
+# ------------------------------------------------------------ heaps
+
+@numba.njit(inline="always", cache=True)
+def _below(s, i, t, u):
+    """Whether key (s, i) is worse than key (t, u): lower score, or equal score and larger id."""
+    return s < t or (s == t and i > u)
+
+
+@numba.njit(cache=True)
+def offer(vals, ids, s, i):
+    """Put key (s, i) into the min-heap (``vals``, ``ids``) of the k best if it beats the
+    root, the k-th best; returns the root's score afterwards."""
+    if not _below(vals[0], ids[0], s, i):
+        return vals[0]
+    k = vals.size
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        if child + 1 < k and _below(vals[child + 1], ids[child + 1], vals[child], ids[child]):
+            child += 1
+        if not _below(vals[child], ids[child], s, i):
+            break
+        vals[pos] = vals[child]
+        ids[pos] = ids[child]
+        pos = child
+    vals[pos] = s
+    ids[pos] = i
+    return vals[0]
+
+
+@numba.njit(cache=True)
+def _offer_lanes(mask, c, row_id, n0, m, p, live, check_live, vals, ids, thr):
+    """Offer row ``row_id``'s scores for queries n0..n0+15 (lanes of ``c``) whose bit is set."""
+    if check_live and not live[row_id]:
+        return
+    for b in range(LANES):
+        j = n0 + b
+        if (mask >> b) & 1 and j < m:
+            thr[p, j] = offer(vals[p, j], ids[p, j], lane(c, b), row_id)
+
+
+# ------------------------------------------------------------ kernels
+
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
+    """Offer rows x (ids offset..) to the heaps of each of the M < MANY queries ``q`` (M x D)."""
+    n, d = x.shape
+    m = q.shape[0]
+    parts = vals.shape[0]
+    xf = x.reshape(-1)
+    qf = q.reshape(-1)
+    d16 = d - d % LANES
+    for p in prange(parts):
+        for r in range(n * p // parts, n * (p + 1) // parts):
+            for j in range(m):
+                acc = zeros()
+                for c in range(0, d16, LANES):
+                    acc = fma(load(xf, r * d + c), load(qf, j * d + c), acc)
+                s = hsum(acc)
+                for c in range(d16, d):
+                    s += x[r, c] * q[j, c]
+                if s >= thr[p, j]:
+                    row_id = offset + r
+                    if not check_live or live[row_id]:
+                        thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+
+
+@numba.njit(cache=True)
+def _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat):
+    """Compare a tile's scores (``tile``: rows r0..r0+3 for queries n0..n0+15, row by row)
+    with those queries' roots, and offer the lanes that pass."""
+    t = load(thr_flat, p * thr.shape[1] + n0)
+    for i in range(TILE_ROWS):
+        c = load(tile, i * LANES)
+        mask = ge_mask(c, t)
+        if mask:
+            _offer_lanes(mask, c, offset + r0 + i, n0, m, p, live, check_live, vals, ids, thr)
+            t = load(thr_flat, p * thr.shape[1] + n0)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _scan_many(x, qt, m, offset, live, check_live, vals, ids, thr):
+    """Offer rows x (ids offset..) to the heaps of M >= MANY queries; ``qt`` is D x M16,
+    the queries transposed and zero-padded to M16 (a multiple of 16) columns."""
+    n, d = x.shape
+    m16 = qt.shape[1]
+    parts = vals.shape[0]
+    qf = qt.reshape(-1)
+    thr_flat = thr.reshape(-1)
+    tiles = n // TILE_ROWS
+    for p in prange(parts):
+        tile = np.empty(TILE_ROWS * LANES, np.float32)      # a tile's scores, row by row
+        for t in range(tiles * p // parts, tiles * (p + 1) // parts):
+            r0 = t * TILE_ROWS
+            for n0 in range(0, m16, LANES):
+                c0 = zeros(); c1 = zeros(); c2 = zeros(); c3 = zeros()                    # noqa: E702
+                for k in range(d):
+                    w0 = load(qf, k * m16 + n0)
+                    c0 = fma(splat(x[r0, k]), w0, c0)
+                    c1 = fma(splat(x[r0 + 1, k]), w0, c1)
+                    c2 = fma(splat(x[r0 + 2, k]), w0, c2)
+                    c3 = fma(splat(x[r0 + 3, k]), w0, c3)
+                store(tile, 0, c0); store(tile, 16, c1); store(tile, 32, c2); store(tile, 48, c3)  # noqa
+                _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
+        if p == parts - 1:
+            for r in range(tiles * TILE_ROWS, n):
+                for j in range(m):
+                    s = np.float32(0.0)
+                    for k in range(d):
+                        s += x[r, k] * qt[k, j]
+                    if s >= thr[p, j]:
+                        row_id = offset + r
+                        if not check_live or live[row_id]:
+                            thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+
+
+# ------------------------------------------------------------ the running selection
+
+class TopK:
+    """The k best rows for each of M queries, over rows offered chunk by chunk.
+
+        top = TopK(queries, k)              # M x D float32
+        for start in range(0, N, chunk):
+            top.scan(x[start:start + chunk], start, live)
+        scores, ids = top.result()          # M x min(k, rows offered), best first
+
+    ``live`` (optional): a boolean or uint8 array over all row ids; rows where it
+    is 0 are never selected.  ``parts``: independent heaps per query, one per
+    thread (default: the current Numba thread count).
+    """
+
+    def __init__(self, queries, k, parts=None):
+        q = np.asarray(queries)
+        if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] == 0 or q.dtype != np.float32:
+            raise InputError(f"queries must be a non-empty float32 M x D array, got "
+                             f"{q.dtype} of shape {q.shape}")
+        if not np.isfinite(q).all():
+            raise InputError("queries hold NaN or infinity")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        m, d = q.shape
+        parts = numba.get_num_threads() if parts is None else parts
+        self.k, self.dim, self.offered = int(k), d, 0
+        self.many = m >= MANY
+        m16 = -(-m // LANES) * LANES
+        if self.many:
+            self.q = np.zeros((d, m16), np.float32)
+            self.q[:, :m] = q.T
+        else:
+            self.q = np.ascontiguousarray(q)
+        self.vals = np.full((parts, m, self.k), -np.inf, np.float32)
+        self.ids = np.full((parts, m, self.k), NO_ID, np.int64)
+        self.thr = np.full((parts, m16), np.inf, np.float32)
+        self.thr[:, :m] = -np.inf
+        self._no_mask = np.ones(1, np.uint8)
+
+    def scan(self, x, offset=0, live=None):
+        """Offer the rows of ``x`` (n x D float32, C-contiguous), ids offset .. offset + n - 1."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.dim or x.dtype != np.float32:
+            raise InputError(f"rows must be float32 n x {self.dim}, got {x.dtype} of shape {x.shape}")
+        if len(x) == 0:
+            return
+        x = _read_only(np.ascontiguousarray(x))
+        if live is None:
+            mask, check = self._no_mask, False
+        else:
+            mask, check = np.asarray(live).view(np.uint8), True
+            if mask.ndim != 1 or mask.size < offset + len(x):
+                raise InputError(f"live mask of shape {mask.shape} does not cover rows "
+                                 f"{offset}..{offset + len(x) - 1}")
+        mask = _read_only(mask)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(min(threads, len(self.vals)))   # wake no thread without a part
+        try:
+            if self.many:
+                _scan_many(x, self.q, self.vals.shape[1], int(offset), mask, check,
+                           self.vals, self.ids, self.thr)
+            else:
+                _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr)
+        finally:
+            numba.set_num_threads(threads)
+        self.offered += len(x)
+
+    def result(self):
+        """(scores M x k', ids M x k'): each query's best rows, best first, ties by smaller
+        id; k' = min(k, live rows offered)."""
+        vals, ids = _merge(self.vals, self.ids)
+        found = int((ids[0] != NO_ID).sum())
+        return vals[:, :found], ids[:, :found]
+
+
+@numba.njit(cache=True)
+def _merge(vals, ids):
+    """Each query's k best keys of its P heaps (vals, ids: P x M x k), best first."""
+    parts, m, k = vals.shape
+    out_vals = np.empty((m, k), np.float32)
+    out_ids = np.empty((m, k), np.int64)
+    cand_vals = np.empty(parts * k, np.float32)
+    cand_ids = np.empty(parts * k, np.int64)
+    for j in range(m):
+        for p in range(parts):
+            cand_vals[p * k:(p + 1) * k] = vals[p, j]
+            cand_ids[p * k:(p + 1) * k] = ids[p, j]
+        by_id = np.argsort(cand_ids, kind="mergesort")
+        by_key = by_id[np.argsort(-cand_vals[by_id], kind="mergesort")]   # stable: ties by id
+        for i in range(k):
+            out_vals[j, i] = cand_vals[by_key[i]]
+            out_ids[j, i] = cand_ids[by_key[i]]
+    return out_vals, out_ids
+
+
+def _read_only(a):
+    """A read-only view, so that Numba compiles one version of each kernel."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def reference_top_k(x, queries, k, live=None):
+    """NumPy reference of ``TopK``: float64 scores, full sort by (-score, id)."""
+    s = np.asarray(queries, np.float64) @ np.asarray(x, np.float64).T
+    ids = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    if live is not None:
+        s = np.where(np.asarray(live, bool)[None, :s.shape[1]], s, -np.inf)
+    order = np.lexsort((ids, -s), axis=-1)[:, :k]
+    found = min(k, s.shape[1] if live is None else int(np.asarray(live, bool)[:s.shape[1]].sum()))
+    return (np.take_along_axis(s, order, axis=-1)[:, :found],
+            np.take_along_axis(ids, order, axis=-1)[:, :found])
