@@ -1,8 +1,8 @@
 """``tinyface``: the command line.
 
 Each group of subcommands lives in its own module and registers itself on the
-parser: ``face_commands`` (embed, verify, detect, align) and
-``model_commands`` (inspect, export, models).
+parser: ``face_commands`` (embed, verify, detect, align),
+``model_commands`` (inspect, export, models) and ``tool_commands`` (compare, bench).
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
 people, 2 an error (bad file, bad model, bad arguments), 3 no face found.
@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from tinyface.cli import face_commands, model_commands
+from tinyface.cli import face_commands, model_commands, tool_commands
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR, EXIT_NO_FACE = 2, 3
@@ -23,6 +23,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     face_commands.register(sub)
     model_commands.register(sub)
+    tool_commands.register(sub)
     return p
 
 
