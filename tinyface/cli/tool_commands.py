@@ -57,11 +57,13 @@ def cmd_compare(args):
     model = load_model(args.model)
     size = _input_size(args)
     if args.input == ["random"]:
-        batch = _positive_ints(str(args.batch or 1), "--batch")[0]
+        batch = 1 if args.batch is None else args.batch
+        if batch < 1:
+            raise TinyfaceError(f"--batch must be positive, got {batch}")
         feed = random_feed(model.graph.inputs, batch, size, args.seed)
         inputs = f"random input (uniform in [-1, 1], seed {args.seed}), batch {batch}"
     else:
-        if args.batch:
+        if args.batch is not None:
             raise TinyfaceError("--batch is for random input; with faces the batch is the faces given")
         feed = face_feed(model, args.input, size)
         inputs = f"{len(args.input)} face image{'s' if len(args.input) > 1 else ''}"

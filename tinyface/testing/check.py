@@ -1,6 +1,6 @@
 """``check_against_reference``: property-test an op implementation against tinyface.reference."""
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from tinyface import reference
 from tinyface.testing.nodes import nodes
@@ -53,7 +53,8 @@ def check_against_reference(op_type, implementation, cases=None, *, max_examples
     cases = nodes(op_type) if cases is None else cases
     ran = []
 
-    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+              phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
     @given(case=cases)
     def run(case):
         if case.op_type != op_type:

@@ -162,7 +162,8 @@ def errors(ours, theirs):
     diff[np.isnan(t) & np.isnan(r)] = 0.0             # both NaN: they agree
     diff[np.isnan(diff)] = np.inf                      # NaN on one side only, or inf - inf
     max_abs = float(diff.max())
-    scale = float(np.nanmax(np.abs(r)))
+    magnitudes = np.abs(r[~np.isnan(r)])
+    scale = float(magnitudes.max()) if magnitudes.size else 0.0
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
     rows_t = t.reshape(len(t), -1) if t.ndim else t.reshape(1, 1)
     rows_r = r.reshape(len(r), -1) if r.ndim else r.reshape(1, 1)

@@ -71,7 +71,7 @@ def run_reference(model, names, feed, against):
         run, engine = (lambda part: session.run(names, part)), f"onnxruntime {ort.__version__}"
     elif against == ONNX_REFERENCE:
         from onnx.reference import ReferenceEvaluator
-        evaluator = ReferenceEvaluator(model)
+        evaluator = ReferenceEvaluator(model, new_ops=[_inference_batch_normalization()])
 
         def run(part):
             results = evaluator.run(None, part, intermediate=True)
@@ -83,6 +83,25 @@ def run_reference(model, names, feed, against):
     step = _declared_batch(model) or batch
     parts = [run({k: v[i:i + step] for k, v in feed.items()}) for i in range(0, batch, step)]
     return {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}, engine
+
+
+def _inference_batch_normalization():
+    """An evaluator op for BatchNormalization as inference: ONNX's evaluator (1.23) runs
+    the op of opsets 9-13 with the batch's own statistics blended in whenever momentum is
+    set, which its schema's default always is; the spec's one-output form uses the given
+    mean and variance.  Computed by ``tinyface.reference.batch_normalization``."""
+    from onnx.reference.op_run import OpRun
+
+    from tinyface import reference
+
+    class BatchNormalization(OpRun):
+        op_domain = ""
+
+        def _run(self, x, scale, bias, mean, var, epsilon=1e-5, training_mode=0, **_):
+            y = reference.batch_normalization(x, scale, bias, mean, var, epsilon=epsilon,
+                                              training_mode=training_mode)
+            return (y.astype(x.dtype),)
+    return BatchNormalization
 
 
 def _declared_batch(model):
