@@ -172,6 +172,13 @@ def single_thread_fixture():
     return pytest.fixture(scope="module", autouse=True)(_single_thread)
 
 
+def op_mix_file(folder):
+    """``op_mix_model()`` saved as ``folder``/op_mix.onnx; returns the path."""
+    path = folder / "op_mix.onnx"
+    onnx.save(op_mix_model(), str(path))
+    return path
+
+
 def op_mix_model(seed=0):
     """A small two-output model of the ops MobileFaceNet does not use, for the tools' tests.
 

@@ -1,12 +1,11 @@
 """``tinyface compare`` and ``tinyface bench`` on the command line: output, JSON, exit codes, errors."""
 import json
 
-import onnx
 import pytest
 
 import tinyface
 from cli_testing import assert_one_line_error, run
-from onnx_builders import op_mix_model
+from onnx_builders import op_mix_file
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "weights/mobilefacenet-relu6-opset18.onnx"
@@ -15,9 +14,7 @@ PNET = ROOT / "weights/mtcnn/pnet.onnx"
 
 @pytest.fixture(scope="module")
 def mix_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "op_mix.onnx"
-    onnx.save(op_mix_model(), str(path))
-    return path
+    return op_mix_file(tmp_path_factory.mktemp("cli"))
 
 
 def test_compare_the_bundled_model(capsys):
@@ -70,6 +67,7 @@ def test_compare_exits_1_at_a_step_past_the_tolerance(capsys, monkeypatch, mix_p
     (["bench", BUNDLED, "--batch", "1,x"], "--batch must be positive integers"),
     (["bench", BUNDLED, "--threads", "99"], "--threads 99"),
     (["bench", PNET, "--against", "none"], "input 'input' has free dimensions"),
+    (["bench", BUNDLED, "--runs", "0"], "--runs must be at least 1"),
 ])
 def test_bad_arguments_are_one_line_errors(capsys, args, fragment):
     code, out, err = run(capsys, *args)

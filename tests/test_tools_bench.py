@@ -7,11 +7,10 @@ processes and report both engines, failures that name the worker, and
 thread counts the machine cannot run refused before anything starts.
 """
 import numpy as np
-import onnx
 import pytest
 
 import tinyface
-from onnx_builders import op_mix_model, single_thread_fixture
+from onnx_builders import op_mix_file, single_thread_fixture
 from tinyface.errors import TinyfaceError
 from tinyface.tools import bench, peak
 from tinyface.tools.inputs import random_feed
@@ -21,9 +20,7 @@ single_thread = single_thread_fixture()
 
 @pytest.fixture(scope="module")
 def mix_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "op_mix.onnx"
-    onnx.save(op_mix_model(), str(path))
-    return path
+    return op_mix_file(tmp_path_factory.mktemp("bench"))
 
 
 def test_per_step_rows(mix_path):

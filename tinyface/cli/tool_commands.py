@@ -90,6 +90,9 @@ def cmd_bench(args):
     batches = _positive_ints(args.batch, "--batch")
     threads = _positive_ints(args.threads, "--threads")
     bench.check_threads(threads)
+    for option in ("rounds", "runs", "repeats"):
+        if getattr(args, option) < 1:
+            raise TinyfaceError(f"--{option} must be at least 1, got {getattr(args, option)}")
     against = args.against or ("onnxruntime" if onnxruntime_installed() else "none")
     if against == "onnxruntime" and not onnxruntime_installed():
         raise TinyfaceError("--against onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
@@ -144,6 +147,8 @@ def _format_bench(result, against, args):
 # ------------------------------------------------------------------ parser
 
 def register(sub):
+    import numba
+
     from tinyface.tools.bench import REPEATS, ROUNDS, RUNS
     from tinyface.tools.compare import DEFAULT_TOLERANCE
     from tinyface.tools.engines import ONNX_REFERENCE, ONNXRUNTIME
@@ -174,7 +179,8 @@ def register(sub):
                        "Figures from a busy machine are noisy: compare ratios from one run.")
     b.add_argument("model", nargs="?")
     b.add_argument("--batch", default="1,8,32", help="batch sizes (default 1,8,32)")
-    b.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    threads = "1,2" if numba.config.NUMBA_NUM_THREADS >= 2 else "1"
+    b.add_argument("--threads", default=threads, help=f"thread counts (default {threads})")
     b.add_argument("--against", choices=[ONNXRUNTIME, "none"],
                    help="time onnxruntime too (default: when it is installed)")
     b.add_argument("--per-step", action="store_true", help="also time each fused step alone")

@@ -15,6 +15,15 @@ def _float(x):
     return np.asarray(x, np.float64)
 
 
+def broadcasts_to(shape, target):
+    """Whether an array of ``shape`` broadcasts to ``target`` without enlarging it
+    (ONNX's unidirectional broadcasting)."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
 def relu(X):
     """ONNX Relu: max(x, 0)."""
     return np.maximum(_float(X), 0.0)
@@ -34,11 +43,7 @@ def prelu(X, slope):
     ``per_channel``).  The same function serves LeakyRelu with a scalar slope.
     """
     x, s = _float(X), _float(slope)
-    try:
-        fits = np.broadcast_shapes(s.shape, x.shape) == x.shape
-    except ValueError:
-        fits = False
-    if not fits:
+    if not broadcasts_to(s.shape, x.shape):
         raise InputError(f"PRelu slope of shape {list(s.shape)} does not broadcast to X of shape {list(x.shape)}")
     return np.where(x < 0, s * x, x)
 

@@ -9,6 +9,7 @@ often as on float maps.
 import numpy as np
 
 from tinyface.errors import InputError, UnsupportedOpError
+from tinyface.reference.pointwise import broadcasts_to
 
 
 def _matrix(x, what):
@@ -31,11 +32,7 @@ def gemm(A, B, C=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     y = alpha * (a @ b)
     if C is not None:
         c = np.asarray(C, np.float64)
-        try:
-            fits = np.broadcast_shapes(c.shape, y.shape) == y.shape
-        except ValueError:
-            fits = False
-        if not fits:
+        if not broadcasts_to(c.shape, y.shape):
             raise InputError(f"Gemm: C of shape {list(c.shape)} does not broadcast to {list(y.shape)}")
         y = y + beta * c
     return y

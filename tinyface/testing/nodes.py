@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from tinyface.reference import OPS
 from tinyface.testing.data import values
 from tinyface.testing.strategies import batches, conv_cases, depthwise_cases, nchw_shapes, pool_cases, seeds
 
@@ -383,16 +384,8 @@ def constant_nodes(draw):
     return Case("Constant", (), {form: value})
 
 
-NODES = {
-    "Conv": conv_nodes, "MaxPool": max_pool_nodes, "GlobalAveragePool": global_average_pool_nodes,
-    "BatchNormalization": batch_normalization_nodes,
-    "Relu": relu_nodes, "LeakyRelu": leaky_relu_nodes, "Clip": clip_nodes, "PRelu": prelu_nodes,
-    "Add": add_nodes, "Sub": sub_nodes, "Mul": mul_nodes, "Div": div_nodes,
-    "Gemm": gemm_nodes, "MatMul": matmul_nodes, "Softmax": softmax_nodes,
-    "Flatten": flatten_nodes, "Reshape": reshape_nodes, "Squeeze": squeeze_nodes, "Unsqueeze": unsqueeze_nodes,
-    "Transpose": transpose_nodes, "Shape": shape_nodes, "Gather": gather_nodes, "Concat": concat_nodes,
-    "Cast": cast_nodes, "Identity": identity_nodes, "Dropout": dropout_nodes, "Constant": constant_nodes,
-}
+# Each op's strategy is named after its reference function: Conv -> conv -> conv_nodes.
+NODES = {op: globals()[f"{function.__name__}_nodes"] for op, function in OPS.items()}
 
 
 def nodes(op_type, **options):

@@ -21,17 +21,24 @@ epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampl
 batches = st.integers(1, 3)
 
 
-@st.composite
-def conv_cases(draw):
-    """A dense conv's geometry: (batch, ci, h, w, co, (kh, kw), (sh, sw), pads), pads being
-    (top, left, bottom, right)."""
-    kernel_sizes = st.sampled_from([1, 2, 3, 5, 7])
+def _conv_window(draw, kernel_sizes):
+    """(kh, kw), (sh, sw), pads and the map's h, w: kernels from ``kernel_sizes`` (square
+    or not), strides 1 or 2, each pad 0 to min(kernel, 3), maps of 1 to 17 pixels that
+    the padded window fits."""
     kh = draw(kernel_sizes)
     kw = draw(st.one_of(st.just(kh), kernel_sizes))
     strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
     pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
     h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
     w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
+    return (kh, kw), strides, pads, h, w
+
+
+@st.composite
+def conv_cases(draw):
+    """A dense conv's geometry: (batch, ci, h, w, co, (kh, kw), (sh, sw), pads), pads being
+    (top, left, bottom, right)."""
+    (kh, kw), strides, pads, h, w = _conv_window(draw, st.sampled_from([1, 2, 3, 5, 7]))
     batch = draw(batches)
     ci = draw(st.sampled_from([1, 2, 3, 5, 17, 33]))
     co = draw(st.sampled_from([1, 3, 5, 16, 17, 33, 64, 80, 128]))   # 64s: tinyface's direct path; others: patches
@@ -45,12 +52,7 @@ depthwise_channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 32, 33, 48, 64])
 @st.composite
 def depthwise_cases(draw):
     """A depthwise conv's geometry: (batch, channels, h, w, (kh, kw), (sh, sw), pads)."""
-    kh = draw(depthwise_kernel_sizes)
-    kw = draw(st.one_of(st.just(kh), depthwise_kernel_sizes))
-    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
-    pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
-    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
+    (kh, kw), strides, pads, h, w = _conv_window(draw, depthwise_kernel_sizes)
     return draw(batches), draw(depthwise_channel_counts), h, w, (kh, kw), strides, pads
 
 
