@@ -17,19 +17,17 @@ together (integer division, Softmax before opset 13, ceil_mode).
 import dataclasses
 
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from kernel_testing import examples
-from onnx_builders import op_mix_model, ort_run, ort_session
+from onnx_builders import ort_run, ort_session, supported_models
 from tinyface import reference
 from tinyface.errors import InputError, ModelError, UnsupportedOpError
 from tinyface.testing import NODES, assert_matches, nodes
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 EXTRAS = {"Conv", "MaxPool"}                                       # ops with onnx_extras=True
 LEGACY = {"Clip", "Softmax", "Squeeze", "Unsqueeze", "Dropout"}    # ops with legacy=True
 
@@ -162,17 +160,7 @@ def test_bad_arguments_are_named_errors(call, error, fragment):
 
 # -- whole models, node by node ------------------------------------------------------
 
-def models():
-    from tinyface.models import ARCHITECTURES, build
-    yield "bundled", onnx.load(ROOT / "weights/mobilefacenet-relu6-opset18.onnx"), (112, 112)
-    for arch in ARCHITECTURES:
-        yield arch, build(arch, (112, 112) if "mobiface" in arch else (64, 64)), None
-    for net, size in (("pnet", (31, 37)), ("rnet", None), ("onet", None)):
-        yield net, onnx.load(ROOT / f"weights/mtcnn/{net}.onnx"), size
-    yield "op mix", op_mix_model(), None
-
-
-@pytest.mark.parametrize("name, model, size", list(models()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name, model, size", supported_models(), ids=lambda v: v if isinstance(v, str) else "")
 def test_run_graph_matches_onnxruntime(name, model, size):
     pytest.importorskip("onnxruntime")
     from tinyface.tools.inputs import random_feed

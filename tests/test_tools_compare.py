@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 import tinyface
-from onnx_builders import op_mix_model, single_thread_fixture
+from onnx_builders import op_mix_model, single_thread_fixture, supported_models
 from tinyface.graph.onnx_file import read_model
 from tinyface.tools.compare import DEFAULT_TOLERANCE, compare, errors
 from tinyface.tools.engines import ONNX_REFERENCE, ONNXRUNTIME
@@ -25,22 +25,12 @@ BUNDLED = ROOT / "weights/mobilefacenet-relu6-opset18.onnx"
 single_thread = single_thread_fixture()
 
 
-def models():
-    from tinyface.models import ARCHITECTURES, build
-    yield "bundled", onnx.load(BUNDLED), None
-    for arch in ARCHITECTURES:
-        yield arch, build(arch, (112, 112) if "mobiface" in arch else (64, 64)), None
-    for net, size in (("pnet", (31, 37)), ("rnet", None), ("onet", None)):
-        yield net, onnx.load(ROOT / f"weights/mtcnn/{net}.onnx"), size
-    yield "op mix", op_mix_model(), None
-
-
 def run_compare(proto, size=None, batch=1, against=ONNXRUNTIME, model=None):
     model = model or tinyface.load(proto)
     return compare(model, proto, random_feed(model.graph.inputs, batch, size), against)
 
 
-@pytest.mark.parametrize("name, proto, size", list(models()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name, proto, size", supported_models(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_step_of_every_model_within_the_tolerance(name, proto, size):
     pytest.importorskip("onnxruntime")
     result = run_compare(proto, size, batch=2)
@@ -72,7 +62,7 @@ def test_an_error_injected_into_one_step_is_named_first(name, index):
     result = run_compare(proto, model=model)
     assert result.first_past == index, result.format()
     assert all(s.max_rel <= DEFAULT_TOLERANCE for s in result.steps[:index])
-    assert f"<- first step past the tolerance" in result.format().splitlines()[2 + index]
+    assert "<- first step past the tolerance" in result.format().splitlines()[2 + index]
 
 
 def test_each_onnx_node_belongs_to_one_step():

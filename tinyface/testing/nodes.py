@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from tinyface.errors import UnsupportedOpError
 from tinyface.reference import OPS
 from tinyface.testing.data import values
-from tinyface.testing.strategies import batches, conv_cases, depthwise_cases, nchw_shapes, pool_cases, seeds
+from tinyface.testing.strategies import (batches, conv_cases, depthwise_cases, gemm_depths, gemm_rows, gemm_widths,
+                                         nchw_shapes, pool_cases, seeds)
 
 FLOAT, INT32, INT64, DOUBLE = 1, 6, 7, 11          # onnx.TensorProto element types
 
@@ -224,7 +226,6 @@ add_nodes, sub_nodes, mul_nodes, div_nodes = (_binary_nodes(op) for op in ("Add"
 def gemm_nodes(draw, trans_a=None):
     """Gemm with transA (drawn unless ``trans_a`` says; tinyface runs only transA=0),
     transB, alpha, beta and C absent, a scalar, a row, a column or a full matrix."""
-    from tinyface.testing.strategies import gemm_depths, gemm_rows, gemm_widths
     rng = _rng(draw)
     m, k, n = draw(gemm_rows), draw(gemm_depths), draw(gemm_widths)
     ta = draw(st.booleans()) if trans_a is None else trans_a
@@ -390,7 +391,6 @@ NODES = {op: globals()[f"{function.__name__}_nodes"] for op, function in OPS.ite
 
 def nodes(op_type, **options):
     """A strategy of :class:`Case` for ``op_type`` (options: see that op's strategy)."""
-    from tinyface.errors import UnsupportedOpError
     if op_type not in NODES:
         raise UnsupportedOpError(f"no strategy for op {op_type}; there are strategies for {', '.join(sorted(NODES))}")
     return NODES[op_type](**options)

@@ -20,7 +20,8 @@ kernel's own speed, not what it gets in sequence.  GFLOP/s = 2 x its
 multiply-adds / time, shown as a share of the measured FMA peak of the
 threads it ran on; GB/s = the bytes of its inputs, outputs and parameters /
 time, as a share of the measured memory bandwidth of one core copying
-(``tinyface.tools.peak``; several threads can exceed it).
+(``tinyface.tools.peak``; several threads, or data that stays in cache, can
+exceed it).
 """
 import json
 import os
@@ -120,15 +121,20 @@ def per_step(plan, feed, repeats=REPEATS, fma_gflops=None, bandwidth_gbs=None):
 def step_row(step, calls, ins, outs, batch, threads, repeats=REPEATS, fma_gflops=None, bandwidth_gbs=None):
     """A step's bound ``calls`` timed alone (the median of ``repeats``; ``ins`` and ``outs``
     its shapes from ``Plan.check``): its multiply-adds, bytes moved (inputs, outputs and
-    parameters), GFLOP/s and GB/s, and, given the measured peaks, its shares of them."""
-    with launches():
-        seconds = median_time(lambda: make_calls(calls), repeats)
+    parameters), GFLOP/s and GB/s, and, given the measured peaks, its shares of them.
+    A step with no calls (a reshape that is a view) takes no time and moves nothing."""
     shapes = [[batch if d == BATCH else d for d in s] for s in ins + outs]
     macs = int(step.macs(ins, outs)) * batch
     nbytes = 4 * (sum(int(np.prod(s)) for s in shapes) + int(step.params()))
+    seconds = 0.0
+    if calls:
+        with launches():
+            seconds = median_time(lambda: make_calls(calls), repeats)
+    else:                       # nothing runs (a reshape's view): no time, nothing moved
+        nbytes = 0
     row = {"kind": step.kind, "step": step.name, "detail": step.detail(), "output": shapes[len(ins)],
            "threads": threads, "seconds": seconds, "macs": macs, "bytes": nbytes,
-           "gflops": 2 * macs / seconds / 1e9, "gbs": nbytes / seconds / 1e9}
+           "gflops": 2 * macs / seconds / 1e9 if seconds else 0.0, "gbs": nbytes / seconds / 1e9 if seconds else 0.0}
     if fma_gflops:
         row["peak_share"] = row["gflops"] / (fma_gflops * threads)
     if bandwidth_gbs:
