@@ -176,11 +176,10 @@ def supported_models():
     """(name, ModelProto, input size or None) of every kind of model tinyface runs: the
     bundled MobileFaceNet, each architecture ``tinyface export`` makes (the MobileFaceNets at
     64x64 to keep tests short), the three MTCNN nets (P-Net at 31x37) and ``op_mix_model``."""
-    from pathlib import Path
-
     from tinyface.models import ARCHITECTURES, build
-    weights = Path(__file__).resolve().parent.parent / "weights"
-    models = [("bundled", onnx.load(weights / "mobilefacenet-relu6-opset18.onnx"), None)]
+    from tinyface.paths import default_model_path, weights_dir
+    weights = weights_dir()
+    models = [("bundled", onnx.load(default_model_path()), None)]
     models += [(arch, build(arch, (112, 112) if "mobiface" in arch else (64, 64)), None) for arch in ARCHITECTURES]
     models += [(net, onnx.load(weights / f"mtcnn/{net}.onnx"), (31, 37) if net == "pnet" else None)
                for net in ("pnet", "rnet", "onet")]

@@ -192,6 +192,20 @@ def test_bad_photo_path_is_exit_2(capsys, argv):
 def test_bad_detector_option_is_exit_2(capsys):
     code, _, err = run(capsys, "verify", EXAMPLE, VARIANT, "--min-face-size", "3")
     assert code == 2 and "min_face_size" in err
+    code, _, err = run(capsys, "detect", PHOTO, "--max-side", "8")
+    assert code == 2 and "max_side" in err
+
+
+def test_detect_max_side(capsys):
+    """--max-side 256 on the 512×512 photo looks for faces of 40 px or more: the same face;
+    --max-side 0 is full resolution."""
+    results = []
+    for value in ("256", "0"):
+        code, out, _ = run(capsys, "detect", PHOTO, "--json", "--max-side", value)
+        assert code == 0
+        (face,) = json.loads(out)["faces"]
+        results.append(np.array(face["landmarks"]))
+    np.testing.assert_allclose(results[0], results[1], atol=0.02)      # output rounded to 0.01
 
 
 def test_help_documents_raw_photos_and_the_fallback(capsys):

@@ -2,8 +2,9 @@
 
 Every architecture is exported once per module (112x112, and MobileFaceNet
 also at 112x96 and 96x96) and inspected; the counts must agree with the
-papers and with tinyface.models' own counts.  Run in-process (``main([...])``)
-for speed; no output ever holds a traceback.
+papers and with tinyface.models' own counts.  ``inspect``'s exit code tells
+whether tinyface can run a model (0), cannot (4) or cannot read it (2).  Run
+in-process (``main([...])``) for speed; no output ever holds a traceback.
 """
 import contextlib
 import io
@@ -19,7 +20,7 @@ import tinyface.models as models
 from cli_testing import assert_one_line_error, run
 from tinyface.cli.main import main
 from tinyface.models import weights as model_weights
-from onnx_builders import single_thread_fixture
+from onnx_builders import GraphBuilder, conv_weight, single_thread_fixture
 
 single_thread = single_thread_fixture()
 
@@ -126,6 +127,37 @@ def test_inspect_counts_equal_the_models_package_counts(inspected, exported, key
     d = models.spec(key[0], size_of(key[1])).embedding_size
     assert info["outputs"][0]["name"] == "embedding" and info["outputs"][0]["shape"][-1] == d
     assert info["unsupported"] == []
+
+
+# -- inspect: can tinyface run this? ------------------------------------------------------
+# (what inspect lists for unsupported graphs: tests/test_graph_lower.py)
+
+def unsupported_model(path):
+    """A Conv, then a Resize: an op tinyface lacks."""
+    g = GraphBuilder(13)
+    y = g.add("Conv", ["x", g.const(conv_weight(np.random.default_rng(0), 4, 3, 3, 3))],
+              name="stem", pads=[1, 1, 1, 1])
+    y = g.add("Resize", [y, "", g.const([1, 1, 2, 2])], name="upsample", mode="nearest")
+    onnx.save(g.build({"x": ["N", 3, 8, 8]}, [y]), path)
+    return path
+
+
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_inspect_exit_code_tells_runnable_unsupported_and_unreadable_apart(capsys, tmp_path, exported,
+                                                                          flags):
+    runnable = exported["mobilefacenet-s", "112x112"][0]
+    unsupported = unsupported_model(tmp_path / "resize.onnx")
+    unreadable = tmp_path / "not-a-model.onnx"
+    unreadable.write_bytes(b"not a model")
+    assert run(capsys, "inspect", *flags, runnable)[0] == 0
+    code, out, err = run(capsys, "inspect", *flags, unsupported)
+    assert code == 4 and err == ""                     # the listing, not an error
+    if flags:
+        assert json.loads(out)["unsupported"] == [{"op": "Resize", "node": "upsample"}]
+    else:
+        assert "Resize" in out and "'upsample'" in out
+    code, out, err = run(capsys, "inspect", *flags, unreadable)
+    assert_one_line_error(code, out, err)
 
 
 def test_relu_export_counts(capsys, tmp_path):

@@ -1,15 +1,17 @@
 """``tinyface compare`` and ``tinyface bench`` on the command line: output, JSON, exit codes, errors."""
 import json
+from pathlib import Path
 
 import pytest
 
 import tinyface
 from cli_testing import assert_one_line_error, run
 from onnx_builders import op_mix_file
+from tinyface.paths import default_model_path, weights_dir
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "weights/mobilefacenet-relu6-opset18.onnx"
-PNET = ROOT / "weights/mtcnn/pnet.onnx"
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = default_model_path()
+PNET = weights_dir() / "mtcnn/pnet.onnx"
 
 
 @pytest.fixture(scope="module")

@@ -87,17 +87,38 @@ def test_crop_area_matches_loop_reference_inside_and_outside_the_image():
     image = rng.integers(0, 256, (13, 17, 3)).astype(np.uint8)
     regions = np.array([[0, 0, 17, 13], [2.5, 1.25, 11.75, 9.5], [-4, -3.5, 6, 8.5],
                         [12.2, 9.9, 21.7, 19.4], [20, 20, 25, 25], [5, 5, 6.5, 6.5]])
-    got = mtcnn.crop_area(mtcnn.integral_image(image), regions, (5, 7))
+    got = mtcnn.crop_area(image, regions, (5, 7))
     np.testing.assert_allclose(got, area_reference(image, regions, 5, 7), atol=1e-9)
+
+
+def overlap_matrix(start, step, count, limit):
+    """M[k, i]: how much of source pixel i the k-th footprint [start + k·step, start + (k+1)·step) covers."""
+    a = start + step * np.arange(count)[:, None]
+    i = np.arange(limit)[None, :]
+    return np.clip(np.minimum(a + step, i + 1) - np.maximum(a, i), 0, None)
+
+
+def test_crop_area_matches_float64_matrix_reference_on_a_large_image():
+    """The kernel sums in int32 and float32: within 1e-4 grey levels of float64 on a 640x480 image."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (480, 640, 3)).astype(np.uint8)
+    regions = np.array([[0, 0, 640, 480], [13.3, 7.9, 412.6, 351.2], [-50.5, 300.25, 200.75, 530.5]])
+    got = mtcnn.crop_area(image, regions, (24, 31))
+    for n, (left, top, right, bottom) in enumerate(regions):
+        wy = overlap_matrix(top, (bottom - top) / 24, 24, 480)
+        wx = overlap_matrix(left, (right - left) / 31, 31, 640)
+        area = (bottom - top) / 24 * (right - left) / 31
+        want = np.einsum("ri,ijc,sj->rsc", wy, image.astype(np.float64), wx) / area
+        np.testing.assert_allclose(got[n], want, atol=1e-4)
 
 
 def test_resize_area_is_block_mean_for_integer_factors_and_keeps_constants():
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (12, 18, 3)).astype(np.uint8)
     blocks = image.reshape(4, 3, 6, 3, 3).mean(axis=(1, 3))
-    np.testing.assert_allclose(mtcnn.resize_area(mtcnn.integral_image(image), 4, 6), blocks, atol=1e-9)
+    np.testing.assert_allclose(mtcnn.resize_area(image, 4, 6), blocks, atol=1e-9)
     grey = np.full((37, 23, 3), 77, np.uint8)
-    np.testing.assert_allclose(mtcnn.resize_area(mtcnn.integral_image(grey), 13, 10), 77, atol=1e-9)
+    np.testing.assert_allclose(mtcnn.resize_area(grey, 13, 10), 77, atol=1e-9)
 
 
 # ---------------------------------------------------------------- boxes
@@ -108,6 +129,10 @@ def test_pyramid_scales_and_level_sizes():
     assert all(min(mtcnn.level_size(512, 400, s)) >= 12 for s in scales)
     assert mtcnn.level_size(512, 400, 0.6) == (308, 241)
     assert mtcnn.pyramid_scales(19, 500, 20, 0.709) == []          # 19·0.6 < 12
+    # max_side 256 on L = 512: r = 0.5, levels at most 0.6·0.5; 0.709² = 0.503 > 0.5: three dropped
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.709, 256) == scales[3:]
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.709, 512) == scales              # L <= max_side
+    assert mtcnn.pyramid_scales(512, 400, 20, 0.5, 256) == mtcnn.pyramid_scales(512, 400, 20, 0.5)[1:]
 
 
 def test_generate_boxes_matches_loop_reference():
@@ -325,6 +350,7 @@ def test_faceless_images_give_no_faces(nets):
     {"scale_factor": 0}, {"scale_factor": 1}, {"scale_factor": 1.2},
     {"thresholds": (0.6, 0.7)}, {"thresholds": (0.6, 0.7, 1.5)}, {"thresholds": 0.5},
     {"nms_thresholds": (0.5, 0.7, 0.7)}, {"nms_thresholds": (0.5, 0.7, -0.1, 0.7)},
+    {"max_side": 11}, {"max_side": 640.0}, {"max_side": True}, {"max_side": "640"},
 ])
 def test_bad_parameters_are_clear_errors(kwargs, nets):
     name = next(iter(kwargs))

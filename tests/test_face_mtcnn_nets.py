@@ -15,7 +15,7 @@ from PIL import Image
 import tinyface
 
 ort = pytest.importorskip("onnxruntime")
-WEIGHTS = Path(tinyface.__file__).resolve().parent.parent / "weights/mtcnn"
+WEIGHTS = tinyface.paths.weights_dir() / "mtcnn"
 PHOTO = Image.open(Path(__file__).parent / "data/astronaut.png").convert("RGB")
 
 

@@ -239,3 +239,5 @@ def test_bad_pipeline_options():
         FacePipeline(_stub_model((112, 112)), scale_factor=2)
     with pytest.raises(TinyfaceError, match="min_face_size"):
         FacePipeline(_stub_model((112, 112)), min_face_size="big")
+    with pytest.raises(TinyfaceError, match="max_side"):
+        FacePipeline(_stub_model((112, 112)), max_side=0)

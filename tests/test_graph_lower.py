@@ -632,12 +632,12 @@ def test_batchnorm_training_mode_refused():
 def test_inspect_lists_unsupported_ops(tmp_path, capsys):
     path = tmp_path / "unsupported.onnx"
     onnx.save(unsupported_model(), path)
-    assert main(["inspect", str(path)]) == 0
+    assert main(["inspect", str(path)]) == 4
     out = capsys.readouterr().out
     assert "unsupported" in out
     for op, node in [("Resize", "upsample"), ("Resize", "upsample2"), ("LSTM", "rnn")]:
         assert any(op in line and node in line for line in out.splitlines())
-    assert main(["inspect", "--json", str(path)]) == 0
+    assert main(["inspect", "--json", str(path)]) == 4
     info = json.loads(capsys.readouterr().out)
     assert {"params", "macs", "inputs", "outputs", "unsupported"} <= set(info)
     assert sorted((u["op"], u["node"]) for u in info["unsupported"]) == \
@@ -651,7 +651,7 @@ def test_inspect_lists_a_refused_conv(tmp_path, capsys):
     y = g.add("Conv", ["x", g.const(w)], name="dilated", pads=[2] * 4, dilations=[2, 2])
     path = tmp_path / "dilated.onnx"
     onnx.save(g.build({"x": ["N", 4, 6, 6]}, [y]), path)
-    assert main(["inspect", "--json", str(path)]) == 0
+    assert main(["inspect", "--json", str(path)]) == 4
     info = json.loads(capsys.readouterr().out)
     assert info["unsupported"] and "dilated" in json.dumps(info["unsupported"])
 

@@ -13,7 +13,7 @@ import tinyface
 from tinyface.graph.onnx_file import read_model
 from onnx_builders import GraphBuilder, add_bn, add_conv, check_against_ort, make_model, ort_run
 
-BUNDLED = Path(tinyface.__file__).resolve().parent.parent / "weights" / "mobilefacenet-relu6-opset18.onnx"
+BUNDLED = tinyface.paths.default_model_path()
 
 
 def assert_model_error(path, exc_type=tinyface.ModelError, loader=tinyface.load):

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import tinyface
-from tinyface.verify import DEFAULT_THRESHOLD, cosine_similarity
+from tinyface.verify import cosine_similarity, threshold_for
 
 DATA = Path(__file__).parent / "data"
 FACES = DATA / "lfw-hard-pairs"
 GOLDEN = np.load(DATA / "golden/mobilefacenet_lfw.npz")
-MODELS = {"opset18": Path(tinyface.__file__).parent.parent / "weights/mobilefacenet-relu6-opset18.onnx",
+MODELS = {"opset18": tinyface.paths.default_model_path(),
           "opset10": DATA / "models/mobilefacenet-relu6-opset10.onnx"}
 COS_MIN, ABS_MAX = 0.99999, 1e-3
 
@@ -59,6 +59,7 @@ def test_batch_1_and_8_agree_with_golden(model):
 
 def test_verification_decisions_agree_with_golden():
     m = tinyface.load()
+    threshold, _ = threshold_for(m)            # the one verify decides with
     index = {n: i for i, n in enumerate(GOLDEN["faces"])}
     emb = m.embed([FACES / n for n in GOLDEN["faces"]])
     with open(FACES / "pairs.csv") as f:
@@ -67,7 +68,7 @@ def test_verification_decisions_agree_with_golden():
             ours = cosine_similarity(emb[a], emb[b])
             ref = cosine_similarity(GOLDEN["opset18"][a], GOLDEN["opset18"][b])
             assert abs(ours - ref) < 1e-5
-            assert (ours >= DEFAULT_THRESHOLD) == (ref >= DEFAULT_THRESHOLD)
+            assert (ours >= threshold) == (ref >= threshold)
 
 
 def test_flip_averages_face_and_mirror():

@@ -14,7 +14,7 @@ from onnx_builders import GraphBuilder, add_conv, ort_session
 
 ort = pytest.importorskip("onnxruntime")
 
-BUNDLED = Path(tinyface.__file__).resolve().parent.parent / "weights" / "mobilefacenet-relu6-opset18.onnx"
+BUNDLED = tinyface.paths.default_model_path()
 FACES = Path(__file__).parent / "data" / "lfw-hard-pairs"
 COS_MIN, ABS_MAX = 0.99999, 1e-3
 

@@ -1,8 +1,6 @@
 """Steps as the kernels see them: one compiled version of each kernel serves every
 model the face pipeline runs (the GEMM takes about 10 s to compile, and Numba
 compiles again for any difference in its arguments' types or array flags)."""
-from pathlib import Path
-
 import numba
 import numpy as np
 import pytest
@@ -10,7 +8,7 @@ import pytest
 import tinyface
 from tinyface.runtime.steps import kernel_array
 
-WEIGHTS = Path(tinyface.__file__).resolve().parent.parent / "weights"
+WEIGHTS = tinyface.paths.weights_dir()
 MODELS = ["mobilefacenet-relu6-opset18.onnx", "mtcnn/pnet.onnx", "mtcnn/rnet.onnx", "mtcnn/onet.onnx"]
 INPUTS = {"mtcnn/pnet.onnx": (3, 40, 52), "mtcnn/rnet.onnx": (3, 24, 24), "mtcnn/onet.onnx": (3, 48, 48)}
 

@@ -15,12 +15,13 @@ import pytest
 import tinyface
 from onnx_builders import op_mix_model, single_thread_fixture, supported_models
 from tinyface.graph.onnx_file import read_model
+from tinyface.paths import default_model_path, weights_dir
 from tinyface.tools.compare import DEFAULT_TOLERANCE, compare, errors
 from tinyface.tools.engines import ONNX_REFERENCE, ONNXRUNTIME
 from tinyface.tools.inputs import random_feed
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "weights/mobilefacenet-relu6-opset18.onnx"
+BUNDLED = default_model_path()
+MTCNN = weights_dir() / "mtcnn"
 
 single_thread = single_thread_fixture()
 
@@ -43,7 +44,7 @@ def test_every_step_of_every_model_within_the_tolerance(name, proto, size):
 def test_onnx_reference_evaluator_agrees_too(name):
     """(The op mix has a BatchNormalization at opset 13, which the evaluator itself would
     run with the batch's statistics; compare gives it the inference form.)"""
-    proto = op_mix_model() if name == "op mix" else onnx.load(ROOT / "weights/mtcnn/rnet.onnx")
+    proto = op_mix_model() if name == "op mix" else onnx.load(MTCNN / "rnet.onnx")
     result = run_compare(proto, against=ONNX_REFERENCE)
     assert result.engine.endswith("ReferenceEvaluator")
     assert result.first_past is None, result.format()
@@ -77,7 +78,7 @@ def test_each_onnx_node_belongs_to_one_step():
 
 def test_folded_shape_arithmetic_counts_for_the_step_that_reads_it():
     """R-Net's flatten: Shape -> Gather -> Unsqueeze -> Concat -> Reshape is the reshape step."""
-    proto = onnx.load(ROOT / "weights/mtcnn/rnet.onnx")
+    proto = onnx.load(MTCNN / "rnet.onnx")
     result = run_compare(proto, against=ONNX_REFERENCE)
     reshape = next(s for s in result.steps if s.kind == "reshape")
     assert {"Shape", "Gather", "Reshape"} <= {op for op, _ in reshape.nodes}

@@ -5,6 +5,10 @@
     emb = model.embed(["a.jpg", "b.jpg"])         # N x 128 float32
     tinyface.cosine_similarity(emb[0], emb[1])
 """
+from tinyface import jit_cache
+
+jit_cache.apply_environment()        # TINYFACE_CACHE_DIR: before anything imports Numba
+
 from tinyface.errors import (TinyfaceError, ModelError, UnsupportedOpError,
                              InputError, ImageError, NoFaceError)
 from tinyface.runtime.model import Model, load_model as load

@@ -29,3 +29,7 @@ class ImageError(TinyfaceError):
 
 class NoFaceError(TinyfaceError):
     """A photo in which the detector found no face."""
+
+
+class PairsError(TinyfaceError):
+    """A list of labelled face pairs that cannot be read or is not in its format."""

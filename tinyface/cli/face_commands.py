@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.errors import NoFaceError, TinyfaceError
-from tinyface.verify import DEFAULT_THRESHOLD, cosine_similarity
+from tinyface.face.detect import MAX_SIDE
+from tinyface.verify import DEFAULT_THRESHOLD, calibration_note, cosine_similarity, threshold_for
 
 EXIT_DIFFERENT = 1
 
@@ -38,7 +39,7 @@ def load_model(args):
 
 
 def detector_options(args) -> dict:
-    return {"min_face_size": args.min_face_size}
+    return {"min_face_size": args.min_face_size, "max_side": args.max_side or None}
 
 
 def read_photo(path):
@@ -125,9 +126,9 @@ def cmd_align(args):
 
 # ------------------------------------------------------------------ embed, verify
 
-def embed_inputs(args, paths):
+def embed_inputs(args, paths, model=None):
     """N x D embeddings of ``paths``: photos (detect + align) unless --aligned."""
-    model = load_model(args)
+    model = load_model(args) if model is None else model
     if args.aligned:
         return model.embed(paths, flip=args.flip), [None] * len(paths)
     from tinyface.face.pipeline import FacePipeline
@@ -173,11 +174,18 @@ def cmd_embed(args):
 
 
 def cmd_verify(args):
-    emb, _ = embed_inputs(args, [args.a, args.b])
+    model = load_model(args)
+    emb, _ = embed_inputs(args, [args.a, args.b], model)
     sim = cosine_similarity(emb[0], emb[1])
-    same = sim >= args.threshold
-    print(f"cosine similarity {sim:.4f} -> {'same person' if same else 'different people'} "
-          f"(threshold {args.threshold})")
+    if args.threshold is not None:
+        threshold, how = args.threshold, f"threshold {args.threshold:g}"
+    else:
+        threshold, calibration = threshold_for(model)
+        how = (f"threshold {threshold:.4f}, {calibration_note(calibration, args.flip, args.aligned)}"
+               if model.info.threshold is not None
+               else f"threshold {threshold:g}, not calibrated for this model")
+    same = sim >= threshold
+    print(f"cosine similarity {sim:.4f} -> {'same person' if same else 'different people'} ({how})")
     return 0 if same else EXIT_DIFFERENT
 
 
@@ -191,7 +199,11 @@ def model_options(sp):
 
 def photo_options(sp, aligned=True):
     sp.add_argument("--min-face-size", type=float, default=20, metavar="PX",
-                    help="smallest face to look for, in pixels, >= 12 (default 20)")
+                    help="smallest face to look for, in pixels, >= 12 (default 20); in a photo "
+                         "larger than --max-side, in pixels of the shrunk copy")
+    sp.add_argument("--max-side", type=int, default=MAX_SIDE, metavar="PX",
+                    help=f"search photos larger than this on a copy shrunk to this longer side, "
+                         f"then map the faces back (default {MAX_SIDE}; 0: full resolution)")
     if aligned:
         sp.add_argument("--aligned", action="store_true",
                         help="inputs are aligned face crops: skip detection and alignment")
@@ -237,8 +249,9 @@ def register(sub):
                        "face. " + RAW_PHOTOS_HELP)
     v.add_argument("a", metavar="A")
     v.add_argument("b", metavar="B")
-    v.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"cosine similarity at or above which faces match (default {DEFAULT_THRESHOLD})")
+    v.add_argument("--threshold", type=float,
+                   help="cosine similarity at or above which faces match (default: the model's "
+                        f"calibrated threshold, else {DEFAULT_THRESHOLD})")
     photo_options(v)
     model_options(v)
     v.set_defaults(run=cmd_verify)

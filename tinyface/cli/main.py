@@ -2,17 +2,19 @@
 
 Each group of subcommands lives in its own module and registers itself on the
 parser: ``face_commands`` (embed, verify, detect, align),
-``model_commands`` (inspect, export, models) and ``tool_commands`` (compare, bench).
+``model_commands`` (inspect, export, models), ``eval_commands`` (eval,
+calibrate) and ``tool_commands`` (compare, bench).
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
-people, 2 an error (bad file, bad model, bad arguments), 3 no face found.
+people, 2 an error (bad file, bad model, bad arguments), 3 no face found,
+4 ``inspect``: the model has ops tinyface does not support.
 """
 import argparse
 import os
 import sys
 import warnings
 
-from tinyface.cli import face_commands, model_commands, tool_commands
+from tinyface.cli import eval_commands, face_commands, model_commands, tool_commands
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR, EXIT_NO_FACE = 2, 3
@@ -23,6 +25,7 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     face_commands.register(sub)
     model_commands.register(sub)
+    eval_commands.register(sub)
     tool_commands.register(sub)
     return p
 

@@ -1,7 +1,10 @@
 """Model subcommands: ``inspect``, ``export`` and ``models``.
 
 * ``inspect MODEL`` lists any ONNX model's fused steps, shapes, parameters and
-  multiply-adds, as tinyface would run it.
+  multiply-adds, as tinyface would run it.  A model with ops tinyface cannot
+  run is still listed (every such op named) and exits with code 4, so
+  scripts can ask "can tinyface run this?"; a file that is not a readable
+  model exits with 2.
 * ``export ARCH OUT.onnx`` writes one of the papers' architectures
   (:mod:`tinyface.models`) as an ONNX file, with seeded random weights or
   weights from an .npz.
@@ -21,13 +24,14 @@ from tinyface.models import ARCHITECTURES
 from tinyface.models.netspec import ACTIVATIONS
 
 ARCH_NAMES = tuple(ARCHITECTURES)
+EXIT_UNSUPPORTED = 4
 
 
 def cmd_inspect(args):
     from tinyface.graph.summary import format_summary, summarize
     info = summarize(args.model_path)
     print(json.dumps(info, indent=1) if args.json else format_summary(info))
-    return 0
+    return EXIT_UNSUPPORTED if info["unsupported"] else 0
 
 
 # ------------------------------------------------------------------ export
@@ -118,7 +122,11 @@ def cmd_models(args):
 # ------------------------------------------------------------------ parser
 
 def register(sub):
-    i = sub.add_parser("inspect", help="list a model's fused steps, shapes, params and multiply-adds")
+    i = sub.add_parser("inspect", help="list a model's fused steps, shapes, params and multiply-adds",
+                       description="List the model's fused steps, shapes, parameters and "
+                       "multiply-adds as tinyface would run it. Exit codes: 0 tinyface can run it, "
+                       "4 it has ops tinyface does not support (each one listed), 2 the file is "
+                       "not a readable model.")
     i.add_argument("model_path")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(run=cmd_inspect)

@@ -11,6 +11,17 @@ implementation's 1-based box minus 1; it spans ``image[y1:y2+1, x1:x2+1]``
 when rounded.  ``Face.landmarks`` is 5×2 (x, y): left eye, right eye, nose
 tip, left mouth corner, right mouth corner, "left" as seen in the image.
 
+Large photos are searched as if shrunk (``max_side``, default
+:data:`MAX_SIDE`): in a photo whose longer side L exceeds ``max_side``, only
+faces that a copy shrunk to ``max_side`` would show at ``min_face_size``
+pixels or more are looked for, i.e. faces of at least about
+``min_face_size · L / max_side`` pixels.  The cascade drops the pyramid
+levels that look for smaller faces and works on the photo itself for the
+rest (levels and crops resampled from it), so boxes and landmarks are at full
+resolution and are those a full-resolution search finds for these faces.
+``max_side=None`` looks for faces down to ``min_face_size`` at any size.
+Measurements and the choice of the default: ``docs/detection.md``.
+
 The nets are pluggable: anything with attributes ``pnet``, ``rnet``, ``onet``,
 each a callable ``f(x) -> {output name: array}`` on a normalised float32
 N×3×H×W batch (see ``weights/mtcnn/README.md``).  :func:`default_nets` runs
@@ -27,6 +38,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tinyface.errors import ImageError, TinyfaceError
 from tinyface.face.mtcnn import NMS_THRESHOLDS, run_cascade
+
+#: Default ``max_side``: photos are searched on a copy at most this many pixels on its longer side.
+MAX_SIDE = 640
 
 
 Net = Callable[[np.ndarray], dict]
@@ -78,7 +92,7 @@ def default_nets() -> Nets:
 
 def detect_faces(image, nets=None, min_face_size: float = 20,
                  scale_factor: float = 0.709, thresholds=(0.6, 0.7, 0.7),
-                 nms_thresholds=NMS_THRESHOLDS) -> list[Face]:
+                 nms_thresholds=NMS_THRESHOLDS, max_side=MAX_SIDE) -> list[Face]:
     """Find the faces in an RGB image, largest box first.
 
     ``image``: uint8 H×W×3 RGB array (anything else goes through
@@ -89,13 +103,16 @@ def detect_faces(image, nets=None, min_face_size: float = 20,
     P-Net (≥), R-Net (>), O-Net (>).  ``nms_thresholds``: overlaps above
     which a weaker box is dropped, for P-Net within a level, P-Net across
     levels, R-Net, O-Net (the last one over the smaller box's area).
+    ``max_side``: an integer ≥ 12, or None; in a photo whose longer side
+    is above it, faces are looked for as in a copy shrunk to that side,
+    ``min_face_size`` counting the copy's pixels (see the module docstring).
     Images too small for one 12-px window give ``[]``.
     """
     image = _rgb(image)
-    _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds)
+    _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds, max_side)
     nets = default_nets() if nets is None else nets
     boxes, scores, points = run_cascade(image, nets, min_face_size, scale_factor,
-                                        tuple(thresholds), tuple(nms_thresholds))
+                                        tuple(thresholds), tuple(nms_thresholds), max_side)
     faces = [Face(tuple(float(v) for v in box - 1.0), float(score), lm.copy())
              for box, score, lm in zip(boxes, scores, points)]
     return sorted(faces, key=lambda f: -f.area)
@@ -132,7 +149,7 @@ def _rgb(image) -> np.ndarray:
     return load_rgb(image)
 
 
-def _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds) -> None:
+def _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds, max_side) -> None:
     def real(v) -> bool:
         return isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
 
@@ -148,3 +165,6 @@ def _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds) -
             values = (values,)
         if len(values) != count or not all(real(v) and 0 <= v <= 1 for v in values):
             raise TinyfaceError(f"{name} must be {count} numbers in [0, 1], got {values!r}")
+    if max_side is not None and (not isinstance(max_side, numbers.Integral)
+                                 or isinstance(max_side, bool) or max_side < 12):
+        raise TinyfaceError(f"max_side must be None or an integer >= 12 (pixels), got {max_side!r}")

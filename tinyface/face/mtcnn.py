@@ -30,7 +30,9 @@ where OpenCV would switch to bilinear.  Crops use area averaging, not
 bilinear, because bilinear sampling aliases when a 200-pixel face is shrunk
 to 48 pixels, and area is what the references use for crops as for levels
 (on the tests' transformed photos, plain bilinear crops moved the landmarks
-no less: worst 0.091 against 0.073 eye distances).
+no less: worst 0.091 against 0.073 eye distances).  The kernel
+(:mod:`tinyface.kernels.area`) is separable, one output row at a time, so a
+level costs about one pass over the image and a crop one over its box.
 
 Choices the README leaves open, made as the original MTCNN code makes them:
 every IoU counts inclusive corners (area (x2 − x1 + 1)(y2 − y1 + 1); facenet-
@@ -43,6 +45,7 @@ image (facenet-pytorch clips the box instead).
 import numpy as np
 
 from tinyface.errors import TinyfaceError
+from tinyface.kernels.area import area_resample
 
 #: NMS thresholds: P-Net within a level, P-Net across levels, R-Net, O-Net ("min").
 NMS_THRESHOLDS = (0.5, 0.7, 0.7, 0.7)
@@ -59,68 +62,52 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def integral_image(image: np.ndarray) -> np.ndarray:
-    """Summed-area table S, (H+1)×(W+1)×C float64: S[i, j] = Σ image[:i, :j]."""
-    h, w, c = image.shape
-    sat = np.zeros((h + 1, w + 1, c))
-    np.cumsum(np.cumsum(image, axis=0, dtype=np.float64), axis=1, out=sat[1:, 1:])
-    return sat
+def crop_area(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
+    """Resample regions of the image to float64 N×rows×cols×C, zero outside the image.
 
-
-def _integral_at(sat: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """F(y, x) = ∫∫ image over [0, y)×[0, x), for real y, x (broadcast together).
-
-    Inside a pixel F is bilinear in (y, x), so bilinear interpolation of the
-    summed-area table is exact.  Outside the image the integrand is zero,
-    which clamping y to [0, H] and x to [0, W] gives for free.
+    ``image`` is H×W×C uint8; ``regions`` is N×4 (left, top,
+    right, bottom) in continuous pixel coordinates (pixel k covers [k, k+1)),
+    each of positive area; ``size`` is ``rows`` or (rows, cols).  Output
+    pixel (r, c) of region n is the mean of the image over its footprint
+    (see :mod:`tinyface.kernels.area`).
     """
-    h, w = sat.shape[0] - 1, sat.shape[1] - 1
-    y, x = np.clip(y, 0, h), np.clip(x, 0, w)
-    i = np.minimum(y.astype(np.intp), h - 1)
-    j = np.minimum(x.astype(np.intp), w - 1)
-    ty, tx = (y - i)[..., None], (x - j)[..., None]
-    f = sat[i, j] * ((1 - ty) * (1 - tx))
-    f += sat[i, j + 1] * ((1 - ty) * tx)
-    f += sat[i + 1, j] * (ty * (1 - tx))
-    f += sat[i + 1, j + 1] * (ty * tx)
-    return f
-
-
-def crop_area(sat: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
-    """Resample regions of the image to N×rows×cols×C, zero outside the image.
-
-    ``regions`` is N×4 (left, top, right, bottom) in continuous pixel
-    coordinates (pixel k covers [k, k+1)), each of positive area; ``size``
-    is ``rows`` or (rows, cols).  Output pixel (r, c) of region n is the mean
-    of the image over its footprint, from the footprint's four corners in
-    the summed-area table ``sat``:
-        out = (F(y_{r+1}, x_{c+1}) − F(y_r, x_{c+1}) − F(y_{r+1}, x_c) + F(y_r, x_c)) / area.
-    """
+    if image.dtype != np.uint8:
+        raise TinyfaceError(f"crop_area resamples uint8 images, got {image.dtype}")
     rows, cols = (size, size) if np.ndim(size) == 0 else size
-    left, top, right, bottom = np.asarray(regions, dtype=np.float64).T
-    ys = top[:, None] + (bottom - top)[:, None] * (np.arange(rows + 1) / rows)
-    xs = left[:, None] + (right - left)[:, None] * (np.arange(cols + 1) / cols)
-    f = _integral_at(sat, ys[:, :, None], xs[:, None, :])       # N×(rows+1)×(cols+1)×C
-    cell = ((bottom - top) * (right - left) / (rows * cols))[:, None, None, None]
-    return (f[:, 1:, 1:] - f[:, :-1, 1:] - f[:, 1:, :-1] + f[:, :-1, :-1]) / cell
+    regions = np.ascontiguousarray(regions, dtype=np.float64).reshape(-1, 4)
+    out = np.empty((len(regions), rows, cols, image.shape[2]))
+    area_resample(image, regions, out)
+    return out
 
 
-def resize_area(sat: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The whole image, given by its summed-area table, at height×width."""
-    whole = [[0.0, 0.0, sat.shape[1] - 1.0, sat.shape[0] - 1.0]]
-    return crop_area(sat, np.array(whole), (height, width))[0]
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The whole image at height×width (float64), by exact area averaging."""
+    whole = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
+    return crop_area(image, np.array(whole), (height, width))[0]
 
 
 # ---------------------------------------------------------------- boxes
 
 def pyramid_scales(height: int, width: int, min_face_size: float,
-                   scale_factor: float) -> list[float]:
-    """Scales m, m·f, m·f², … (m = 12 / min_face_size) while min(H, W)·s ≥ 12."""
+                   scale_factor: float, max_side=None) -> list[float]:
+    """Scales m, m·f, m·f², … (m = 12 / min_face_size) while min(H, W)·s ≥ 12.
+
+    With ``max_side`` and max(H, W) = L > max_side, only the scales
+    s ≤ m·r, r = max_side / L: the pyramid of the photo shrunk by r, whose
+    first level would be at m·r, on the photo's own grid of scales (the
+    finest levels dropped).  The smallest face looked for is then
+    min_face_size / f^j pixels (j levels dropped, f^j ≤ r), between
+    min_face_size / r and min_face_size / (r·f).
+    """
     scale = 12.0 / min_face_size
     side = min(height, width) * scale
+    finest = scale
+    if max_side is not None and max(height, width) > max_side:
+        finest *= max_side / max(height, width) * (1 + 1e-9)    # f^j == r is kept
     scales = []
     while side >= _CELL:
-        scales.append(scale)
+        if scale <= finest:
+            scales.append(scale)
         scale *= scale_factor
         side *= scale_factor
     return scales
@@ -212,13 +199,12 @@ def _outputs(net, x: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
     return [np.asarray(out[n], dtype=np.float64) for n in names]
 
 
-def propose(sat: np.ndarray, pnet, min_face_size: float, scale_factor: float,
-            threshold: float, nms_level: float, nms_all: float):
-    """Stage 1: P-Net over the pyramid -> (boxes N×4, scores N), refined and squared."""
-    height, width = sat.shape[0] - 1, sat.shape[1] - 1
+def propose(image: np.ndarray, pnet, scales, threshold: float, nms_level: float, nms_all: float):
+    """Stage 1: P-Net over the pyramid levels at ``scales`` -> (boxes N×4, scores N), refined and squared."""
+    height, width = image.shape[:2]
     found = []
-    for scale in pyramid_scales(height, width, min_face_size, scale_factor):
-        level = resize_area(sat, *level_size(height, width, scale))
+    for scale in scales:
+        level = resize_area(image, *level_size(height, width, scale))
         reg, prob = _outputs(pnet, normalise(level[None]), ("reg", "prob"))
         boxes, scores, deltas = generate_boxes(prob[0, 1], reg[0], scale, threshold)
         pick = nms(boxes, scores, nms_level)
@@ -230,7 +216,7 @@ def propose(sat: np.ndarray, pnet, min_face_size: float, scale_factor: float,
     return square(regress(boxes[pick], deltas[pick], inclusive=False)), scores[pick]
 
 
-def refine(sat: np.ndarray, net, boxes: np.ndarray, size: int, threshold: float,
+def refine(image: np.ndarray, net, boxes: np.ndarray, size: int, threshold: float,
            names: tuple[str, ...], chunk: int = 256):
     """Run R-Net or O-Net on crops of ``boxes``; keep boxes with p > threshold.
 
@@ -247,7 +233,7 @@ def refine(sat: np.ndarray, net, boxes: np.ndarray, size: int, threshold: float,
     regions = boxes - np.array([1.0, 1.0, 0.0, 0.0])
     parts = []
     for start in range(0, len(boxes), chunk):
-        crops = crop_area(sat, regions[start:start + chunk], size)
+        crops = crop_area(image, regions[start:start + chunk], size)
         parts.append(_outputs(net, normalise(crops), ("prob",) + names))
     if not parts:
         return boxes, np.zeros(0), [np.zeros((0, _WIDTH[n])) for n in names]
@@ -267,21 +253,22 @@ def landmarks_from(boxes: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 def run_cascade(image: np.ndarray, nets, min_face_size: float = 20,
                 scale_factor: float = 0.709, thresholds=(0.6, 0.7, 0.7),
-                nms_thresholds=NMS_THRESHOLDS, chunk: int = 256):
+                nms_thresholds=NMS_THRESHOLDS, max_side=None, chunk: int = 256):
     """The whole cascade on a uint8 H×W×3 RGB image (parameters unchecked).
 
-    Returns (boxes N×4 with 1-based inclusive corners, scores N,
-    landmarks N×5×2 0-based), best score first.
+    ``max_side``: drop the pyramid levels finer than those of the photo
+    shrunk to that longer side (see :func:`pyramid_scales`).  Returns
+    (boxes N×4 with 1-based inclusive corners, scores N, landmarks N×5×2
+    0-based), best score first.
     """
-    sat = integral_image(image)
-    boxes, _ = propose(sat, nets.pnet, min_face_size, scale_factor,
-                       thresholds[0], nms_thresholds[0], nms_thresholds[1])
+    scales = pyramid_scales(*image.shape[:2], min_face_size, scale_factor, max_side)
+    boxes, _ = propose(image, nets.pnet, scales, thresholds[0], nms_thresholds[0], nms_thresholds[1])
 
-    boxes, scores, (reg,) = refine(sat, nets.rnet, boxes, 24, thresholds[1], ("reg",), chunk)
+    boxes, scores, (reg,) = refine(image, nets.rnet, boxes, 24, thresholds[1], ("reg",), chunk)
     pick = nms(boxes, scores, nms_thresholds[2])
     boxes = square(regress(boxes[pick], reg[pick], inclusive=True))
 
-    boxes, scores, (reg, marks) = refine(sat, nets.onet, boxes, 48, thresholds[2],
+    boxes, scores, (reg, marks) = refine(image, nets.onet, boxes, 48, thresholds[2],
                                          ("reg", "landmarks"), chunk)
     points = landmarks_from(boxes, marks)
     boxes = regress(boxes, reg, inclusive=True)

@@ -30,7 +30,7 @@ from PIL import Image
 
 from tinyface.errors import NoFaceError, TinyfaceError
 from tinyface.face import align as _align
-from tinyface.face.detect import Face, _check_parameters, detect_faces
+from tinyface.face.detect import MAX_SIDE, Face, _check_parameters, detect_faces
 from tinyface.face.image import load_rgb
 from tinyface.face.mtcnn import NMS_THRESHOLDS
 
@@ -53,7 +53,9 @@ def detect(image, **options) -> list[Face]:
     ``image`` is a path, a PIL image or a uint8 array (H×W×3 RGB, H×W grey,
     H×W×4 RGBA).  ``options`` are those of
     :func:`~tinyface.face.detect.detect_faces`: ``min_face_size`` (20),
-    ``scale_factor`` (0.709), ``thresholds``, ``nms_thresholds``, ``nets``.
+    ``scale_factor`` (0.709), ``thresholds``, ``nms_thresholds``,
+    ``max_side`` (640: larger photos are searched on a copy of that size,
+    None: at full resolution), ``nets``.
     An image without faces gives ``[]``.
     """
     return detect_faces(image, **options)
@@ -97,7 +99,7 @@ class FacePipeline:
 
     def __init__(self, model=None, *, nets=None, min_face_size: float = 20,
                  scale_factor: float = 0.709, thresholds=(0.6, 0.7, 0.7),
-                 nms_thresholds=NMS_THRESHOLDS):
+                 nms_thresholds=NMS_THRESHOLDS, max_side=MAX_SIDE):
         if model is None:
             from tinyface.runtime.model import load_model
             model = load_model()
@@ -105,13 +107,13 @@ class FacePipeline:
         if size is None:
             raise TinyfaceError("the model's input size is unknown (no metadata and no fixed "
                                 "input shape): cannot choose an alignment template")
-        _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds)
+        _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds, max_side)
         self.model = model
         self.size = tuple(int(v) for v in size)
         _align.template_for(self.size)       # fail now if no template fits the model
         self.detector_options = dict(nets=nets, min_face_size=min_face_size,
                                      scale_factor=scale_factor, thresholds=tuple(thresholds),
-                                     nms_thresholds=tuple(nms_thresholds))
+                                     nms_thresholds=tuple(nms_thresholds), max_side=max_side)
 
     # ------------------------------------------------------------ steps
 

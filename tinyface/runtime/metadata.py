@@ -5,9 +5,19 @@ Read, in order of precedence, from a JSON file beside the model (same name,
 finally from the graph itself (input size from the declared input shape).
 Normalisation maps a pixel ``p`` in 0..255 to ``(p - mean[c]) / std[c]``; when
 no file says otherwise it is the papers' (p - 127.5) / 128.
+
+Keys: ``input_size``, ``mean``, ``std``, ``embedding_size``; ``threshold``
+(the cosine similarity at or above which two faces match, in [-1, 1]) with
+``calibration`` (how it was chosen: pairs, method, FAR/TAR, date; written by
+``tinyface calibrate``); and descriptive keys kept for people, not read:
+``architecture``, ``activation``, ``weights``, ``template``, ``comment``.
+``channel_order`` must be ``RGB``, the order tinyface feeds.  Any other key is
+ignored with a warning naming it (a misspelt ``threshold`` must not pass
+unnoticed).
 """
 import json
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +26,8 @@ from tinyface.errors import ModelError
 
 PAPER_MEAN = (127.5, 127.5, 127.5)
 PAPER_STD = (128.0, 128.0, 128.0)
+READ_KEYS = {"input_size", "mean", "std", "embedding_size", "threshold", "calibration", "channel_order"}
+DESCRIPTIVE_KEYS = {"architecture", "activation", "weights", "template", "comment"}
 
 
 @dataclass
@@ -24,7 +36,8 @@ class ModelInfo:
     mean: tuple = PAPER_MEAN          # per RGB channel, on the 0..255 scale
     std: tuple = PAPER_STD
     embedding_size: int = None
-    extra: dict = field(default_factory=dict)
+    threshold: float = None           # calibrated decision threshold on cosine similarity
+    calibration: dict = None          # how ``threshold`` was chosen (see tinyface.evaluation.calibrate)
 
     def normalise(self, faces_uint8):
         """N x H x W x 3 uint8 RGB -> N x 3 x H x W float32, normalised."""
@@ -58,9 +71,12 @@ def read_info(graph, model_path=None):
         sidecar = Path(model_path).with_suffix(".json")
         if sidecar.is_file():
             try:
-                entries.update(json.loads(sidecar.read_text()))
+                found = json.loads(sidecar.read_text())
             except (ValueError, UnicodeDecodeError) as exc:
                 raise ModelError(f"{sidecar}: not valid JSON ({exc})") from None
+            if not isinstance(found, dict):
+                raise ModelError(f"{sidecar}: must hold a JSON object of metadata keys")
+            entries.update(found)
             where = str(sidecar)
     if "input_size" in entries:
         size = entries["input_size"]
@@ -71,11 +87,44 @@ def read_info(graph, model_path=None):
     emb = entries.get("embedding_size")
     if emb is None and graph.outputs and graph.outputs[0].shape and graph.outputs[0].shape[-1]:
         emb = graph.outputs[0].shape[-1]
-    known = {"input_size", "mean", "std", "embedding_size"}
+    unknown = sorted(set(entries) - READ_KEYS - DESCRIPTIVE_KEYS)
+    if unknown:
+        warnings.warn(f"{where}: unknown metadata key{'s' if len(unknown) > 1 else ''} "
+                      f"{', '.join(map(repr, unknown))} ignored", stacklevel=2)
+    if str(entries.get("channel_order", "RGB")).upper() != "RGB":
+        raise ModelError(f"{where}: channel_order {entries['channel_order']!r} is not supported "
+                         f"(tinyface feeds RGB)")
+    threshold, calibration = _threshold(entries, where)
     return ModelInfo(
         input_size=size,
         mean=_triple(entries["mean"], where, "mean") if "mean" in entries else PAPER_MEAN,
         std=_triple(entries["std"], where, "std") if "std" in entries else PAPER_STD,
         embedding_size=int(emb) if emb is not None else None,
-        extra={k: v for k, v in entries.items() if k not in known},
+        threshold=threshold,
+        calibration=calibration,
     )
+
+
+def _threshold(entries, where):
+    """(threshold or None, calibration dict or None), checked."""
+    calibration = entries.get("calibration")
+    if isinstance(calibration, str):              # ONNX metadata values are strings
+        try:
+            calibration = json.loads(calibration)
+        except ValueError:
+            pass                                    # refused just below, as not an object
+    if calibration is not None and not isinstance(calibration, dict):
+        raise ModelError(f"{where}: 'calibration' must be a JSON object, got {entries['calibration']!r}")
+    if "threshold" not in entries:
+        if calibration is not None:
+            raise ModelError(f"{where}: 'calibration' is given without a 'threshold'")
+        return None, None
+    value = entries["threshold"]
+    try:
+        threshold = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not -1 <= threshold <= 1:
+        raise ModelError(f"{where}: 'threshold' must be a cosine similarity in [-1, 1], "
+                         f"got {value!r}")
+    return threshold, calibration

@@ -109,8 +109,8 @@ def load_model(source=None):
     (default: the bundled one)."""
     path = default_model_path() if source is None else source
     if source is None and not path.is_file():
-        raise ModelError(f"the bundled model is not at {path}: install tinyface from its repository "
-                         f"(pip install -e .) or set TINYFACE_WEIGHTS to a folder that holds it")
+        raise ModelError(f"the bundled model is not at {path}: reinstall tinyface (its wheel and "
+                         f"sdist carry the weights) or set TINYFACE_WEIGHTS to a folder that holds it")
     graph = read_model(path)
     plan, _ = compile_graph(graph)
     model_path = path if isinstance(path, (str, Path)) else None

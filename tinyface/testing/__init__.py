@@ -13,13 +13,13 @@
 * ``tinyface.testing.data``: float32 test data and the epilogue's activations.
 
 Needs hypothesis, which is not one of tinyface's runtime dependencies:
-``pip install hypothesis``.
+``pip install hypothesis`` (or ``pip install "tinyface[testing]"``).
 """
 try:
     import hypothesis  # noqa: F401
 except ImportError:
     raise ImportError("tinyface.testing needs hypothesis, which tinyface does not install: "
-                      "pip install hypothesis") from None
+                      "pip install hypothesis (or tinyface[testing])") from None
 
 from tinyface.testing.check import assert_matches, check_against_reference, reduction_length
 from tinyface.testing.nodes import (NODES, Case, conv_nodes, gemm_nodes, max_pool_nodes, nodes)

@@ -1,0 +1,64 @@
+"""Where Numba keeps tinyface's compiled kernels.
+
+Every kernel (``tinyface/kernels``) is compiled with ``cache=True``.  Numba
+writes each kernel's cache to the first of these it can write to:
+``NUMBA_CACHE_DIR``; ``__pycache__`` beside the kernel's source; its
+user-wide cache (``$XDG_CACHE_HOME/numba``, else ``~/.cache/numba``).  So a
+read-only install (system-wide, or in a container image) caches in the
+user's home.
+
+``TINYFACE_CACHE_DIR`` chooses the folder instead: it sets ``NUMBA_CACHE_DIR``
+for the process (other Numba code in it that caches will cache there too).
+
+Where none of the three can be written (a read-only package and no writable
+home), Numba would refuse to define the kernels at all.  tinyface then caches
+in a private temporary folder, removed at exit, and warns: each process
+compiles anew until ``TINYFACE_CACHE_DIR`` names a writable folder.
+
+Numba picks a kernel's cache folder when the kernel is defined, from
+``numba.config.CACHE_DIR``, so :func:`apply_environment` runs first thing in
+``tinyface/__init__.py``, before any kernel module is imported.  It sets
+``numba.config.CACHE_DIR`` as well as the variable, so it holds even when the
+program imported Numba before tinyface.
+"""
+import atexit
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numba
+from numba.misc.appdirs import AppDirs
+
+KERNELS = Path(__file__).resolve().parent / "kernels"
+
+
+def numba_default_folders():
+    """Where Numba caches the kernels when NUMBA_CACHE_DIR is not set, in its order."""
+    return [KERNELS / "__pycache__", Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)]
+
+
+def _writable(folder):
+    """Can a file be created in ``folder`` (made if missing)?  Numba's own test."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+def apply_environment():
+    folder = os.environ.get("TINYFACE_CACHE_DIR")
+    if not folder and not os.environ.get("NUMBA_CACHE_DIR"):
+        defaults = numba_default_folders()
+        if not any(map(_writable, defaults)):
+            folder = tempfile.mkdtemp(prefix="tinyface-kernels-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            warnings.warn(f"cannot cache compiled kernels: neither {defaults[0]} nor {defaults[1]} "
+                          f"can be written; compiling into {folder}, removed at exit; set "
+                          f"TINYFACE_CACHE_DIR to a writable folder to keep them", stacklevel=3)
+    if folder:
+        os.environ["NUMBA_CACHE_DIR"] = folder
+        numba.config.CACHE_DIR = folder
