@@ -6,7 +6,6 @@ For each MobileFaceNet export, every face of tests/data/lfw-hard-pairs is
 embedded by tinyface at batch 1 and batch 8 and by onnxruntime at batch 1;
 prints the worst cosine similarity and max abs difference over all faces.
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,9 @@ import onnxruntime as ort
 
 import tinyface
 
+from tinyface.tools.engines import ort_session
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-from bench import ort_session  # noqa: E402
 MODELS = {"opset 18 (bundled)": ROOT / "weights/mobilefacenet-relu6-opset18.onnx",
           "opset 10": ROOT / "tests/data/models/mobilefacenet-relu6-opset10.onnx"}
 

@@ -27,9 +27,8 @@ import numpy as np
 
 import tinyface
 from tinyface.models import PAPER_INPUT_SIZES, build, count
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import median_time, ort_session  # noqa: E402
+from tinyface.tools.engines import ort_session
+from tinyface.tools.worker import median_time
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS_PER_BLOCK = 3

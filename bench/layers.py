@@ -6,7 +6,7 @@ Batch 1, one thread.  Every convolution of the model (1x1, depthwise, dense,
 GDConv, the final 1x1 "FC") is timed three ways, each a median over ``runs``:
 
 - alone: the step re-run by itself, so its weights and input stay in cache
-  (the kernel's own speed, as in bench/bench.py's per-kernel table);
+  (the kernel's own speed, as in ``tinyface bench --per-step``);
 - in sequence: the step inside full runs of the model, with the caches as the
   layers before it leave them;
 - onnxruntime: the same layer in onnxruntime's own profiler, in sequence, in a
@@ -32,9 +32,8 @@ import numpy as np
 
 import tinyface
 from tinyface.runtime.steps import make_calls
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import bound_steps, median_time, ort_session  # noqa: E402
+from tinyface.tools.engines import ort_session
+from tinyface.tools.worker import median_time
 
 ROOT = Path(__file__).resolve().parent.parent
 CONV_KINDS = {"conv": 1, "pointwise": 1, "depthwise": 1, "block": 3}   # step kind -> ONNX Convs in it
@@ -67,7 +66,7 @@ def tinyface_layers(path, runs):
         for st in steps:
             del st.bind
     layers = []
-    for i, (st, calls, (_, outs)) in enumerate(zip(steps, bound_steps(model, feed), checked)):
+    for i, ((st, calls, _), (_, outs)) in enumerate(zip(model.plan.trace(feed), checked)):
         if st.kind in CONV_KINDS:
             alone = median_time(lambda: make_calls(calls), runs)
             layers.append((st.kind, st.detail().split(" ")[0], tuple(outs[0][1:]), alone,

@@ -1,10 +1,11 @@
-"""Helpers shared by the kernel property tests (tests/test_kernels_*.py)."""
+"""Helpers shared by the kernel property tests (tests/test_kernels_*.py).
+
+The op geometries they draw, the seeds and the epilogue kinds are public, in
+``tinyface.testing.strategies``; the test data in ``tinyface.testing.data``."""
 import numba
 import numpy as np
 import pytest
-from hypothesis import settings, strategies as st
-
-from reference import ACTIVATIONS
+from hypothesis import settings
 
 
 def examples(n):
@@ -23,11 +24,6 @@ def on_threads(n, fn):
 
 
 needs_2_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
-
-seeds = st.integers(0, 2**32 - 1)
-
-# (act1, has a residual, act2) of a conv epilogue
-epilogue_kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.booleans(), st.sampled_from(ACTIVATIONS))
 
 
 def check(got, want, k, exact=False):

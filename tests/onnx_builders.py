@@ -170,3 +170,54 @@ def _single_thread():
 def single_thread_fixture():
     import pytest
     return pytest.fixture(scope="module", autouse=True)(_single_thread)
+
+
+def supported_models():
+    """(name, ModelProto, input size or None) of every kind of model tinyface runs: the
+    bundled MobileFaceNet, each architecture ``tinyface export`` makes (the MobileFaceNets at
+    64x64 to keep tests short), the three MTCNN nets (P-Net at 31x37) and ``op_mix_model``."""
+    from tinyface.models import ARCHITECTURES, build
+    from tinyface.paths import default_model_path, weights_dir
+    weights = weights_dir()
+    models = [("bundled", onnx.load(default_model_path()), None)]
+    models += [(arch, build(arch, (112, 112) if "mobiface" in arch else (64, 64)), None) for arch in ARCHITECTURES]
+    models += [(net, onnx.load(weights / f"mtcnn/{net}.onnx"), (31, 37) if net == "pnet" else None)
+               for net in ("pnet", "rnet", "onet")]
+    return models + [("op mix", op_mix_model(), None)]
+
+
+def op_mix_file(folder):
+    """``op_mix_model()`` saved as ``folder``/op_mix.onnx; returns the path."""
+    path = folder / "op_mix.onnx"
+    onnx.save(op_mix_model(), str(path))
+    return path
+
+
+def op_mix_model(seed=0):
+    """A small two-output model of the ops MobileFaceNet does not use, for the tools' tests.
+
+    Input x [N, 3, 20, 18]: normalised by Sub/Div, a 5x5/2 Conv with asymmetric pads,
+    LeakyRelu, an unfolded BatchNormalization (after the activation), MaxPool 3x3/2
+    with pads and ceil_mode, a depthwise Conv + PRelu added to a 1x1 Conv, Relu; then
+    GlobalAveragePool -> Flatten -> Gemm (transB, alpha, beta) -> Softmax = "prob", and
+    Transpose -> Reshape -> MatMul -> Mul -> Clip = "features".
+    """
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder(opset=13)
+    y = g.add("Sub", ["x", g.const(np.full((1, 3, 1, 1), 0.25))])
+    y = g.add("Div", [y, g.const(np.array([0.5, 0.6, 0.7]).reshape(1, 3, 1, 1))])
+    y = add_conv(g, y, rng, 3, 12, k=5, stride=2, pad=[2, 1, 2, 2])
+    y = g.add("LeakyRelu", [y], alpha=0.1)
+    y = add_bn(g, y, rng, 12)
+    pooled = g.add("MaxPool", [y], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)
+    dw = add_conv(g, pooled, rng, 12, 12, k=3, group=12)
+    dw = g.add("PRelu", [dw, g.const(rng.uniform(0, 0.5, (12, 1, 1)))])
+    y = g.add("Relu", [g.add("Add", [dw, add_conv(g, pooled, rng, 12, 12, k=1)])])
+    flat = g.add("Flatten", [g.add("GlobalAveragePool", [y])])
+    logits = g.add("Gemm", [flat, g.const(rng.standard_normal((10, 12))), g.const(rng.standard_normal(10))],
+                   transB=1, alpha=0.5, beta=2.0)
+    g.add("Softmax", [logits], outputs=["prob"], axis=1)
+    rows = g.add("Reshape", [g.add("Transpose", [y], perm=[0, 2, 3, 1]), g.const([0, -1], dtype=np.int64)])
+    feats = g.add("MatMul", [rows, g.const(rng.standard_normal((6 * 5 * 12, 8)) / 20)])
+    g.add("Clip", [g.add("Mul", [feats, g.const(0.5)]), g.const(-1.0), g.const(4.0)], outputs=["features"])
+    return g.build(inputs={"x": ["N", 3, 20, 18]}, outputs=["prob", "features"], name="op_mix")

@@ -6,7 +6,7 @@ bands share rows or not, and the last band is short), the number of task runs
 T (1 to 3, more than the tasks at times) and each conv's epilogue.  Two
 checks:
 
-* against ``reference.conv2d_nchw`` + ``reference.epilogue`` in float64:
+* against ``tinyface.reference.conv`` + ``reference.epilogue`` in float64:
   ``assert_allclose(rtol=1e-4, atol=1e-4 * max |result|)`` (three chained
   float32 convs; weights scaled by 1 / sqrt(fan-in) keep values near 1);
 * against the three unfused kernels (``gemm``, ``depthwise``, ``gemm``) as
@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, nhwc_residual, seeds
-from reference import ACTIVATIONS, activation_params, conv2d_nchw, epilogue, values
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, nhwc_residual
+from tinyface.reference import conv, epilogue
+from tinyface.testing.data import ACTIVATIONS, activation_params, values
+from tinyface.testing.strategies import seeds
 from tinyface.kernels.block import inverted_residual
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.gemm import gemm
@@ -65,9 +67,9 @@ def make_block(case, kinds, seed):
     oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
     res = values(rng, (n, co, oh, ow)) if kinds[3] else None
     act2 = activation_params(kinds[4], co, rng)
-    y = epilogue(conv2d_nchw(x, w_expand), *eps[0])
-    y = epilogue(conv2d_nchw(y, w_dw, None, (stride, stride), (1, 1, 1, 1), groups=e), *eps[1])
-    want = epilogue(conv2d_nchw(y, w_project), *eps[2], res, act2)
+    y = epilogue(conv(x, w_expand), *eps[0])
+    y = epilogue(conv(y, w_dw, None, strides=(stride, stride), pads=(1, 1, 1, 1), group=e), *eps[1])
+    want = epilogue(conv(y, w_project), *eps[2], res, act2)
     data = (x, w_expand, w_dw, w_project, eps, res, act2)
     return want, data
 

@@ -1,4 +1,4 @@
-"""kernels.conv: direct NHWC conv2d (groups = 1) against reference.conv2d_nchw.
+"""kernels.conv: direct NHWC conv2d (groups = 1) against tinyface.reference.conv.
 
 Each case builds the ONNX-layout input (N x Ci x H x W) and weight (Co x Ci x
 KH x KW), packs them as ConvStep does (NHWC; (KH*KW*Ci) x Co, rows ordered
@@ -20,28 +20,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import check, epilogue_kinds, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import conv2d_nchw, epilogue, random_epilogue, values
+from kernel_testing import check, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface.reference import conv, epilogue
+from tinyface.testing.data import random_epilogue, values
+from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
 from tinyface.kernels.conv import conv2d
 from tinyface.runtime.shapes import conv_output_size
-
-
-kernel_sizes = st.sampled_from([1, 2, 3, 5, 7])
-
-
-@st.composite
-def conv_cases(draw):
-    """A consistent conv geometry: (batch, ci, h, w, co, (kh, kw), (sh, sw), pads)."""
-    kh = draw(kernel_sizes)
-    kw = draw(st.one_of(st.just(kh), kernel_sizes))
-    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
-    pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
-    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
-    batch = draw(st.integers(1, 3))
-    ci = draw(st.sampled_from([1, 2, 3, 5, 17, 33]))
-    co = draw(st.sampled_from([1, 3, 5, 16, 17, 33, 64, 80, 128]))   # 64s: the direct path; others: patches
-    return batch, ci, h, w, co, (kh, kw), strides, pads
 
 
 def run_conv(x, wt, strides, pads, bias, act1, res, act2):
@@ -64,7 +48,7 @@ def make_case(case, kinds, exact, seed):
     rng = np.random.default_rng(seed)
     x = values(rng, (batch, ci, h, w), exact)
     wt = values(rng, (co, ci, kh, kw), exact)
-    acc = conv2d_nchw(x, wt, None, strides, pads)
+    acc = conv(x, wt, None, strides=strides, pads=pads)
     bias, act1, res, act2 = random_epilogue(kinds, co, acc.shape, rng, exact)
     want = epilogue(acc, bias, act1, res, act2)
     return want, (x, wt, strides, pads, bias, act1, res, act2)
@@ -108,13 +92,13 @@ def test_conv2d_windows_in_the_padding(case):
 def test_reference_worked_examples():
     """The reference itself on cases small enough to check by hand."""
     x = np.arange(9.0).reshape(1, 1, 3, 3)
-    np.testing.assert_array_equal(conv2d_nchw(x, np.ones((1, 1, 2, 2))), [[[[8, 12], [20, 24]]]])
+    np.testing.assert_array_equal(conv(x, np.ones((1, 1, 2, 2))), [[[[8, 12], [20, 24]]]])
     # stride 2, padded by 1: the windows' real pixels are {0}, {1, 2}, {3, 6}, {4, 5, 7, 8}
-    np.testing.assert_array_equal(conv2d_nchw(x, np.ones((1, 1, 2, 2)), strides=(2, 2), pads=(1, 1, 1, 1)),
+    np.testing.assert_array_equal(conv(x, np.ones((1, 1, 2, 2)), strides=(2, 2), pads=(1, 1, 1, 1)),
                                   [[[[0, 3], [9, 24]]]])
     # two groups of one channel each, bias per output channel
     x2 = np.stack([x[0, 0], -x[0, 0]])[None]
-    y = conv2d_nchw(x2, np.array([1.0, 10.0]).reshape(2, 1, 1, 1), b=[0.5, -0.5], groups=2)
+    y = conv(x2, np.array([1.0, 10.0]).reshape(2, 1, 1, 1), [0.5, -0.5], group=2)
     np.testing.assert_array_equal(y, [[x[0, 0] + 0.5, -10 * x[0, 0] - 0.5]])
 
 

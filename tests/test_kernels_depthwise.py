@@ -1,4 +1,4 @@
-"""kernels.depthwise: NHWC depthwise conv against reference.conv2d_nchw with groups = C.
+"""kernels.depthwise: NHWC depthwise conv against tinyface.reference.conv with group = C.
 
 Each case builds the ONNX-layout input (N x C x H x W) and weight (C x 1 x KH
 x KW), packs them as ConvStep does (NHWC; KH x KW x C), sizes the output with
@@ -20,33 +20,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import check, epilogue_kinds, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import conv2d_nchw, epilogue, random_epilogue, values
+from kernel_testing import check, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface.reference import conv, epilogue
+from tinyface.testing.data import random_epilogue, values
+from tinyface.testing.strategies import depthwise_cases, epilogue_kinds, gdconv_cases, seeds
 from tinyface.kernels.depthwise import depthwise
 from tinyface.runtime.shapes import conv_output_size
-
-
-kernel_sizes = st.sampled_from([1, 2, 3, 3, 3, 5, 7])        # 3x3 (the common case) more often
-channel_counts = st.sampled_from([1, 2, 3, 5, 16, 17, 32, 33, 48, 64])   # multiples of 16: vector path
-
-
-@st.composite
-def depthwise_cases(draw):
-    """A consistent geometry: (batch, channels, h, w, (kh, kw), (sh, sw), pads)."""
-    kh = draw(kernel_sizes)
-    kw = draw(st.one_of(st.just(kh), kernel_sizes))
-    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])))
-    pads = tuple(draw(st.integers(0, min(k, 3))) for k in (kh, kw, kh, kw))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
-    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
-    return draw(st.integers(1, 3)), draw(channel_counts), h, w, (kh, kw), strides, pads
-
-
-@st.composite
-def gdconv_cases(draw):
-    """GDConv: the kernel covers the whole (possibly non-square) map, no padding."""
-    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
-    return draw(st.integers(1, 3)), draw(channel_counts), h, w, (h, w), (1, 1), (0, 0, 0, 0)
 
 
 def run_depthwise(x, wt, strides, pads, bias, act1, res, act2):
@@ -69,7 +48,7 @@ def make_case(case, kinds, exact, seed):
     rng = np.random.default_rng(seed)
     x = values(rng, (batch, c, h, w), exact)
     wt = values(rng, (c, 1, kh, kw), exact)
-    acc = conv2d_nchw(x, wt, None, strides, pads, groups=c)
+    acc = conv(x, wt, None, strides=strides, pads=pads, group=c)
     bias, act1, res, act2 = random_epilogue(kinds, c, acc.shape, rng, exact)
     return epilogue(acc, bias, act1, res, act2), (x, wt, strides, pads, bias, act1, res, act2)
 

@@ -1,4 +1,4 @@
-"""kernels.elementwise: scale_shift and add against the references in tests/reference.py.
+"""kernels.elementwise: scale_shift and add against the references in tinyface.reference.
 
 ``scale_shift`` is checked as an unfolded BatchNorm / per-channel Mul+Add with
 any fused activation: act(x * scale[c] + shift[c]) on an N x C x H x W tensor
@@ -15,21 +15,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import examples, on_threads, needs_2_threads, seeds
-from reference import ACTIVATIONS, act, activation_params, per_channel
+from kernel_testing import examples, on_threads, needs_2_threads
+from tinyface.reference import act, per_channel
+from tinyface.testing.data import ACTIVATIONS, activation_params
+from tinyface.testing.strategies import nchw_shapes, seeds
 from tinyface.kernels.elementwise import add, scale_shift
-
-
-channel_counts = st.sampled_from([1, 3, 5, 16, 17, 33, 64])
-
-
-@st.composite
-def nchw_shapes(draw):
-    """N x C x H x W maps, or N x C matrices (FC outputs)."""
-    n, c = draw(st.integers(1, 3)), draw(channel_counts)
-    if draw(st.booleans()):
-        return (n, c)
-    return (n, c, draw(st.integers(1, 17)), draw(st.integers(1, 17)))
 
 
 def to_rows(x):

@@ -27,9 +27,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kernel_testing import examples, seeds
-from reference import (ACTIVATIONS, act, activation_params, clip, epilogue, prelu, random_epilogue, relu,
-                       values)
+from kernel_testing import examples
+from tinyface.reference import act, clip, epilogue, prelu, relu
+from tinyface.testing.data import ACTIVATIONS, activation_params, random_epilogue, values
+from tinyface.testing.strategies import seeds
 from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.epilogue import Activation, activate, activate16, block_activation, vector_activation

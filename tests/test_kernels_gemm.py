@@ -1,4 +1,4 @@
-"""kernels.gemm: out = epilogue(a @ w), against the NumPy references in tests/reference.py.
+"""kernels.gemm: out = epilogue(a @ w), against the NumPy references in tinyface.reference.
 
 Shapes are drawn to hit the blocking's edges: M below, at and between
 multiples of the 4-row register tiles (the rows left over go through the loop
@@ -18,17 +18,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import check, epilogue_kinds, assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import (activation_params, conv2d_nchw, epilogue, gemm as ref_gemm,
-                       random_epilogue, values)
+from kernel_testing import check, assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface.reference import conv, epilogue, gemm as ref_gemm
+from tinyface.testing.data import activation_params, random_epilogue, values
+from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, gemm_rows as rows, \
+    gemm_widths as widths, seeds
 from tinyface.kernels.gemm import gemm
 from tinyface.runtime.shapes import conv_output_size
-
-
-rows = st.integers(1, 27)                                         # M: around the 4-row tiles
-depths = st.one_of(st.integers(1, 9), st.integers(10, 70))        # K: around the 4-deep unroll
-widths = st.one_of(st.sampled_from([1, 3, 5, 15, 16, 17, 32, 33, 48, 63, 64, 65, 80, 127, 128, 144]),
-                   st.integers(1, 40))                            # N: around the 16- and 64-column tiles
 
 
 def run_gemm(a, w, bias, act1, res, act2):
@@ -61,7 +57,7 @@ def test_onnx_gemm(m, k, n, trans_b, alpha, beta, c_shape, seed):
     b = values(rng, (n, k) if trans_b else (k, n), False)
     c = {"none": None, "scalar": values(rng, (1,), False), "row": values(rng, (n,), False),
          "2d-row": values(rng, (1, n), False)}[c_shape]
-    want = ref_gemm(a, b, c, alpha, beta, transA=0, transB=int(trans_b))
+    want = ref_gemm(a, b, c, alpha=alpha, beta=beta, transA=0, transB=int(trans_b))
     w = np.ascontiguousarray((b.T if trans_b else b) * np.float32(alpha))
     bias = np.zeros(n, np.float32) if c is None else \
         np.ascontiguousarray(np.broadcast_to(c.reshape(-1), (n,)) * np.float32(beta))
@@ -81,7 +77,7 @@ def test_pointwise_conv(batch, h, w, ci, co, stride, kinds, seed):
     sh, sw = stride
     oh, ow = conv_output_size(h, 1, sh, 0, 0), conv_output_size(w, 1, sw, 0, 0)
     bias, act1, res, act2 = random_epilogue(kinds, co, (batch, co, oh, ow), rng, False)
-    want = epilogue(conv2d_nchw(x, wt, None, stride), bias, act1, res, act2)
+    want = epilogue(conv(x, wt, None, strides=stride), bias, act1, res, act2)
     assert want.shape == (batch, co, oh, ow)
 
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1)[:, ::sh, ::sw])

@@ -3,7 +3,8 @@ movement, compared bit for bit), for any sizes down to 1, contiguous or not."""
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import examples, seeds
+from kernel_testing import examples
+from tinyface.testing.strategies import seeds
 from tinyface.kernels.layout import to_nchw, to_nhwc
 
 dims = st.integers(1, 17)

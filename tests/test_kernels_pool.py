@@ -1,4 +1,4 @@
-"""kernels.pool: NHWC max_pool against reference.maxpool_nchw (ONNX/PyTorch MaxPool).
+"""kernels.pool: NHWC max_pool against tinyface.reference.max_pool (ONNX/PyTorch MaxPool).
 
 Cases: H, W from 1 to 17, windows 1..5 (also non-square), strides 1..3 (a
 stride larger than the window skips pixels), pads from 0 to kernel - 1 on
@@ -16,27 +16,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import maxpool_nchw, output_size
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface import reference
+from tinyface.reference import output_size
+from tinyface.testing.strategies import pool_cases, seeds
 from tinyface.kernels.pool import max_pool
 from tinyface.runtime.shapes import conv_output_size
-
-
-windows = st.integers(1, 5)
-
-
-@st.composite
-def pool_cases(draw):
-    """(batch, c, h, w, (kh, kw), (sh, sw), pads, ceil_mode) with pads < kernel."""
-    kh = draw(windows)
-    kw = draw(st.one_of(st.just(kh), windows))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    pads = tuple(draw(st.integers(0, k - 1)) for k in (kh, kw, kh, kw))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 17))
-    w = draw(st.integers(max(1, kw - pads[1] - pads[3]), 17))
-    batch = draw(st.integers(1, 3))
-    c = draw(st.sampled_from([1, 3, 5, 10, 16, 17, 33]))
-    return batch, c, h, w, (kh, kw), strides, pads, draw(st.booleans())
 
 
 def run_max_pool(x, kernel, strides, pads, ceil_mode):
@@ -67,7 +52,7 @@ def make_case(case, negative, seed):
 @example(case=(1, 4, 17, 17, (2, 2), (3, 3), (0, 0, 0, 0), True), negative=False, seed=4)  # stride > window
 def test_max_pool_matches_reference(case, negative, seed):
     x, kernel, strides, pads, ceil_mode = args = make_case(case, negative, seed)
-    want = maxpool_nchw(x, kernel, strides, pads, ceil_mode)
+    want = reference.max_pool(x, kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil_mode)
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, pads
     assert want.shape == (n, c, conv_output_size(h, kh, sh, pt, pb, ceil_mode),
@@ -100,7 +85,7 @@ def test_padding_never_wins():
     """A worked example: an all-negative 2x2 map, 2x2 window, stride 1, padded by 1."""
     x = np.array([[-1, -2], [-3, -4]], np.float32)[None, None]
     want = [[-1, -1, -2], [-1, -1, -2], [-3, -3, -4]]
-    np.testing.assert_array_equal(maxpool_nchw(x, (2, 2), (1, 1), (1, 1, 1, 1)), [[want]])
+    np.testing.assert_array_equal(reference.max_pool(x, kernel_shape=(2, 2), strides=(1, 1), pads=(1, 1, 1, 1)), [[want]])
     np.testing.assert_array_equal(run_max_pool(x, (2, 2), (1, 1), (1, 1, 1, 1), False), [[want]])
 
 
@@ -120,4 +105,4 @@ def test_same_result_on_1_and_2_threads(case, seed):
 ])
 def test_large_shapes(case):
     x, kernel, strides, pads, ceil_mode = args = make_case(case, False, 0)
-    np.testing.assert_array_equal(run_max_pool(*args), maxpool_nchw(x, kernel, strides, pads, ceil_mode))
+    np.testing.assert_array_equal(run_max_pool(*args), reference.max_pool(x, kernel_shape=kernel, strides=strides, pads=pads, ceil_mode=ceil_mode))

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
-from reference import softmax
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface.reference import softmax
+from tinyface.testing.strategies import seeds
 from tinyface.kernels.softmax import softmax_rows
 
 

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tinyface.errors import TinyfaceError
 from tinyface.models import ARCHITECTURES, build, spec
-from tinyface.models import reference
+from tinyface.models import forward
 
 EMBEDDING = {"mobilefacenet": 128, "mobilefacenet-m": 512, "mobilefacenet-s": 128,
              "mobiface": 512, "flipped-mobiface": 512}
@@ -131,7 +131,7 @@ def test_onnx_graph_matches_the_numpy_reference(arch, activation):
     w = {k: v.reshape(-1) if k.endswith("prelu.weight") else v for k, v in w.items()}
     x = images(2, seed=5)
     (y,) = run(model_bytes(arch, activation=activation), x)
-    expected = reference.forward(spec(arch, activation=activation), w, x)[spec(arch).output]
+    expected = forward.forward(spec(arch, activation=activation), w, x)[spec(arch).output]
     np.testing.assert_allclose(y, expected, rtol=1e-3, atol=1e-4 * np.abs(expected).max())
 
 

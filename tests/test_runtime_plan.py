@@ -324,3 +324,48 @@ def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, 
         assert numba.get_num_threads() == 2
     finally:
         tinyface.set_num_threads(previous)
+
+
+# -- trace: the steps one at a time, for tools ------------------------------------------
+
+def test_trace_gives_every_step_and_the_run_outputs_bit_for_bit(model, good):
+    feed = {NAME: good[:1]}
+    seen = []
+    for step, calls, env in model.plan.trace(feed):
+        seen.append(step)
+        assert step.outputs[0] in env
+    assert seen == model.steps
+    np.testing.assert_array_equal(env[model.plan.outputs[0]], model.run(good[:1])[0])
+    # values no later step reads have left the environment; the outputs stay
+    assert not set(env) & {v for st in model.steps[:-1] for v in st.outputs} - set(model.plan.outputs)
+
+
+def test_trace_runs_each_step_on_the_schedules_thread_count_and_restores_it(model, good):
+    import numba
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two threads")
+    from tinyface.runtime.shapes import THREADS_KEY
+    feed = {NAME: good[:1]}
+    serial = model.plan.serial_steps(feed, 1)
+    previous = tinyface.get_num_threads()
+    tinyface.set_num_threads(2)
+    try:
+        counts = [(env[THREADS_KEY], numba.get_num_threads()) for _, _, env in model.plan.trace(feed)]
+        assert counts == [(1, 1) if i in serial else (2, 2) for i in range(len(model.steps))]
+        assert numba.get_num_threads() == 2
+        for _ in zip(range(3), model.plan.trace(feed)):       # left early: restored too
+            pass
+        assert numba.get_num_threads() == 2
+    finally:
+        tinyface.set_num_threads(previous)
+
+
+def test_trace_checks_the_input_before_any_kernel_runs(model):
+    with pytest.raises(InputError, match="expected shape"):
+        next(model.plan.trace({NAME: np.zeros((1, 3, 50, 50), np.float32)}))
+
+
+def test_the_plan_knows_how_each_value_is_stored(model):
+    layouts = model.plan.layouts
+    assert {layouts[st.outputs[0]] for st in model.steps if st.kind in ("conv", "block")} == {"nhwc"}
+    assert all(layouts[v] == "plain" for v in model.plan.outputs)

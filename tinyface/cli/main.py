@@ -3,7 +3,8 @@
 Each group of subcommands lives in its own module and registers itself on the
 parser: ``face_commands`` (embed, verify, detect, align),
 ``model_commands`` (inspect, export, models), ``eval_commands`` (eval,
-calibrate) and ``gallery_commands`` (index, search, gallery).
+calibrate), ``gallery_commands`` (index, search, gallery) and ``tool_commands``
+(compare, bench).
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
 people, 2 an error (bad file, bad model, bad arguments), 3 no face found,
@@ -14,7 +15,7 @@ import os
 import sys
 import warnings
 
-from tinyface.cli import eval_commands, face_commands, gallery_commands, model_commands
+from tinyface.cli import eval_commands, face_commands, gallery_commands, model_commands, tool_commands
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR, EXIT_NO_FACE = 2, 3
@@ -27,6 +28,7 @@ def build_parser():
     model_commands.register(sub)
     eval_commands.register(sub)
     gallery_commands.register(sub)
+    tool_commands.register(sub)
     return p
 
 

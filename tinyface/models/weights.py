@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tinyface.errors import ModelError, TinyfaceError
-from tinyface.models import reference
+from tinyface.models import forward
 from tinyface.models.netspec import Conv, Dense, NetSpec
 
 PRELU_SLOPE = 0.25        # He et al. 2015's initial PReLU slope
@@ -90,7 +90,7 @@ def seeded(net: NetSpec, seed: int) -> dict[str, np.ndarray]:
             w[f"{n}.bias"] = rng.normal(0.0, 0.01, layer.out_features)
     w = {k: v.astype(np.float32) for k, v in w.items()}
     images = rng.standard_normal((CALIBRATION_BATCH, 3, *net.input_size))
-    reference.forward(net, w, images, calibrate=True)
+    forward.forward(net, w, images, calibrate=True)
     return w
 
 

@@ -100,7 +100,8 @@ def compile_graph(graph):
     low = Lowering(graph)
     steps, outputs = low.run()
     steps = fuse(steps, set(outputs))
-    return Plan(steps, graph.inputs, outputs, [vi.name for vi in graph.outputs], graph.source).pack(), low
+    plan = Plan(steps, graph.inputs, outputs, [vi.name for vi in graph.outputs], graph.source, low.layouts)
+    return plan.pack(), low
 
 
 def load_model(source=None):

@@ -6,6 +6,7 @@ is reported by name and never reaches a Numba kernel.  ``run`` then binds the
 steps to buffers once per input shape, batch size and thread count (a
 ``Schedule``), makes the bound kernel calls, and leaves the schedule in the
 process-wide cache of ``runtime.memory`` for the next run of that key.
+``trace`` runs the steps one at a time instead, for tools that look at them.
 """
 import numba
 import numpy as np
@@ -14,6 +15,7 @@ from tinyface.errors import InputError
 from tinyface.runtime.memory import SCHEDULES, LRUDict
 from tinyface.runtime.schedule import Schedule
 from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, THREADS_KEY, fmt
+from tinyface.runtime.steps import make_calls
 from tinyface.runtime.threads import launches
 
 
@@ -33,12 +35,13 @@ CHECKS_KEPT = 256
 
 
 class Plan:
-    def __init__(self, steps, inputs, outputs, output_names, source):
+    def __init__(self, steps, inputs, outputs, output_names, source, layouts):
         self.steps = steps
         self.inputs = inputs              # [ValueInfo]: declared graph inputs
         self.outputs = outputs            # internal names of the plain-layout outputs
         self.output_names = output_names  # the graph's output names
         self.source = source
+        self.layouts = layouts            # value -> "nhwc" | "plain": how a 4-D value is stored
         self._checked = LRUDict(CHECKS_KEPT)
         self._token = SCHEDULES.register(self)
         self.dying = self._liveness()
@@ -132,6 +135,33 @@ class Plan:
         env[ALLOC_KEY] = lambda shape: np.empty(shape, np.float32)
         env[THREADS_KEY] = numba.get_num_threads()
         return env
+
+    def trace(self, feed):
+        """Run the steps one at a time, yielding ``(step, calls, env)`` after each: its bound
+        kernel calls (made once already) and the environment, which holds its outputs.
+
+        For tools that look at single steps (``tinyface compare``, ``tinyface bench
+        --per-step``), not the fast path: each step binds buffers of its own and keeps
+        them, and runs on the thread count a schedule would give it (set while the
+        caller has the step).  A value no later step reads leaves ``env`` when the
+        caller asks for the next step.
+        """
+        env = self.new_env(feed)
+        threads = env[THREADS_KEY]
+        self.check(feed)
+        serial = self.serial_steps(feed, env[BATCH_KEY]) if threads > 1 else ()
+        try:
+            for i, (step, dying) in enumerate(zip(self.steps, self.dying)):
+                env[THREADS_KEY] = 1 if i in serial else threads
+                numba.set_num_threads(env[THREADS_KEY])
+                calls = step.bind(env)
+                with launches():
+                    make_calls(calls)
+                yield step, calls, env
+                for v in dying:
+                    env.pop(v, None)
+        finally:
+            numba.set_num_threads(threads)
 
     def run(self, feed, batch=None):
         """Outputs for ``feed``; ``batch`` given means the caller already validated it.

@@ -1,9 +1,12 @@
-"""The machine's measured peaks, for roofline fractions in bench/bench.py.
+"""The machine's measured peaks, for the roofline shares in ``tinyface bench --per-step``.
 
 * FMA peak (one core): a Numba loop of 128 independent multiply-add chains
-  held in registers, compiled with fastmath "contract" so each ``a * x + b``
-  becomes one FMA instruction, on the widest vectors LLVM picks.
-* Memory bandwidth: NumPy copying a 256 MiB array (read + write bytes).
+  held in registers, compiled with fastmath "contract" so that each
+  ``a * x + b`` becomes one FMA instruction, on the widest vectors LLVM picks.
+* Memory bandwidth (one core): NumPy copying a 256 MiB array, counting the
+  bytes read and written.
+
+Both are the best of 5 runs: what the machine can do, not what it usually does.
 """
 import time
 
@@ -24,7 +27,7 @@ def _fma_loop(acc, a, b, repeats):
 
 
 def fma_peak_gflops():
-    """Best of 5 runs: 2 flops per FMA, LANES * REPEATS FMAs per run."""
+    """GFLOP/s of one core: 2 flops per FMA, LANES * REPEATS FMAs per run."""
     acc = np.ones(LANES, np.float32)
     _fma_loop(acc, np.float32(0.999), np.float32(0.001), 10)
     best = np.inf
@@ -36,6 +39,7 @@ def fma_peak_gflops():
 
 
 def memory_bandwidth_gbs(mib=256):
+    """GB/s of one core copying ``mib`` MiB (bytes read + bytes written)."""
     src = np.ones(mib * 2**20 // 4, np.float32)
     dst = np.empty_like(src)
     best = np.inf
@@ -44,7 +48,3 @@ def memory_bandwidth_gbs(mib=256):
         np.copyto(dst, src)
         best = min(best, time.perf_counter() - t)
     return 2 * src.nbytes / best / 1e9
-
-
-if __name__ == "__main__":
-    print(f"FMA peak, one core: {fma_peak_gflops():.0f} GFLOP/s; memory bandwidth {memory_bandwidth_gbs():.1f} GB/s")

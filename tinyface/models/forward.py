@@ -2,7 +2,8 @@
 
 Two uses: measuring the BatchNorm running statistics of seeded weights
 (:func:`tinyface.models.weights.seeded`), and, in the tests, a reference for
-the ONNX graphs that shares no code with the graph builder.
+the ONNX graphs that shares no code with the graph builder.  (It runs the
+papers' layer lists; ``tinyface.reference`` is the public one, of ONNX ops.)
 
 Layouts: activations NCHW; conv weights (O, I/groups, kh, kw); dense weights
 (out, in).  Only ``groups == 1`` and depthwise (``groups == C``) convs occur.
