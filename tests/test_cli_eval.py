@@ -258,3 +258,59 @@ def test_calibrate_nothing_readable(capsys, model_copy, tmp_path):
                          "--model", model_copy)
     assert_one_line_error(code, out, err)
     assert "no pair could be scored; e.g." in err
+
+
+def identify_trees(tmp_path, people=(0, 1, 2, 3, 4, 5, 6, 7)):
+    """gallery/p<N>/<N>_fn_0, probes/p<N>/<N>_fn_1 (the same person's other photo), and
+    distractors: the hard different-person pairs' faces."""
+    for n in people:
+        for kind, i in (("gallery", 0), ("probes", 1)):
+            (tmp_path / kind / f"p{n}").mkdir(parents=True)
+            shutil.copy(HARD / f"{n}_fn_{i}_aligned.jpg", tmp_path / kind / f"p{n}")
+    (tmp_path / "distractors").mkdir()
+    for f in sorted(HARD.glob("*_fp_*_aligned.jpg")):
+        shutil.copy(f, tmp_path / "distractors")
+    return tmp_path
+
+
+def test_eval_identify_reports_what_the_embeddings_give(tmp_path, capsys, single_thread):
+    trees = identify_trees(tmp_path)
+    gallery = tmp_path / "g.db"
+    code, _, err = run(capsys, "index", trees / "gallery", "--gallery", gallery, "--aligned", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", "identify", "--gallery", gallery, "--probes", trees / "probes",
+                         "--distractors", trees / "distractors", "--aligned", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    model = tinyface.load()
+    people = sorted(p.name for p in (trees / "gallery").iterdir())
+    g = model.embed([next((trees / "gallery" / p).iterdir()) for p in people])
+    probes = model.embed([next((trees / "probes" / p).iterdir()) for p in people])
+    d = model.embed(sorted((trees / "distractors").iterdir()))
+    from tinyface.evaluation.identify import identification_report
+    want = identification_report(probes, people, g, people, d)
+    assert report["probes"] == report["identities"] == len(people)
+    assert report["rank1"] == want["rank1"] and report["rank5"] == want["rank5"]
+    np.testing.assert_allclose(report["cmc"], want["cmc"])
+    assert [r["distractors"] for r in report["distractors"]] == [r["distractors"] for r in want["distractors"]]
+    assert report["distractors"][-1]["distractors"] == len(d)
+    assert report["skipped"]["identity not in the gallery"] == 0
+
+
+def test_eval_identify_counts_probes_whose_identity_is_not_in_the_gallery(tmp_path, capsys, single_thread):
+    trees = identify_trees(tmp_path, people=(0, 1, 2))
+    shutil.copytree(HARD.parent / "lfw-hard-pairs", tmp_path / "probes" / "stranger",
+                    ignore=lambda d, names: [n for n in names if n != "3_fn_0_aligned.jpg"])
+    gallery = tmp_path / "g.db"
+    assert run(capsys, "index", trees / "gallery", "--gallery", gallery, "--aligned", "--quiet")[0] == 0
+    code, out, err = run(capsys, "eval", "identify", "--gallery", gallery, "--probes", trees / "probes",
+                         "--aligned")
+    assert code == 0, err
+    assert "3 probes against 3 identities" in out
+    assert "1 identity not in the gallery" in out
+
+
+def test_eval_identify_on_a_missing_gallery_is_one_error(tmp_path, capsys):
+    code, out, err = run(capsys, "eval", "identify", "--gallery", tmp_path / "none.db", "--probes", HARD)
+    assert_one_line_error(code, out, err)
+    assert "no gallery there" in err

@@ -1,7 +1,9 @@
-"""Evaluation subcommands: ``eval pairs`` and ``calibrate``.
+"""Evaluation subcommands: ``eval pairs``, ``eval identify`` and ``calibrate``.
 
 ``eval pairs`` runs the verification protocol on a pair list (LFW's files or a
-CSV) and prints k-fold accuracy, ROC AUC, EER and TAR at FAR; ``calibrate``
+CSV) and prints k-fold accuracy, ROC AUC, EER and TAR at FAR; ``eval identify``
+scores probes against a gallery (rank-1, rank-5, CMC, and rank-1 as
+distractors are added, MegaFace's question); ``calibrate``
 chooses a threshold on a pair list and writes it into the model's metadata
 sidecar, where ``verify`` finds it.  Both embed each image once (photos are
 detected and aligned unless ``--aligned``), with progress on stderr and an
@@ -12,6 +14,7 @@ import json
 import numpy as np
 
 from tinyface.cli.face_commands import detector_options, load_model, model_options, photo_options
+from tinyface.errors import TinyfaceError
 from tinyface.evaluation import calibrate, verification
 from tinyface.evaluation.pairs import FORMATS, read_pairs
 from tinyface.verify import calibration_note, threshold_for
@@ -55,6 +58,72 @@ def cmd_eval_pairs(args):
     return 0
 
 
+def gallery_items(args):
+    """(model, gallery embeddings G x D, their identities) of the gallery named by ``args``."""
+    from tinyface.gallery.store import Gallery
+    if args.threads is not None:
+        from tinyface import set_num_threads
+        set_num_threads(args.threads)
+    with Gallery(args.gallery, args.model, create=False) as gallery:
+        gallery.check_model()
+        faces = gallery.faces()
+        if not faces:
+            raise TinyfaceError(f"{args.gallery}: the gallery holds no faces")
+        vectors, _ = gallery.vectors()
+        embeddings = np.array(vectors[[face.id for face in faces]])
+        return gallery.model, embeddings, [face.identity for face in faces]
+
+
+def cmd_eval_identify(args):
+    from tinyface.evaluation import identify
+    from tinyface.evaluation.embed import embed_images
+    from tinyface.gallery.index import identity_source, image_files
+    model, gallery, gallery_labels = gallery_items(args)
+    identity_of = identity_source(args.identity_from)
+    pipeline = None
+    if not args.aligned:
+        from tinyface.face.pipeline import FacePipeline
+        pipeline = FacePipeline(model, **detector_options(args))
+    probe_paths = list(image_files(args.probes))
+    done = embed_images(model, probe_paths, aligned=args.aligned, flip=args.flip, pipeline=pipeline,
+                        cache=args.cache, label="probes")
+    known = set(gallery_labels)
+    skipped = {"no face or unreadable": len(done.failed), "no identity": 0, "identity not in the gallery": 0}
+    probes, labels = [], []
+    for path in probe_paths:
+        label = identity_of(path)
+        if path not in done.vectors:
+            continue
+        if label is None:
+            skipped["no identity"] += 1
+        elif label not in known:
+            skipped["identity not in the gallery"] += 1
+        else:
+            probes.append(done.vectors[path])
+            labels.append(label)
+    if not probes:
+        raise TinyfaceError(f"no probe has both an embedding and an identity in the gallery ({skipped})")
+    distractors = None
+    if args.distractors:
+        found = embed_images(model, list(image_files(args.distractors)), aligned=args.aligned,
+                             flip=args.flip, pipeline=pipeline, cache=args.cache, label="distractors")
+        if not found.vectors:
+            raise TinyfaceError("no distractor could be embedded")
+        distractors = np.stack(list(found.vectors.values()))
+        skipped["distractors not embedded"] = len(found.failed)
+    report = identify.identification_report(np.stack(probes), labels, gallery, gallery_labels, distractors)
+    report["skipped"] = skipped
+    if args.plot:
+        from tinyface.evaluation.plot import plot_identification
+        plot_identification(report, args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(identify.format_identification(report))
+        print("skipped probes: " + ", ".join(f"{n} {why}" for why, n in skipped.items()))
+    return 0
+
+
 def cmd_calibrate(args):
     def check(pairs):               # before embedding: the pairs must be able to show the FAR
         if args.far is not None:
@@ -91,7 +160,7 @@ def pair_options(sp):
 
 
 def register(sub):
-    e = sub.add_parser("eval", help="evaluate a model: verification on labelled pairs",
+    e = sub.add_parser("eval", help="evaluate a model: verification on labelled pairs, identification against a gallery",
                        description="Evaluation protocols.")
     protocols = e.add_subparsers(dest="protocol", required=True)
     p = protocols.add_parser(
@@ -110,6 +179,27 @@ def register(sub):
                    help="write the ROC curve and similarity histograms (needs matplotlib: "
                         "pip install 'tinyface[plot]')")
     p.set_defaults(run=cmd_eval_pairs)
+
+    i = protocols.add_parser(
+        "identify", help="rank-1/rank-5 and the CMC curve of probes against a gallery",
+        description="Closed-set identification of probe photos against a gallery made with "
+        "`tinyface index`: an identity's score is its best gallery face; rank-1 and rank-5 "
+        "rates and the CMC curve, and with --distractors rank-1 as the gallery grows with "
+        "people who are none of the probes (10, 100, 1000, ... up to all given).")
+    i.add_argument("--gallery", required=True, metavar="G", help="the gallery file")
+    i.add_argument("--probes", required=True, nargs="+", metavar="PATH",
+                   help="probe images or folders (recursive)")
+    i.add_argument("--distractors", nargs="+", metavar="PATH", help="distractor images or folders")
+    i.add_argument("--identity-from", default="folder", metavar="folder|csv:FILE",
+                   help="the probes' identities: their folder's name (default) or a CSV path,identity")
+    i.add_argument("--cache", metavar="F.npz",
+                   help="keep the embeddings in this file and reuse them (same model and options)")
+    photo_options(i)
+    model_options(i)
+    i.add_argument("--json", action="store_true", help="machine-readable report")
+    i.add_argument("--plot", metavar="OUT.png",
+                   help="write the CMC curve and rank-1 against distractors (needs matplotlib)")
+    i.set_defaults(run=cmd_eval_identify)
 
     c = sub.add_parser("calibrate", help="choose a model's threshold on pairs and store it with the model",
                        description="Choose the decision threshold on labelled pairs, for a "
