@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads, seeds
+from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads
+from tinyface.testing.strategies import seeds
 from tinyface.errors import InputError
 from tinyface.kernels.simd import load
 from tinyface.kernels.topk import TopK, ge_mask, hsum, reference_top_k
