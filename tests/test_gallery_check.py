@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from gallery_testing import batch_content, tiny_model
-from tinyface.gallery.store import HEADER_BYTES, Gallery
+from tinyface.gallery.store import Gallery
+from tinyface.gallery.vectors import HEADER_BYTES
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 
 from gallery_testing import (batch_content, kill_after, open_ok, store_child, tiny_model)
 from tinyface.errors import GalleryError
-from tinyface.gallery.store import HEADER_BYTES, FaceRecord, FileRecord, Gallery, Problem
+from tinyface.gallery.store import FaceRecord, FileRecord, Gallery, Problem
+from tinyface.gallery.vectors import HEADER_BYTES
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyface.errors import GalleryError
-from tinyface.gallery.store import HEADER_BYTES, _check_header
+from tinyface.gallery.vectors import HEADER_BYTES, check_header, map_rows
 
 NORM_TOLERANCE = 1e-3
 CHUNK_ROWS = 1 << 16
@@ -109,7 +109,7 @@ def _check_vectors(gallery, db, meta, slots, report):
     dim = int(meta["dim"])
     try:
         with open(path, "rb") as f:
-            _check_header(f.read(HEADER_BYTES), meta, path)
+            check_header(f.read(HEADER_BYTES), meta["uuid"], dim, path)
     except FileNotFoundError:
         report.failures.append(f"{path}: the vectors file is missing")
         return
@@ -126,7 +126,7 @@ def _check_vectors(gallery, db, meta, slots, report):
                             f"batch; the next one overwrites them)")
     if slots == 0:
         return
-    vectors = np.memmap(path, np.float32, "r", HEADER_BYTES, (slots, dim))
+    vectors = map_rows(path, meta["uuid"], dim, slots)
     live = np.ones(slots, bool)
     live[[i for (i,) in db.execute("SELECT id FROM removed")]] = False
     bad_norm = 0

@@ -19,9 +19,9 @@ and ``PATH-shm`` beside it) with the tables
     log(id, time, path, sha256, problem, message)    files that could not be indexed
                                                      (the latest word on each path)
 
-``PATH-vectors`` is a 64-byte header (magic, the gallery's uuid, dim) and then
-float32 rows of ``dim`` values, row ``i`` the unit-norm embedding of face
-``i``: search memory-maps it.  Each batch records the CRC-32 of its rows.
+``PATH-vectors`` (:mod:`tinyface.gallery.vectors`) is a header and then float32
+rows of ``dim`` values, row ``i`` the unit-norm embedding of face ``i``: search
+memory-maps it.  Each batch records the CRC-32 of its rows.
 
 Crash safety.  A batch is added under SQLite's write lock (``BEGIN
 IMMEDIATE``): its vectors are written after the committed rows, the file is
@@ -39,7 +39,6 @@ import os
 import sqlite3
 import time
 import uuid
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -48,10 +47,9 @@ import numpy as np
 
 from tinyface.errors import GalleryError, TinyfaceError
 from tinyface.gallery.fingerprint import model_card
+from tinyface.gallery.vectors import append_rows, map_rows
 
 FORMAT = "1"
-MAGIC = b"TFVECS01"
-HEADER_BYTES = 64
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -307,7 +305,7 @@ class Gallery:
             if "fingerprint" not in meta:
                 self._record_model(card)
             slots = int(meta["slots"])
-            crc = self._append_vectors(slots, emb) if len(emb) else 0
+            crc = append_rows(self.vectors_path, meta["uuid"], card.dim, slots, emb) if len(emb) else 0
             db = self.db
             batch = db.execute("INSERT INTO batches (first_slot, count, crc32, added) VALUES (?, ?, ?, ?)",
                                (slots, len(faces), crc, now)).lastrowid
@@ -382,29 +380,6 @@ class Gallery:
             ("fingerprint", card.fingerprint), ("model", card.name), ("dim", str(card.dim)),
             ("input_size", "x".join(str(v) for v in card.input_size))])
 
-    def _append_vectors(self, slots, emb) -> int:
-        """Write ``emb`` as rows slots.. of the vectors file, cut the file after them and
-        fsync; returns their CRC-32.  Called under the write lock, before the commit."""
-        meta = self.meta()
-        dim = int(meta["dim"])
-        fd = os.open(self.vectors_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if slots == 0 or os.fstat(fd).st_size < HEADER_BYTES:
-                header = MAGIC + bytes.fromhex(meta["uuid"]) + dim.to_bytes(4, "little")
-                os.pwrite(fd, header.ljust(HEADER_BYTES, b"\0"), 0)
-            else:
-                _check_header(os.pread(fd, HEADER_BYTES, 0), meta, self.vectors_path)
-            data = np.ascontiguousarray(emb, np.float32).tobytes()
-            start = HEADER_BYTES + slots * dim * 4
-            view = memoryview(data)
-            while view:
-                view = view[os.pwrite(fd, view, start + len(data) - len(view)):]
-            os.ftruncate(fd, start + len(data))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return zlib.crc32(data)
-
     # ------------------------------------------------------------ reading
 
     def counts(self) -> Counts:
@@ -459,17 +434,7 @@ class Gallery:
         if slots == 0:
             return np.zeros((0, self.dim or 0), np.float32), None
         if self._vectors is None or self._vectors[0] != slots:
-            dim = int(meta["dim"])
-            try:
-                with open(self.vectors_path, "rb") as f:
-                    _check_header(f.read(HEADER_BYTES), meta, self.vectors_path)
-                size = self.vectors_path.stat().st_size
-            except FileNotFoundError:
-                raise GalleryError(f"{self.vectors_path}: the gallery's vectors file is missing") from None
-            if size < HEADER_BYTES + slots * dim * 4:
-                raise GalleryError(f"{self.vectors_path}: {size} bytes, too short for the gallery's "
-                                   f"{slots} rows of {dim} floats (damaged?)")
-            self._vectors = (slots, np.memmap(self.vectors_path, np.float32, "r", HEADER_BYTES, (slots, dim)))
+            self._vectors = (slots, map_rows(self.vectors_path, meta["uuid"], int(meta["dim"]), slots))
         live = None
         if removed:
             live = np.ones(slots, np.uint8)
@@ -520,13 +485,6 @@ class _Snapshot(_Transaction):
 
     def __exit__(self, kind, exc, tb):
         self.db.execute("COMMIT")
-
-
-def _check_header(header, meta, where):
-    if (len(header) < HEADER_BYTES or header[:8] != MAGIC
-            or header[8:24] != bytes.fromhex(meta["uuid"])
-            or int.from_bytes(header[24:28], "little") != int(meta["dim"])):
-        raise GalleryError(f"{where}: not this gallery's vectors file (header does not match)")
 
 
 def _unit_rows(embeddings, n, dim) -> np.ndarray:
