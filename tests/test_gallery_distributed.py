@@ -1,6 +1,8 @@
 """gallery.distributed: indexing on a local Dask cluster of two worker processes
 (loopback only), with and without a worker killed mid-job, gives the gallery a
-local run gives."""
+local run gives, face ids included.  The photos hold two files with the same
+bytes in two people's folders (p10, p11): the first in the walk must win, as
+locally, however the workers' results arrive."""
 import logging
 import os
 import signal
@@ -48,11 +50,16 @@ def local_gallery(photos, tmp_path_factory):
     return path
 
 
+def same_ids(gallery):
+    return [(f.id, f.sha256, f.face_index) for f in gallery.faces()]
+
+
 def test_a_cluster_gives_the_local_gallery(client, photos, local_gallery, tmp_path):
     report = tinyface.distributed.index(client, [photos], tmp_path / "g.db", batch=2, progress=False)
     assert report.faces == 16 and report.problems == {"unreadable": 1}
     with open_ok(tmp_path / "g.db") as g, open_ok(local_gallery) as local:
         assert_same_faces(g, local)
+        assert same_ids(g) == same_ids(local)        # committed in the plan's order
     again = tinyface.distributed.index(client, [photos], tmp_path / "g.db", batch=2, progress=False)
     assert again.faces == 0 and again.skipped == 18
 
@@ -74,6 +81,7 @@ def test_a_worker_killed_mid_job_loses_and_repeats_nothing(client, photos, local
     assert report.faces == 16
     with open_ok(path) as g, open_ok(local_gallery) as local:
         assert_same_faces(g, local)
+        assert same_ids(g) == same_ids(local)
     client.wait_for_workers(2, timeout=60)
     assert victim not in client.run(os.getpid).values()      # the nanny started a new worker
 

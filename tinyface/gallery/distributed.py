@@ -7,10 +7,13 @@
 
 The client plans as a local run does (:func:`tinyface.gallery.index.plan`:
 walk, hash, skip what the gallery holds), submits each batch of files as one
-task and commits each result as it arrives, so it is the gallery's only
-writer and the store's guarantees hold unchanged.  At most ``in_flight``
-tasks (default: two per worker thread) are out at a time, so memory stays
-bounded on both sides.  Workers must see the files at the same paths (a
+task and commits the results in the plan's order (a result that comes early
+waits for the ones before it), so it is the gallery's only writer, the store's
+guarantees hold unchanged, and the gallery is the one a local run makes --
+the same faces under the same ids, even where two files hold the same bytes
+under different identities (the first in the walk wins).  At most
+``in_flight`` batches (default: two per worker thread) are out or waiting at
+a time, so memory stays bounded on both sides.  Workers must see the files at the same paths (a
 shared filesystem) and have tinyface with the same model: each result says
 which model made it, and a batch from another model is refused.
 
@@ -103,35 +106,45 @@ def index(client, paths, gallery, identity_from="folder", aligned=False, all_fac
     report = IndexReport(files=count_files(paths))
     bar = Progress(report.files, enabled=progress)
     limit = in_flight or 2 * max(1, sum(client.nthreads().values()))
-    works = plan(gallery, paths, identity_from, batch)
+    works = enumerate(plan(gallery, paths, identity_from, batch))
     waiting = as_completed()
-    work_of = {}
+    submitted = {}          # future key -> (position in the plan, work)
+    done = {}               # position -> (work, result), finished but not yet committed
+    committed = 0           # positions 0 .. committed - 1 are in the gallery
 
     def submit_next():
-        work = next(works, None)
-        while work is not None and not work.items:      # only skipped files or problems
-            nothing = empty_batch(gallery.card)
-            report.add(work, nothing, len(commit(gallery, work, nothing)))
-            work = next(works, None)
-        if work is not None:
+        """Submit the plan's next batch; one with no file to read is done at once."""
+        for position, work in works:
+            if not work.items:                            # only skipped files or problems
+                done[position] = (work, empty_batch(gallery.card))
+                continue
             future = client.submit(embed_task, source, work.items, aligned, all_faces, pure=False)
-            work_of[future.key] = work
+            submitted[future.key] = (position, work)
             waiting.add(future)
+            return
+
+    def commit_in_order():
+        nonlocal committed
+        while committed in done:
+            work, result = done.pop(committed)
+            report.add(work, result, len(commit(gallery, work, result)))
+            bar.update(report.handled, report.faces)
+            committed += 1
+            submit_next()
 
     for _ in range(limit):
         submit_next()
+    commit_in_order()
     for future in waiting:
-        work = work_of.pop(future.key)
+        position, work = submitted.pop(future.key)
         try:
-            result = future.result()
+            done[position] = (work, future.result())
         except KilledWorker:
-            first = work.items[0].path if work.items else "(no file)"
-            raise TinyfaceError(f"the workers running the batch from {first} kept dying; "
-                                f"the batches committed so far are kept: run again to resume") from None
+            raise TinyfaceError(f"the workers running the batch from {work.items[0].path} kept "
+                                f"dying; the batches committed so far are kept: run again to "
+                                f"resume") from None
         future.release()
-        report.add(work, result, len(commit(gallery, work, result)))
-        bar.update(report.handled, report.faces)
-        submit_next()
+        commit_in_order()
     bar.close()
     report.seconds = time.monotonic() - start
     return report
