@@ -8,9 +8,11 @@ from tinyface.errors import InputError, ModelError, TinyfaceError
 from tinyface.graph.fuse import fuse
 from tinyface.graph.lower import Lowering
 from tinyface.graph.onnx_file import read_model
+from tinyface.limits import current_limits
 from tinyface.paths import default_model_path
 from tinyface.runtime.metadata import read_info
 from tinyface.runtime.plan import Plan
+from tinyface.runtime.sizes import check_run
 
 RUN_CHUNK = 8        # images per plan run inside ``Model.run``
 
@@ -30,6 +32,7 @@ class Model:
         self.path = path
         self.input_names = [vi.name for vi in graph.inputs]
         self.output_names = [vi.name for vi in graph.outputs]
+        self._sizes_checked = None        # the last (input shapes, batch) whose sizes passed
 
     @property
     def steps(self):
@@ -40,14 +43,23 @@ class Model:
 
         Batches larger than ``RUN_CHUNK`` run in chunks of that many images, so
         each layer's maps stay in cache (measured: about 6 % faster at batch 32).
+        Sizes over :mod:`tinyface.limits` are refused before anything is allocated.
         """
         feed = x if isinstance(x, dict) else self._single_feed(x)
         batch = self.plan.validate_feed(feed)         # once, for the whole batch
+        self._check_sizes(feed, batch)
         if batch <= RUN_CHUNK:
             return self.plan.run(feed, batch)
         parts = [self.plan.run({k: v[i:i + RUN_CHUNK] for k, v in feed.items()}, min(RUN_CHUNK, batch - i))
                  for i in range(0, batch, RUN_CHUNK)]
         return [np.concatenate(outs) for outs in zip(*parts)]
+
+    def _check_sizes(self, feed, batch):
+        """``sizes.check_run`` for this feed's shapes, skipped when they are the last ones checked."""
+        key = (tuple((name, x.shape) for name, x in sorted(feed.items())), current_limits())
+        if key != self._sizes_checked:
+            check_run(self.plan, {k: v[:RUN_CHUNK] for k, v in feed.items()}, min(batch, RUN_CHUNK), batch)
+            self._sizes_checked = key
 
     def _single_feed(self, x):
         if len(self.input_names) != 1:
