@@ -790,7 +790,8 @@ def test_folding_a_gather_past_the_limit(monkeypatch):
 def test_batchnorm_parameters_that_are_not_vectors():
     """Before: (3, 1) and (1, 3) parameters broadcast to 3 x 3 and became a Numba
     TypingError at run time; lengths 5 and 3 were 'malformed' with numpy's message."""
-    consts = [np.ones((3, 1), np.float32), np.zeros((1, 3), np.float32), np.zeros(3, np.float32), np.ones(3, np.float32)]
+    consts = [np.ones((3, 1), np.float32), np.zeros((1, 3), np.float32), np.zeros(3, np.float32),
+              np.ones(3, np.float32)]
     refused(one_node("BatchNormalization", None, consts=consts), "vectors of one length")
 
 
@@ -860,7 +861,8 @@ def test_node_without_an_output(outputs):
         tinyface.load(g.build({"x": ["N", 3]}, [g.add("Relu", ["x"])]))
 
 
-@pytest.mark.parametrize("op, attrs, opset", [("Clip", {"min": [0.0, 1.0]}, 9), ("LeakyRelu", {"alpha": [0.1, 0.2]}, 13),
+@pytest.mark.parametrize("op, attrs, opset", [("Clip", {"min": [0.0, 1.0]}, 9),
+                                              ("LeakyRelu", {"alpha": [0.1, 0.2]}, 13),
                                               ("BatchNormalization", {"epsilon": [1e-5] * 3}, 13)])
 def test_float_attributes_must_be_one_number(op, attrs, opset):
     """Before: a list reached the kernels as an array where they take a float32: a Numba
