@@ -874,3 +874,14 @@ def test_float_attributes_must_be_one_number(op, attrs, opset):
     node.attribute.extend([onnx.helper.make_attribute(name, values)])
     with pytest.raises(tinyface.ModelError, match="Mismatched attribute type"):
         tinyface.load(model)
+
+
+@pytest.mark.parametrize("op, attr, shape", [("MaxPool", "ceil_mode", ("N", 3, 6, 6)), ("Gemm", "transB", ("N", 3)),
+                                             ("Reshape", "allowzero", ("N", 3, 6, 6))])
+def test_flags_other_than_0_or_1(op, attr, shape):
+    """Before: ceil_mode=65536 was taken as true, where onnxruntime floors: output shapes
+    (2, 4, 5, 6) against (2, 4, 4, 6) on MTCNN's P-Net."""
+    consts = {"MaxPool": [], "Gemm": [np.ones((3, 3), np.float32)], "Reshape": [np.array([0, -1], np.int64)]}[op]
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2]} if op == "MaxPool" else {}
+    refused(one_node(op, None, {**attrs, attr: 65536}, shape=shape, consts=consts, opset=14),
+            f"{attr}=65536 must be 0 or 1")

@@ -627,3 +627,21 @@ def test_concat_without_its_required_axis():
     y = g.add("Reshape", ["x", target])
     with pytest.raises(tinyface.ModelError, match="Required attribute 'axis'"):
         tinyface.load(g.build({"x": ["N", 3, 2]}, [y]))
+
+
+@pytest.mark.parametrize("where", ["op_type", "node name", "attribute", "input", "metadata"])
+def test_names_that_are_not_utf8(where):
+    """Protobuf hands a string field that is not UTF-8 over as bytes.  Before: an attribute
+    so named was ignored (pads: no padding), a metadata key was a TypeError from
+    str.startswith, a node name loaded.  The schema check of this round then met such an op
+    type with a TypeError (onnx.defs) and an attribute name with a UnicodeDecodeError
+    (onnx.checker): the 10x fuzz run found both."""
+    model = small_model()
+    model.metadata_props.add(key="tinyface.zz", value="1")
+    data = model.SerializeToString()
+    node = next(n for n in model.graph.node if n.op_type == "Conv")
+    old = {"op_type": b"\x22\x04Conv", "node name": node.name.encode(), "attribute": b"pads",
+           "input": node.input[0].encode(), "metadata": b"tinyface.zz"}[where]   # 0x22 0x04: field 4, 4 bytes
+    assert old in data
+    with pytest.raises(tinyface.ModelError, match="is not valid UTF-8 text"):
+        tinyface.load(data.replace(old, old[:-1] + b"\xff", 1))

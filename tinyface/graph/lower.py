@@ -259,6 +259,15 @@ def _pads(low, node, shape, kernel, strides):
     unsupported(low, node, f"auto_pad '{auto}' is not supported")
 
 
+def _flag(low, node, name):
+    """A 0/1 attribute (absent: 0) as a bool; any other value is refused, since engines
+    disagree on it (onnxruntime reads ceil_mode=65536 as floor)."""
+    value = node.attrs.get(name, 0)
+    if value not in (0, 1):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: {name}={value} must be 0 or 1")
+    return bool(value)
+
+
 def _in_range(values, minimum):
     """Whether every value lies from ``minimum`` to ``MAX_ATTRIBUTE`` (attributes are
     integers: ``onnx_file`` held each node to its op's schema)."""
@@ -266,7 +275,7 @@ def _in_range(values, minimum):
 
 
 def h_batchnorm(low, node):
-    if node.attrs.get("training_mode", 0):
+    if _flag(low, node, "training_mode"):
         unsupported(low, node, "training_mode=1 is not supported")
     gamma, beta, mean, var = (need_const(low, node, i, n) for i, n in
                               ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
@@ -360,12 +369,12 @@ def h_binary(low, node):
 
 def h_gemm(low, node):
     a = node.attrs
-    if a.get("transA", 0):
+    if _flag(low, node, "transA"):
         unsupported(low, node, "transA=1 is not supported")
     b = need_const(low, node, 1, "B (the weight)")
     if b.ndim != 2:
         unsupported(low, node, f"B must be 2-D, got shape {list(b.shape)}")
-    w = (b.T if a.get("transB", 0) else b) * np.float32(a.get("alpha", 1.0))
+    w = (b.T if _flag(low, node, "transB") else b) * np.float32(a.get("alpha", 1.0))
     n = w.shape[1]
     c = need_const(low, node, 2, "C (the bias)")
     bias = np.zeros(n, np.float32)
@@ -423,13 +432,13 @@ def h_reshape(low, node):
                          f"dimension below -1")
     if low.is_const(x):
         data = low.const(x)
-        if not node.attrs.get("allowzero", 0):    # ONNX: 0 copies the input's dim
+        if not _flag(low, node, "allowzero"):    # ONNX: 0 copies the input's dim
             target = [data.shape[i] if t == 0 and i < data.ndim else t for i, t in enumerate(target)]
         try:
             return low.fold(node, data.reshape(target))
         except ValueError:
             unsupported(low, node, f"cannot reshape a constant of shape {list(data.shape)} to {target}")
-    if node.attrs.get("allowzero", 0) and 0 in target:
+    if _flag(low, node, "allowzero") and 0 in target:
         unsupported(low, node, "allowzero=1 with a zero in the target shape")
     # graphs exported with a fixed batch carry it as a literal: free it.
     if target and low.shape(x)[0] == BATCH and target[0] == low.declared_batch and target[0] != -1:
@@ -531,7 +540,7 @@ def h_transpose(low, node):
 
 def h_maxpool(low, node):
     a = node.attrs
-    if any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+    if any(d != 1 for d in a.get("dilations", [1, 1])) or _flag(low, node, "storage_order"):
         unsupported(low, node, "dilations or storage_order are not supported")
     if len(node.outputs) > 1 and node.outputs[1]:
         unsupported(low, node, "the Indices output is not supported")
@@ -546,7 +555,7 @@ def h_maxpool(low, node):
         unsupported(low, node, f"pads {list(pads)} (top, left, bottom, right) must be smaller than the "
                                f"kernel {list(kernel)}: a window wholly in the padding has no maximum")
     low.emit(S.MaxPoolStep(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
-                           bool(a.get("ceil_mode", 0))), "nhwc")
+                           _flag(low, node, "ceil_mode")), "nhwc")
 
 
 def h_global_avg_pool(low, node):

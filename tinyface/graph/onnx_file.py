@@ -1,7 +1,8 @@
 """Reading an ONNX file into a :class:`tinyface.graph.ir.Graph`.
 
 Checks, each with a one-line :class:`ModelError` that names the file: missing,
-empty, not a regular file, not parseable as ONNX, no graph, a value defined
+empty, not a regular file, not parseable as ONNX, no graph, a name that is not
+UTF-8 text, a value defined
 twice (ONNX graphs assign each value once), a node that breaks its op's schema
 (input count, required or unknown attributes), a tensor of an unknown or
 non-numeric type, of negative dims or of more elements than
@@ -74,6 +75,7 @@ def _to_graph(proto, source, base_dir):
     g = proto.graph
     if not g.node or not g.output:
         raise ModelError(f"{source}: not a valid ONNX model (no graph nodes or outputs)")
+    _check_text(proto, source)
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise UnsupportedOpError(f"{source}: opset {opset} is not supported (tinyface reads {MIN_OPSET}-{MAX_OPSET})")
@@ -110,6 +112,26 @@ def _to_graph(proto, source, base_dir):
     constants = {k: v for k, v in constants.items() if k in used}
     metadata = {p.key: p.value for p in proto.metadata_props}
     return Graph(nodes, inputs, outputs, constants, opset, source, metadata)
+
+
+def _check_text(proto, source):
+    """Every name and key tinyface reads must be text: protobuf hands a string field that is
+    not valid UTF-8 over as bytes (ONNX requires UTF-8)."""
+    g = proto.graph
+    texts = [(o.domain, "an opset domain") for o in proto.opset_import]
+    texts += [(text, "a metadata entry") for p in proto.metadata_props for text in (p.key, p.value)]
+    for v in list(g.input) + list(g.output):
+        texts += [(v.name, "a value name")] + [(d.dim_param, "a dim name") for d in v.type.tensor_type.shape.dim]
+    for t in list(g.initializer) + [a.t for n in g.node for a in n.attribute]:
+        texts += [(t.name, "a tensor name")] + [(text, "an external data entry")
+                                                for e in t.external_data for text in (e.key, e.value)]
+    for n in g.node:
+        texts += [(text, "a node's op, name or domain") for text in (n.op_type, n.name, n.domain)]
+        texts += [(text, "a node's input or output") for text in list(n.input) + list(n.output)]
+        texts += [(a.name, "an attribute name") for a in n.attribute]
+    bad = next((what for text, what in texts if not isinstance(text, str)), None)
+    if bad:
+        raise ModelError(f"{source}: {bad} is not valid UTF-8 text")
 
 
 def _check_single_assignment(g, source):
