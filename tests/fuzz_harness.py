@@ -319,6 +319,17 @@ def ci_counts(kinds, scale=1):
     return {kind: counts[kind] for kind in kinds}
 
 
+def run_seeded(kinds, scale=1):
+    """Run ``kinds`` at ``scale`` times their CI counts, seed 0; fail on any failure or a
+    case left out.  Returns (counts, report) for a test's own checks."""
+    counts = ci_counts(kinds, scale)
+    report = run_cases(counts, seed=0)
+    print(report.describe())
+    assert sum(report.cases.values()) == sum(counts.values()), report.describe()
+    assert not report.failures, report.describe()
+    return counts, report
+
+
 def case_rng(seed, kind, i):
     return np.random.default_rng([seed, list(KINDS).index(kind), i])
 

@@ -175,7 +175,10 @@ def _value_names(model):
 
 
 def delete_field(rng, model):
-    msg, fd, i = _pick_field(rng, model)
+    found = _pick_field(rng, model)
+    if not found:
+        return
+    msg, fd, i = found
     if i is None:
         msg.ClearField(fd.name)
     else:
@@ -229,17 +232,16 @@ def rename(rng, model):
     value's name, by "" or by a name nobody defines."""
     g = model.graph
     names = _value_names(model) + ["", "ghost"]
-    new = names[rng.integers(len(names))]
-    node = g.node[rng.integers(len(g.node))]
-    where = rng.integers(4)
-    if where == 0 and node.input:
-        node.input[int(rng.integers(len(node.input)))] = new
-    elif where == 1 and node.output:
-        node.output[int(rng.integers(len(node.output)))] = new
-    elif where == 2:
-        g.output[int(rng.integers(len(g.output)))].name = new
-    elif g.input:
-        g.input[int(rng.integers(len(g.input)))].name = new
+    places = [(n.input, k) for n in g.node for k in range(len(n.input))]
+    places += [(n.output, k) for n in g.node for k in range(len(n.output))]
+    places += [(v, None) for v in list(g.input) + list(g.output)]
+    if places:
+        where, k = places[rng.integers(len(places))]
+        new = names[rng.integers(len(names))]
+        if k is None:
+            where.name = new
+        else:
+            where[k] = new
 
 
 def retype_initializer(rng, model):

@@ -17,7 +17,7 @@ from PIL import Image
 
 from tinyface.errors import ImageError
 from tinyface.face.image import load_rgb
-from fuzz_harness import ci_counts, measure_big_cases, run_cases
+from fuzz_harness import measure_big_cases, run_seeded
 from fuzz_image_cases import PIL_MODES, encode, pixels
 from kernel_testing import examples
 
@@ -25,11 +25,7 @@ IMAGE_KINDS = ["image_truncate", "image_bytes", "image_header", "image_modes"]
 
 
 def test_seeded_mutations_of_images():
-    counts = ci_counts(IMAGE_KINDS, scale=examples(25) // 25 or 1)
-    report = run_cases(counts, seed=0)
-    print(report.describe())
-    assert sum(report.cases.values()) == sum(counts.values()), report.describe()
-    assert not report.failures, report.describe()
+    counts, report = run_seeded(IMAGE_KINDS, scale=examples(25) // 25)
     assert report.ok["image_modes"] == counts["image_modes"]      # every valid image is read
     assert report.errors["ImageError"] > 0 and report.ok["image_truncate"] > 0
 
