@@ -379,9 +379,10 @@ def worker(seed, specs):
     os.dup2(2, 1)                                # anything else printed goes to the worker's stderr
     warnings.simplefilter("ignore")
     warm_up()
-    with open("/proc/self/statm") as f:
-        size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    resource.setrlimit(resource.RLIMIT_AS, (size + ADDRESS_SPACE_HEADROOM, resource.RLIM_INFINITY))
+    if os.path.exists("/proc/self/statm"):             # Linux: cap the address space
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (size + ADDRESS_SPACE_HEADROOM, resource.RLIM_INFINITY))
     baseline = peak_rss_mb()
     send(ready=True, rss_mb=baseline)
     for kind, start, stop in specs:

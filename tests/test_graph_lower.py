@@ -885,3 +885,13 @@ def test_flags_other_than_0_or_1(op, attr, shape):
     attrs = {"kernel_shape": [2, 2], "strides": [2, 2]} if op == "MaxPool" else {}
     refused(one_node(op, None, {**attrs, attr: 65536}, shape=shape, consts=consts, opset=14),
             f"{attr}=65536 must be 0 or 1")
+
+
+def test_squeeze_without_axes_of_a_free_batch():
+    """Before: the dims of size 1 were those of (N, 6, 1), so (1, 6) at batch 1 where
+    onnxruntime, squeezing the batch of 1 too, gives (6,) (found by the 10x fuzz run)."""
+    refused(one_node("Squeeze", lambda g, c: ["x"], shape=("N", 6, 1)), "Squeeze without axes",
+            tinyface.UnsupportedOpError)
+    g = GraphBuilder(13)                                      # on a constant, every dim is known
+    y = g.add("Add", ["x", g.add("Squeeze", [g.const(np.ones((1, 6, 1), np.float32))])])
+    check_against_ort(g.build({"x": ["N", 6]}, [y]))

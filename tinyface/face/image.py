@@ -136,11 +136,13 @@ _quiet = {"depth": 0, "saved": None}
 def _quiet_if_tiff(path):
     """While a TIFF file is read, send file descriptor 2 to /dev/null.
 
-    libtiff prints its complaints about a corrupt file ("TIFFFetchDirectory: Can
-    not read TIFF directory") straight to the process's stderr, where the command
-    line allows one line per error; Pillow raises an exception for the same
-    problem, which becomes the ImageError.  Threads reading TIFFs at once share
-    the redirection (a count under a lock), so the last one out restores stderr.
+    libtiff prints its complaints about a corrupt file ("TIFFFetchNormalTag:
+    Incorrect count for ...") straight to the process's stderr, and Pillow's TIFF
+    reader logs some ("More samples per pixel than can be decoded"), which
+    logging's last-resort handler writes to stderr too; the command line allows one
+    line per error, and Pillow raises an exception for the same problem, which
+    becomes the ImageError.  Threads reading TIFFs at once share the redirection (a
+    count under a lock), so the last one out restores stderr.
     """
     with open(path, "rb") as f:
         tiff = f.read(4) in _TIFF_MAGIC

@@ -479,6 +479,9 @@ def h_squeeze(low, node):
     shape = list(low.shape(x))
     axes = _axes(low, node, 1)
     if axes is None:
+        if any(d is None or d == BATCH for d in shape):
+            unsupported(low, node, f"Squeeze without axes of {fmt(tuple(shape))}: which dims are 1 depends on "
+                                   f"the input (a batch of 1 would lose its batch axis)")
         axes = [i for i, d in enumerate(shape) if d == 1]
     axes = _checked_axes(low, node, axes, len(shape))
     if any(shape[a] != 1 for a in axes):
