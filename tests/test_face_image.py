@@ -295,3 +295,104 @@ def test_png_roundtrip_property(tmp_path_factory, image):
     path = tmp_path_factory.mktemp("rt") / "x.png"
     save_rgb(image, path)
     assert np.array_equal(load_rgb(path), image[:, :, :3])
+
+
+# --- found by the fuzzer (tests/test_fuzz_images.py) -------------------------------
+
+def test_premultiplied_grey_alpha_pil_image():
+    """Before: 'cannot convert mode La to RGB'."""
+    out = load_quietly(Image.new("La", (3, 2), (80, 255)))
+    check_rgb(out, (2, 3, 3))
+    assert (out == 80).all()
+
+
+def _cut_lzw_tiff(tmp_path):
+    """An LZW TIFF cut in half: Pillow warns 'Corrupt EXIF data' on the way to failing."""
+    Image.fromarray(PIXELS[:5, :6]).save(tmp_path / "c.tif", compression="tiff_lzw")
+    data = (tmp_path / "c.tif").read_bytes()
+    (tmp_path / "c.tif").write_bytes(data[:len(data) // 2])
+    return tmp_path / "c.tif"
+
+
+def test_pillow_warnings_about_a_file_are_not_passed_on(tmp_path):
+    """Before: two 'Corrupt EXIF data' warnings escaped, which the command line printed
+    as two more lines after its error."""
+    path = _cut_lzw_tiff(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError):
+            load_rgb(path)
+    assert not caught
+
+
+def _tiff_with_entry(tmp_path, tag, kind, count, value, **options):
+    """A small TIFF whose IFD entry ``tag`` is replaced by (kind, count, value as a SHORT)."""
+    import struct
+    Image.fromarray(PIXELS[:5, :6]).save(tmp_path / "t.tif", **options)
+    data = bytearray((tmp_path / "t.tif").read_bytes())
+    first = struct.unpack("<I", data[4:8])[0]
+    for k in range(struct.unpack("<H", data[first:first + 2])[0]):
+        at = first + 2 + 12 * k
+        if struct.unpack("<H", data[at:at + 2])[0] == tag:
+            data[at + 2:at + 12] = struct.pack("<HIHH", kind, count, value, 0)
+    (tmp_path / "t.tif").write_bytes(bytes(data))
+    return tmp_path / "t.tif"
+
+
+def test_libtiff_complaints_do_not_reach_stderr(tmp_path, capfd):
+    """Before: libtiff printed 'TIFFFetchNormalTag: Incorrect count for "RowsPerStrip"'
+    straight to the process's stderr: a second line under the command line's error."""
+    from tinyface.cli.main import main
+    path = _tiff_with_entry(tmp_path, 278, 3, 2, 5, compression="tiff_lzw")      # RowsPerStrip, 2 values
+    capfd.readouterr()
+    with pytest.raises(ImageError):
+        load_rgb(path)
+    assert capfd.readouterr().err == ""
+    assert main(["embed", "--aligned", str(path)]) == 2
+    err = capfd.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("tinyface: error: cannot read image")
+
+
+def test_pillow_log_messages_do_not_reach_the_command_line(tmp_path):
+    """Before: Pillow's logger.error('More samples per pixel than can be decoded: 256')
+    reached stderr through logging's last-resort handler, above the error line.  (Run in
+    a process of its own: pytest captures logging.)"""
+    import subprocess
+    import sys
+    path = _tiff_with_entry(tmp_path, 277, 3, 1, 256)                            # SamplesPerPixel
+    run = subprocess.run([sys.executable, "-m", "tinyface.cli.main", "embed", "--aligned", str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [f"tinyface: error: cannot read image '{path}': not an image "
+                                       f"(unknown or unsupported format)"]
+
+
+def test_stderr_is_restored_after_reading_tiffs(tmp_path, capfd):
+    Image.fromarray(PIXELS).save(tmp_path / "ok.tif")
+    load_rgb(tmp_path / "ok.tif")
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
+
+
+def test_pixel_limit_is_checked_on_the_header(tmp_path, monkeypatch):
+    """Before: only PIL's own limit (89 Mpx, warning; 179 Mpx, error) applied: an 8000 x
+    8000 PNG of 187 KB decoded to a 915 MB peak."""
+    Image.fromarray(PIXELS).save(tmp_path / "a.png")                    # 32 x 24 = 768 pixels
+    monkeypatch.setenv("TINYFACE_MAX_IMAGE_PIXELS", "767")
+    with pytest.raises(ImageError, match="32x24 needs 768 pixels, more than MAX_IMAGE_PIXELS = 767"):
+        load_rgb(tmp_path / "a.png")
+    with pytest.raises(ImageError, match="MAX_IMAGE_PIXELS"):
+        load_rgb(Image.fromarray(PIXELS))
+    monkeypatch.setenv("TINYFACE_MAX_IMAGE_PIXELS", "768")
+    check_rgb(load_rgb(tmp_path / "a.png"), (24, 32, 3))
+
+
+def test_a_pil_image_is_not_turned_in_place(tmp_path):
+    """Files are turned upright in place (one copy fewer); a caller's PIL image is not."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(PIXELS).save(tmp_path / "r.jpg", exif=exif)
+    with Image.open(tmp_path / "r.jpg") as im:
+        check_rgb(load_rgb(im), (32, 24, 3))
+        assert im.size == (32, 24)
+    check_rgb(load_rgb(tmp_path / "r.jpg"), (32, 24, 3))

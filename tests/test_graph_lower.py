@@ -711,3 +711,187 @@ def _malformed(case):
 def test_malformed_graph_is_a_model_error(case):
     with pytest.raises(tinyface.ModelError):
         tinyface.load(_malformed(case))
+
+
+# -- found by the fuzzer (tests/test_fuzz_models.py): refused at load, naming the node ------
+
+def one_node(op, inputs, attrs=None, shape=("N", 3, 6, 6), opset=13, consts=()):
+    """A graph of one ``op`` node reading "x" and the constants ``consts`` (in order)."""
+    g = GraphBuilder(opset)
+    names = [g.const(c, dtype=np.asarray(c).dtype) for c in consts]
+    y = g.add(op, ["x"] + names if inputs is None else inputs(g, names), name="the_node", **(attrs or {}))
+    return g.build({"x": list(shape)}, [y])
+
+
+def refused(model, match, exc=tinyface.ModelError):
+    with pytest.raises(exc, match=match) as info:
+        tinyface.load(model)
+    assert "the_node" in str(info.value) and "\n" not in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("bias", [np.ones(5, np.float32), np.ones((8, 1), np.float32)])
+def test_conv_bias_not_one_per_output_channel(bias):
+    """Before: a bias of 5 for 8 channels loaded and the kernel read past its end (Numba
+    does not bound-check): silent garbage; a 2-D bias was a Numba TypingError at run time."""
+    refused(one_node("Conv", None, {"pads": [1] * 4}, consts=[np.ones((8, 3, 3, 3), np.float32), bias]),
+            "bias of shape")
+
+
+@pytest.mark.parametrize("attrs", [{"strides": [1.5, 1.5]}, {"pads": [1.5, 1, 1, 1]}, {"group": 3.0}])
+def test_conv_window_attributes_must_be_integers(attrs):
+    """Before: they loaded; float strides and pads were a TypeError from range() at run
+    time, group 3.0 ran as 3.
+    Now the op's schema refuses them as the file is read."""
+    attrs = {"group": 3, **attrs}
+    refused(one_node("Conv", None, attrs, consts=[np.ones((3, 1, 3, 3), np.float32)]), "Mismatched attribute type")
+
+
+@pytest.mark.parametrize("attrs", [{"strides": [2**40, 1]}, {"pads": [0, 2**31, 0, 0]}])
+def test_conv_window_attributes_in_range(attrs):
+    refused(one_node("Conv", None, attrs, consts=[np.ones((3, 3, 3, 3), np.float32)]), "must be",
+            tinyface.UnsupportedOpError)
+
+
+def test_maxpool_kernel_must_be_integers():
+    refused(one_node("MaxPool", None, {"kernel_shape": [2.5, 2.0]}), "Mismatched attribute type")
+
+
+def test_folding_a_broadcast_of_2_40_elements():
+    """Before: numpy tried to allocate the 4 TiB result (MemoryError)."""
+    g = GraphBuilder(13)
+    s = g.add("Add", [g.const(np.ones((2**20, 1), np.float32)), g.const(np.ones((1, 2**20), np.float32))],
+              name="the_node")
+    y = g.add("Add", ["x", g.add("Reshape", [s, g.const([-1], dtype=np.int64)])])
+    msg = refused(g.build({"x": ["N", 1]}, [y]), "MAX_TENSOR_ELEMENTS")
+    assert "[1048576, 1048576]" in msg
+
+
+def _fold_as_target(op, inputs, attrs):
+    """x reshaped to the folded result of ``op`` on constants (a limit test, not a valid target)."""
+    g = GraphBuilder(13)
+    y = g.add("Reshape", ["x", g.add(op, inputs(g), name="the_node", **attrs)])
+    return g.build({"x": ["N", 6]}, [y])
+
+
+def test_folding_a_concat_past_the_limit(monkeypatch):
+    monkeypatch.setenv("TINYFACE_MAX_TENSOR_ELEMENTS", "1000")
+    model = _fold_as_target("Concat", lambda g: [g.const(np.ones(400), name="c", dtype=np.int64)] * 3, {"axis": 0})
+    refused(model, "folding to a constant of shape \\[1200\\]")
+
+
+def test_folding_a_gather_past_the_limit(monkeypatch):
+    monkeypatch.setenv("TINYFACE_MAX_TENSOR_ELEMENTS", "1000")
+    model = _fold_as_target("Gather", lambda g: [g.const(np.ones((10, 50)), dtype=np.int64),
+                                                 g.const(np.zeros((5, 5)), dtype=np.int64)], {"axis": 0})
+    refused(model, "\\[5, 5, 50\\]")
+
+
+def test_batchnorm_parameters_that_are_not_vectors():
+    """Before: (3, 1) and (1, 3) parameters broadcast to 3 x 3 and became a Numba
+    TypingError at run time; lengths 5 and 3 were 'malformed' with numpy's message."""
+    consts = [np.ones((3, 1), np.float32), np.zeros((1, 3), np.float32), np.zeros(3, np.float32),
+              np.ones(3, np.float32)]
+    refused(one_node("BatchNormalization", None, consts=consts), "vectors of one length")
+
+
+@pytest.mark.parametrize("opset, axis, shape", [(13, 5, ("N", 4)), (13, -7, ("N", 4)), (11, 3, ("N", 4)),
+                                                (13, 4, ("N", 3, 6, 6))])
+def test_softmax_axis_out_of_range(opset, axis, shape):
+    """Before: numpy AxisError at run time (opset 13); opset 11 ran a softmax over no axis
+    (all ones)."""
+    refused(one_node("Softmax", None, {"axis": axis}, shape=shape, opset=opset), "out of range")
+
+
+def test_reshape_target_below_minus_one():
+    """Before: [0, -2, -54] loaded (N x -2 x -54 is N x 108 elements) and failed in numpy
+    at run time."""
+    refused(one_node("Reshape", None, consts=[np.array([0, -2, -54], np.int64)]), "below -1")
+
+
+@pytest.mark.parametrize("op, axes", [("Unsqueeze", [100]), ("Unsqueeze", [1, 1]), ("Squeeze", [-10]),
+                                      ("Squeeze", [7])])
+def test_axes_out_of_range_or_repeated(op, axes):
+    """Before: Unsqueeze axis 100 appended a dim at the end, [1, 1] inserted two."""
+    refused(one_node(op, None, consts=[np.array(axes, np.int64)]), "out of range or repeated")
+
+
+@pytest.mark.parametrize("axis", [5, -6])
+def test_flatten_axis_out_of_range(axis):
+    """Before: axis 5 of a rank-4 tensor loaded and flattened everything."""
+    refused(one_node("Flatten", None, {"axis": axis}), "out of range")
+
+
+def test_maxpool_pads_as_large_as_the_kernel():
+    """Before: windows wholly in the padding gave -inf (onnxruntime refuses such pads)."""
+    refused(one_node("MaxPool", None, {"kernel_shape": [2, 2], "pads": [3, 3, 3, 3]}), "smaller than the kernel",
+            tinyface.UnsupportedOpError)
+
+
+def test_conv_whose_pads_imply_an_output_of_2_42_elements():
+    """Before: loaded; the first run would have allocated the output (35 TB)."""
+    msg = refused(one_node("Conv", None, {"pads": [2**20] * 4}, consts=[np.ones((2, 3, 1, 1), np.float32)]),
+                  "for one image, an array of shape")
+    assert "MAX_TENSOR_ELEMENTS" in msg
+
+
+@pytest.mark.parametrize("shape, match", [(("N", 3, 2**30, 2**30), "MAX_TENSOR_ELEMENTS"),
+                                          (("N", 3, -6, 6), "positive or symbolic"),
+                                          (("N", 0, 6, 6), "positive or symbolic")])
+def test_declared_input_shapes(shape, match):
+    """Before: all loaded; embed would resize faces to 2^30 x 2^30, and the others made
+    every run an InputError about a shape no input can have."""
+    with pytest.raises(tinyface.ModelError, match=match):
+        tinyface.load(one_node("Relu", None, shape=shape))
+
+
+def test_empty_weights_and_outputs():
+    """Before: a conv weight with no output channels was a ValueError from numpy; a Gemm
+    with none loaded and ran to an empty output."""
+    refused(one_node("Conv", None, consts=[np.ones((0, 3, 1, 1), np.float32)]), "empty")
+    refused(one_node("Gemm", None, shape=("N", 4), consts=[np.ones((4, 0), np.float32)]), "below 1")
+
+
+@pytest.mark.parametrize("outputs", [[], [""]])
+def test_node_without_an_output(outputs):
+    """Before: IndexError at the first run.  Now the op's schema refuses it."""
+    g = GraphBuilder(13)
+    g.add("Relu", ["x"], outputs=outputs, name="the_node")
+    with pytest.raises(tinyface.ModelError, match="output size 0|output 0 is marked single"):
+        tinyface.load(g.build({"x": ["N", 3]}, [g.add("Relu", ["x"])]))
+
+
+@pytest.mark.parametrize("op, attrs, opset", [("Clip", {"min": [0.0, 1.0]}, 9),
+                                              ("LeakyRelu", {"alpha": [0.1, 0.2]}, 13),
+                                              ("BatchNormalization", {"epsilon": [1e-5] * 3}, 13)])
+def test_float_attributes_must_be_one_number(op, attrs, opset):
+    """Before: a list reached the kernels as an array where they take a float32: a Numba
+    TypingError, after a ~10 s compile.  Now the op's schema refuses it."""
+    consts = [np.ones(3, np.float32)] * 4 if op == "BatchNormalization" else []
+    model = one_node(op, None, shape=("N", 3, 4, 4), opset=opset, consts=consts)
+    node = model.graph.node[0]
+    name, values = next(iter(attrs.items()))
+    node.attribute.extend([onnx.helper.make_attribute(name, values)])
+    with pytest.raises(tinyface.ModelError, match="Mismatched attribute type"):
+        tinyface.load(model)
+
+
+@pytest.mark.parametrize("op, attr, shape", [("MaxPool", "ceil_mode", ("N", 3, 6, 6)), ("Gemm", "transB", ("N", 3)),
+                                             ("Reshape", "allowzero", ("N", 3, 6, 6))])
+def test_flags_other_than_0_or_1(op, attr, shape):
+    """Before: ceil_mode=65536 was taken as true, where onnxruntime floors: output shapes
+    (2, 4, 5, 6) against (2, 4, 4, 6) on MTCNN's P-Net."""
+    consts = {"MaxPool": [], "Gemm": [np.ones((3, 3), np.float32)], "Reshape": [np.array([0, -1], np.int64)]}[op]
+    attrs = {"kernel_shape": [2, 2], "strides": [2, 2]} if op == "MaxPool" else {}
+    refused(one_node(op, None, {**attrs, attr: 65536}, shape=shape, consts=consts, opset=14),
+            f"{attr}=65536 must be 0 or 1")
+
+
+def test_squeeze_without_axes_of_a_free_batch():
+    """Before: the dims of size 1 were those of (N, 6, 1), so (1, 6) at batch 1 where
+    onnxruntime, squeezing the batch of 1 too, gives (6,) (found by the 10x fuzz run)."""
+    refused(one_node("Squeeze", lambda g, c: ["x"], shape=("N", 6, 1)), "Squeeze without axes",
+            tinyface.UnsupportedOpError)
+    g = GraphBuilder(13)                                      # on a constant, every dim is known
+    y = g.add("Add", ["x", g.add("Squeeze", [g.const(np.ones((1, 6, 1), np.float32))])])
+    check_against_ort(g.build({"x": ["N", 6]}, [y]))

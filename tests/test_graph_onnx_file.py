@@ -365,3 +365,283 @@ def test_constant_node_without_supported_value():
     with pytest.raises(tinyface.UnsupportedOpError) as info:
         tinyface.load(g.build({"x": ["N", 3]}, [z, y]))
     assert "the_strings" in str(info.value)
+
+
+# -- found by the fuzzer (tests/test_fuzz_models.py) ----------------------------------------
+
+def _entry(model_path, key, value, tensor=0):
+    """Set external-data entry ``key`` of initialiser ``tensor`` in the saved model."""
+    m = onnx.load(model_path, load_external_data=False)
+    t = m.graph.initializer[tensor]
+    for e in t.external_data:
+        if e.key == key:
+            e.value = value
+            break
+    else:
+        t.external_data.add(key=key, value=value)
+    onnx.save(m, model_path)
+    return t.name
+
+
+@pytest.mark.parametrize("value", ["-8", "abc", "1e3", str(2**70)])
+def test_external_offset_not_a_usable_number(external, value):
+    """Before: -8 raised OSError from seek, 'abc' ValueError, 2^70 'cannot fit int'."""
+    _, path = external
+    name = _entry(path, "offset", value)
+    msg = assert_model_error(path)
+    assert name in msg and ("non-negative integer" in msg or "truncated" in msg)
+
+
+def test_external_length_not_a_number(external):
+    _, path = external
+    _entry(path, "length", "abc")
+    assert "non-negative integer" in assert_model_error(path)
+
+
+def _set_dims(model_path, dims, tensor=0):
+    m = onnx.load(model_path, load_external_data=False)
+    t = m.graph.initializer[tensor]
+    del t.dims[:]
+    t.dims.extend(dims)
+    for k in reversed([k for k, e in enumerate(t.external_data) if e.key == "length"]):
+        del t.external_data[k]
+    onnx.save(m, model_path)
+    return t.name
+
+
+@pytest.mark.parametrize("dims", [[2**20, 2**20, 1, 1], [2**32, 2**32, 1, 1]])
+def test_external_tensor_claiming_2_40_elements_is_refused_before_reading(external, dims):
+    """Before: f.read(2^42 bytes) was attempted (MemoryError); 2^32 x 2^32 overflowed
+    np.prod to 0 (ValueError from reshape)."""
+    _, path = external
+    name = _set_dims(path, dims)
+    msg = assert_model_error(path)
+    assert name in msg and "MAX_TENSOR_ELEMENTS" in msg
+
+
+def test_external_tensor_with_negative_dims(external):
+    """Before: ValueError 'read length must be non-negative'."""
+    _, path = external
+    _set_dims(path, [-8, 3, 3, 3])
+    assert "negative dims" in assert_model_error(path)
+
+
+def test_external_offset_past_the_end(external):
+    _, path = external
+    size = (path.parent / "weights.bin").stat().st_size
+    _entry(path, "offset", str(size - 4))
+    msg = assert_model_error(path)
+    assert "truncated" in msg and f"the file has {size}" in msg
+
+
+@pytest.mark.parametrize("data_type", [999, TensorProto.STRING, TensorProto.BFLOAT16, TensorProto.INT4])
+def test_external_tensor_of_an_unreadable_type(external, data_type):
+    """Before: 999 raised KeyError."""
+    _, path = external
+    m = onnx.load(path, load_external_data=False)
+    m.graph.initializer[0].data_type = data_type
+    onnx.save(m, path)
+    assert "tinyface does not read" in assert_model_error(path)
+
+
+def test_external_symlink_loop(external):
+    """Before: RuntimeError('Symlink loop') from Path.resolve."""
+    _, path = external
+    os.symlink(path.parent / "b.bin", path.parent / "a.bin")
+    os.symlink(path.parent / "a.bin", path.parent / "b.bin")
+    _entry(path, "location", "a.bin")
+    assert "cannot be opened" in assert_model_error(path)
+
+
+@pytest.mark.parametrize("location", ["weights.bin\0.txt", "a" * 5000])
+def test_external_location_the_os_cannot_take(external, location):
+    """Before: ValueError (embedded null byte), OSError (file name too long)."""
+    _, path = external
+    _entry(path, "location", location)
+    assert "cannot be opened" in assert_model_error(path)
+
+
+def test_external_symlink_to_a_directory_and_a_fifo(external):
+    _, path = external
+    (path.parent / "sub").mkdir()
+    os.symlink(path.parent / "sub", path.parent / "link")
+    _entry(path, "location", "link")
+    assert "not a regular file" in assert_model_error(path)
+    os.mkfifo(path.parent / "fifo")
+    _entry(path, "location", "fifo")
+    assert "not a regular file" in assert_model_error(path)        # and no hang reading it
+
+
+def test_model_file_that_is_a_device_is_refused_without_reading():
+    """Before: tinyface.load('/dev/zero') read forever."""
+    msg = assert_model_error(Path("/dev/zero"))
+    assert "not a regular file" in msg
+
+
+@pytest.mark.parametrize("source", [123, [1, 2], 3.5])
+def test_model_source_of_another_type(source):
+    """Before: TypeError from Path()."""
+    with pytest.raises(tinyface.ModelError, match="cannot read a model from"):
+        tinyface.load(source)
+
+
+@pytest.mark.parametrize("data_type", [TensorProto.COMPLEX64, TensorProto.INT4, TensorProto.FLOAT8E4M3FN,
+                                       TensorProto.BFLOAT16, TensorProto.STRING, 999, 0])
+def test_initializer_of_an_unreadable_type(data_type):
+    """Before: INT4 raw data loaded as (garbage) weights; the others were refused with
+    numpy's reshape message."""
+    model = small_model()
+    t = model.graph.initializer[0]
+    t.data_type = data_type
+    with pytest.raises(tinyface.ModelError, match=f"tensor '{t.name}' has data type"):
+        tinyface.load(model)
+
+
+def test_complex_weights_are_refused():
+    """Before: loaded, the imaginary part silently dropped (a ComplexWarning)."""
+    model = small_model()
+    t = model.graph.initializer[0]
+    t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * (1 + 1j), t.name))
+    with pytest.raises(tinyface.ModelError, match="COMPLEX"):
+        tinyface.load(model)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int64, np.int8])
+def test_initializers_of_other_numeric_types_are_read(dtype):
+    model = small_model()
+    t = model.graph.initializer[0]
+    t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(dtype), t.name))
+    x = np.random.default_rng(0).standard_normal((1, 3, 6, 6)).astype(np.float32)
+    assert tinyface.load(model).run(x)[0].shape == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("dims", [[2**20, 2**20, 1, 1], [2**32, 2**32, 1, 1], [-8, 3, 3, 3]])
+def test_inline_tensor_dims_are_checked_before_decoding(dims):
+    """Refused by the dims alone (the limit named), not by a failed reshape of the data."""
+    model = small_model()
+    t = model.graph.initializer[0]
+    del t.dims[:]
+    t.dims.extend(dims)
+    with pytest.raises(tinyface.ModelError, match="MAX_TENSOR_ELEMENTS|negative dims"):
+        tinyface.load(model)
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_value_of_unknown_element_type(where):
+    """Before: KeyError from onnx.helper."""
+    model = small_model()
+    getattr(model.graph, where)[0].type.tensor_type.elem_type = 999
+    with pytest.raises(tinyface.ModelError, match="unknown element type 999"):
+        tinyface.load(model)
+
+
+def _two_writers():
+    """Conv -> y; Relu(y) -> z; Conv(z) -> y again, never read: not single assignment."""
+    g = GraphBuilder(13)
+    g.add("Conv", ["x", g.const(np.ones((4, 3, 1, 1)))], outputs=["y"])
+    g.add("Relu", ["y"], outputs=["z"])
+    g.add("Conv", ["z", g.const(np.ones((4, 4, 1, 1)))], outputs=["y"])
+    return g.build({"x": ["N", 3, 4, 4]}, ["z"])
+
+
+def test_value_written_by_two_nodes():
+    """Before: the fuser merged the Relu into the second conv, a step reading its own
+    output: KeyError at run time."""
+    with pytest.raises(tinyface.ModelError, match="value 'y' is defined twice"):
+        tinyface.load(_two_writers())
+
+
+def test_node_writing_a_graph_input():
+    g = GraphBuilder(13)
+    g.add("Relu", ["x"], outputs=["x"])
+    with pytest.raises(tinyface.ModelError, match="value 'x' is defined twice"):
+        tinyface.load(g.build({"x": ["N", 3]}, ["x"]))
+
+
+@pytest.mark.parametrize("what", ["initializer", "input", "output"])
+def test_listed_twice(what):
+    """Before: a repeated graph input made every run an InputError; a repeated output or
+    initialiser was accepted."""
+    g = GraphBuilder(13)
+    y = g.add("Add", ["x", g.const(np.ones(3))])
+    model = g.build({"x": ["N", 3]}, [y])
+    items = getattr(model.graph, what)
+    items.add().CopyFrom(items[0])
+    with pytest.raises(tinyface.ModelError, match="twice"):
+        tinyface.load(model)
+
+
+def test_node_in_a_foreign_domain():
+    """Before: a Relu in domain 'com.example' ran as ONNX's Relu."""
+    model = small_model()
+    model.graph.node[-1].domain = "com.example"
+    with pytest.raises(tinyface.UnsupportedOpError, match="com.example"):
+        tinyface.load(model)
+
+
+def test_constant_node_without_output():
+    """Before: IndexError."""
+    g = GraphBuilder(13)
+    g.nodes.append(helper.make_node("Constant", [], [], name="k", value_float=1.0))
+    with pytest.raises(tinyface.ModelError, match="Constant node 'k'"):
+        tinyface.load(g.build({"x": ["N", 3]}, [g.add("Relu", ["x"])]))
+
+
+def _node_with(change):
+    model = small_model()
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    change(conv)
+    return model
+
+
+def _drop_attribute_name(conv):
+    next(a for a in conv.attribute if a.name == "pads").name = ""
+
+
+@pytest.mark.parametrize("change, words", [
+    (_drop_attribute_name, "name"),
+    (lambda n: n.input.append(n.input[1]), "input size"),
+    (lambda n: n.attribute.add(name="bogus", type=onnx.AttributeProto.INT, i=1), "bogus"),
+    (lambda n: n.attribute.add(name="weird"), "type")])
+def test_node_against_its_op_schema(change, words):
+    """Before: each of these loaded (an unnamed or mistagged pads fell back to no padding,
+    a fourth input and an unknown attribute were ignored)."""
+    with pytest.raises(tinyface.ModelError, match=words):
+        tinyface.load(_node_with(change))
+
+
+def test_attribute_whose_type_tag_does_not_match_its_value():
+    """Before: LeakyRelu's alpha tagged INT was read as the (unset) int 0: a ReLU."""
+    g = GraphBuilder(13)
+    y = g.add("LeakyRelu", ["x"], alpha=0.1)
+    model = g.build({"x": ["N", 3]}, [y])
+    model.graph.node[0].attribute[0].type = onnx.AttributeProto.INT
+    with pytest.raises(tinyface.ModelError, match="mismatch"):
+        tinyface.load(model)
+
+
+def test_concat_without_its_required_axis():
+    """Before: axis 0 was assumed."""
+    g = GraphBuilder(13)
+    target = g.add("Concat", [g.const([0], dtype=np.int64), g.const([-1], dtype=np.int64)])
+    y = g.add("Reshape", ["x", target])
+    with pytest.raises(tinyface.ModelError, match="Required attribute 'axis'"):
+        tinyface.load(g.build({"x": ["N", 3, 2]}, [y]))
+
+
+@pytest.mark.parametrize("where", ["op_type", "node name", "attribute", "input", "metadata"])
+def test_names_that_are_not_utf8(where):
+    """Protobuf hands a string field that is not UTF-8 over as bytes.  Before: an attribute
+    so named was ignored (pads: no padding), a metadata key was a TypeError from
+    str.startswith, a node name loaded.  The schema check of this round then met such an op
+    type with a TypeError (onnx.defs) and an attribute name with a UnicodeDecodeError
+    (onnx.checker): the 10x fuzz run found both."""
+    model = small_model()
+    model.metadata_props.add(key="tinyface.zz", value="1")
+    data = model.SerializeToString()
+    node = next(n for n in model.graph.node if n.op_type == "Conv")
+    old = {"op_type": b"\x22\x04Conv", "node name": node.name.encode(), "attribute": b"pads",
+           "input": node.input[0].encode(), "metadata": b"tinyface.zz"}[where]   # 0x22 0x04: field 4, 4 bytes
+    assert old in data
+    with pytest.raises(tinyface.ModelError, match="is not valid UTF-8 text"):
+        tinyface.load(data.replace(old, old[:-1] + b"\xff", 1))

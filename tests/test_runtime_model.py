@@ -101,3 +101,26 @@ def test_live_onnxruntime_on_faces(model):
     x = m.preprocess([FACES / n for n in GOLDEN["faces"][:16]])
     ref = np.concatenate([sess.run(None, {"input0": x[i:i + 1]})[0] for i in range(16)])
     assert_close(m.run(x)[0], ref)
+
+
+# -- batches in chunks: only when the images of a batch never meet ------------------------
+
+@pytest.mark.parametrize("op, attrs", [("Flatten", {"axis": 0}), ("Softmax", {"axis": 0}),
+                                       ("Transpose", {"perm": [1, 0]}), ("Relu", {})])
+def test_a_batch_of_20_runs_in_chunks_only_when_images_are_independent(op, attrs):
+    """Before: Model.run split any batch over 8 into chunks, so a Flatten at axis 0 or a
+    Transpose moving the batch axis failed to concatenate (ValueError), and a softmax over
+    the batch normalised each chunk apart (wrong values).  (Found while reading the
+    fuzzer's batch handling: its cases stay at batch 1-2.)"""
+    from onnx_builders import GraphBuilder, ort_run
+    g = GraphBuilder(13)
+    y = g.add(op, ["x"], **attrs)
+    model = g.build({"x": ["N", 3]}, [y])
+    engine = tinyface.load(model)
+    assert engine.chunk == (8 if op == "Relu" else None)
+    x = np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32)
+    np.testing.assert_allclose(engine.run(x)[0], ort_run(model, {"x": x})[0], atol=1e-6)
+
+
+def test_the_bundled_models_run_in_chunks(model):
+    assert model[1].chunk == 8

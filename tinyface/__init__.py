@@ -18,11 +18,12 @@ from tinyface.runtime.threads import set_num_threads, get_num_threads, apply_env
 from tinyface.verify import cosine_similarity
 from tinyface.face.pipeline import FacePipeline, detect, align
 from tinyface.gallery.store import Gallery
+from tinyface.limits import set_limits, get_limit
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "InferenceSession", "set_num_threads", "get_num_threads",
            "cosine_similarity", "TinyfaceError", "ModelError", "UnsupportedOpError",
            "InputError", "ImageError", "NoFaceError", "GalleryError", "FacePipeline", "detect",
-           "align", "Gallery"]
+           "align", "Gallery", "set_limits", "get_limit"]
 
 apply_environment()

@@ -8,7 +8,8 @@ and the problem.
 
 Conversions, for PIL modes other than RGB:
 
-* ``1``, ``L``, ``LA``: grey replicated into R, G and B.
+* ``1``, ``L``, ``LA``, ``La``: grey replicated into R, G and B (``La``, alpha
+  premultiplied, is divided by its alpha first, as PIL's conversion to ``LA`` does).
 * ``RGBA``, ``LA``, ``PA`` and ``P`` with a transparent colour: the alpha
   channel is **dropped** (the stored colour is kept, not composited onto a
   background), as OpenCV's ``imread`` does.
@@ -22,14 +23,25 @@ Conversions, for PIL modes other than RGB:
 
 EXIF orientation is applied (:func:`PIL.ImageOps.exif_transpose`), and only
 the first frame of an animated or multi-page file is read.
+
+An image of more than ``MAX_IMAGE_PIXELS`` pixels (:mod:`tinyface.limits`) by
+its header is refused before it is decoded.  Pillow's own limit on files,
+``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 Mpx), applies too: to read larger
+files, raise both.  Pillow's other warnings about a file (corrupt EXIF data,
+odd TIFF tags) are not passed on, nor what libtiff prints to stderr about a
+corrupt TIFF: the image is either read or refused with an ``ImageError``.
 """
+import contextlib
 import os
+import sys
+import threading
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from tinyface.errors import ImageError
+from tinyface.limits import check_limit
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
@@ -103,28 +115,80 @@ def _read_file(path: str) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise ImageError(f"cannot read image '{path}': empty file")
     try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice that, PIL only warns: refuse.
+        with warnings.catch_warnings(), _quiet_if_tiff(path):
+            warnings.simplefilter("ignore")
+            # Between PIL.Image.MAX_IMAGE_PIXELS and twice that, PIL only warns: refuse.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return _pil_to_rgb(im, path)
+                return _pil_to_rgb(im, path, owned=True)
     except ImageError:
         raise
     except Exception as exc:
         raise _read_error(path, exc) from exc
 
 
-def _pil_to_rgb(im: Image.Image, name: str) -> np.ndarray:
-    """Decode a PIL image (``name`` is for messages) and convert it to RGB."""
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+_stderr_lock = threading.Lock()
+_quiet = {"depth": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def _quiet_if_tiff(path):
+    """While a TIFF file is read, send file descriptor 2 to /dev/null.
+
+    libtiff prints its complaints about a corrupt file ("TIFFFetchNormalTag:
+    Incorrect count for ...") straight to the process's stderr, and Pillow's TIFF
+    reader logs some ("More samples per pixel than can be decoded"), which
+    logging's last-resort handler writes to stderr too; the command line allows one
+    line per error, and Pillow raises an exception for the same problem, which
+    becomes the ImageError.  Threads reading TIFFs at once share the redirection (a
+    count under a lock), so the last one out restores stderr.
+    """
+    with open(path, "rb") as f:
+        tiff = f.read(4) in _TIFF_MAGIC
+    if not tiff:
+        yield
+        return
+    with _stderr_lock:
+        if _quiet["depth"] == 0:
+            sys.stderr.flush()
+            _quiet["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _quiet["depth"] += 1
     try:
-        im.load()  # decode the pixels now, so that bad data fails here
-        im = ImageOps.exif_transpose(im)
-    except Exception as exc:  # PIL's decoders raise many types on bad data
-        raise _read_error(name, exc) from exc
-    if im.width == 0 or im.height == 0:
-        raise ImageError(f"cannot read image '{name}': zero-size image "
-                         f"({im.width}x{im.height})")
-    return _convert(im, name)
+        yield
+    finally:
+        with _stderr_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                os.dup2(_quiet["saved"], 2)
+                os.close(_quiet["saved"])
+
+
+def _pil_to_rgb(im: Image.Image, name: str, owned=False) -> np.ndarray:
+    """Decode a PIL image (``name`` is for messages) and convert it to RGB.
+
+    An image tinyface ``owned`` (opened from a file) is turned upright in place
+    rather than copied: a photo's decoded pixels are the largest array here.
+    """
+    check_limit("MAX_IMAGE_PIXELS", im.width * im.height, ImageError,
+                f"cannot read image '{name}': {im.width}x{im.height}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # about the file: it is read or refused
+        try:
+            im.load()  # decode the pixels now, so that bad data fails here
+            if owned:
+                ImageOps.exif_transpose(im, in_place=True)
+            else:
+                im = ImageOps.exif_transpose(im)
+        except Exception as exc:  # PIL's decoders raise many types on bad data
+            raise _read_error(name, exc) from exc
+        if im.width == 0 or im.height == 0:
+            raise ImageError(f"cannot read image '{name}': zero-size image "
+                             f"({im.width}x{im.height})")
+        return _convert(im, name)
 
 
 def _read_error(name: str, exc: Exception) -> ImageError:
@@ -144,16 +208,18 @@ def _read_error(name: str, exc: Exception) -> ImageError:
 
 def _convert(im: Image.Image, name: str) -> np.ndarray:
     """PIL image of any mode -> uint8 H×W×3 RGB (see the module docstring)."""
-    if im.mode in _SIXTEEN_BIT_MODES:
-        v = np.clip(np.asarray(im).astype(np.int64), 0, 65535)
+    if im.mode in _SIXTEEN_BIT_MODES:        # int32 holds 65535 * 255 + 32767
+        v = np.clip(np.asarray(im), 0, 65535).astype(np.int32)
         return _grey_to_rgb(((v * 255 + 32767) // 65535).astype(np.uint8))
     if im.mode == "F":
         v = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0)
         return _grey_to_rgb(np.clip(np.rint(v), 0, 255).astype(np.uint8))
+    if im.mode == "La":
+        im = im.convert("LA")    # PIL converts premultiplied grey to RGB only through LA
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")  # PIL's P->RGB warns about palette transparency
     try:
-        im = im.convert("RGB")
+        im = im if im.mode == "RGB" else im.convert("RGB")
     except ValueError as exc:
         raise ImageError(f"cannot read image '{name}': cannot convert "
                          f"mode {im.mode} to RGB") from exc

@@ -7,13 +7,27 @@ disappears) or *emits* a step.  Every value gets a logical shape (free batch
 ``BATCH``, unknown dims ``None``) and a storage layout ("nhwc" for 4-D maps
 that conv-like steps read or write, "plain" otherwise); a layout conversion
 step is inserted where a consumer needs the other one.
+
+Sizes are checked as they appear, before anything of that size exists: every
+array a step will allocate for one image (``runtime.sizes``), and every
+constant a fold would make, is held against ``MAX_TENSOR_ELEMENTS``
+(:mod:`tinyface.limits`); a dimension below 1 is refused.
 """
+import math
+
 import numpy as np
 
 from tinyface.errors import ModelError, UnsupportedOpError
 from tinyface.kernels.epilogue import Activation
+from tinyface.limits import check_limit
 from tinyface.runtime import steps as S
 from tinyface.runtime.shapes import BATCH, fmt
+from tinyface.runtime.sizes import allocated_shapes, check_shapes
+
+MAX_RANK = 32        # NumPy 1's most axes per array
+# The largest stride, pad, pooling kernel or group tinyface takes: no map is that large,
+# and a kernel's index arithmetic (window start + kernel size, in int64) cannot overflow.
+MAX_ATTRIBUTE = 2**31 - 1
 
 
 class Lowering:
@@ -27,6 +41,7 @@ class Lowering:
         self.aliases = {}         # value -> the value it is an alias of
         self.steps = []
         self.declared_batch = None
+        self.node = None          # the node being lowered (for messages)
         self._converted = {}      # (value, layout) -> converted value
 
     # -- values -------------------------------------------------------------
@@ -62,6 +77,14 @@ class Lowering:
     def _add(self, step, layout):
         in_shapes = [self.shape(v) for v in step.inputs]
         out_shapes = step.infer(in_shapes)
+        what = f"{self.graph.source}: {self.node.describe()}"
+        for shape in out_shapes:
+            if len(shape) > MAX_RANK:
+                raise UnsupportedOpError(f"{what}: output of rank {len(shape)} (tinyface handles at most {MAX_RANK})")
+            if any(d is not None and d < 1 for d in shape):
+                raise ModelError(f"{what}: output shape {fmt(shape)} has a dimension below 1")
+        check_shapes(allocated_shapes(step, in_shapes, out_shapes), f"{what}: for one image, an array of shape",
+                     ModelError)
         for out, shape in zip(step.outputs, out_shapes):
             self.shapes[out] = tuple(shape)
             self.layouts[out] = layout if len(shape) == 4 else "plain"
@@ -73,6 +96,11 @@ class Lowering:
     def fold(self, node, value):
         self.constants[node.outputs[0]] = np.asarray(value)
 
+    def check_fold(self, node, shape):
+        """Refuse a fold whose result, of ``shape``, would exceed ``MAX_TENSOR_ELEMENTS``."""
+        check_limit("MAX_TENSOR_ELEMENTS", math.prod(shape), ModelError,
+                    f"{self.graph.source}: {node.describe()}: folding to a constant of shape {list(shape)}")
+
     # -- the pass -----------------------------------------------------------
     def run(self):
         g = self.graph
@@ -83,10 +111,16 @@ class Lowering:
                                          f"tinyface runs float32 models")
             if not vi.shape:
                 raise UnsupportedOpError(f"{g.source}: input '{vi.name}' has no declared shape")
+            shape = (BATCH,) + tuple(vi.shape[1:])
+            if any(d is not None and d < 1 for d in shape) or len(shape) > MAX_RANK:
+                raise ModelError(f"{g.source}: input '{vi.name}' declares shape {list(vi.shape)}: each "
+                                 f"dimension must be positive or symbolic, at most {MAX_RANK} of them")
+            check_shapes([shape], f"{g.source}: input '{vi.name}': for one image, shape", ModelError)
             self.declared_batch = vi.shape[0]
-            self.shapes[vi.name] = (BATCH,) + tuple(vi.shape[1:])
+            self.shapes[vi.name] = shape
             self.layouts[vi.name] = "plain"
         for node in g.nodes:
+            self.node = node
             for v in node.inputs:
                 if v and self.name(v) not in self.constants and self.name(v) not in self.shapes:
                     raise ModelError(f"{g.source}: {node.describe()} reads '{v}', which no earlier "
@@ -168,9 +202,16 @@ def h_conv(low, node):
         unsupported(low, node, f"only 2-D convolutions are supported (weight shape {list(w.shape)})")
     b = need_const(low, node, 2, "the bias")
     co, ci_g, kh, kw = w.shape
+    if w.size == 0:
+        raise ModelError(f"{low.graph.source}: {node.describe()}: the weight of shape {list(w.shape)} is empty")
+    if b is not None and b.shape != (co,):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: the bias of shape {list(b.shape)} "
+                         f"does not match the {co} output channels")
     if any(d != 1 for d in a.get("dilations", [1, 1])):
         unsupported(low, node, f"dilations {a['dilations']} are not supported")
     groups = a.get("group", 1)
+    if not _in_range([groups], 1):
+        unsupported(low, node, f"group={groups!r} must be a positive integer")
     x = node.inputs[0]
     c = low.shape(x)[1] if len(low.shape(x)) == 4 else None
     if groups != 1 and not (groups == c and ci_g == 1 and co == groups):
@@ -188,7 +229,7 @@ def h_conv(low, node):
 def _strides(low, node):
     """A conv's or pool's (stride_h, stride_w): two positive integers."""
     strides = list(node.attrs.get("strides", [1, 1]))
-    if len(strides) != 2 or min(strides) < 1:
+    if len(strides) != 2 or not _in_range(strides, 1):
         unsupported(low, node, f"strides {strides} must be two positive integers (a 2-D window)")
     return tuple(strides)
 
@@ -200,7 +241,7 @@ def _pads(low, node, shape, kernel, strides):
     auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("NOTSET", ""):
         p = list(a.get("pads", [0, 0, 0, 0]))
-        if len(p) != 4 or min(p) < 0:
+        if len(p) != 4 or not _in_range(p, 0):
             unsupported(low, node, f"pads {p} must be four integers >= 0 (begin and end of a 2-D window; "
                                    f"negative, cropping pads are not supported)")
         return (p[0], p[1], p[2], p[3])
@@ -218,11 +259,30 @@ def _pads(low, node, shape, kernel, strides):
     unsupported(low, node, f"auto_pad '{auto}' is not supported")
 
 
+def _flag(low, node, name):
+    """A 0/1 attribute (absent: 0) as a bool; any other value is refused, since engines
+    disagree on it (onnxruntime reads ceil_mode=65536 as floor)."""
+    value = node.attrs.get(name, 0)
+    if value not in (0, 1):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: {name}={value} must be 0 or 1")
+    return bool(value)
+
+
+def _in_range(values, minimum):
+    """Whether every value lies from ``minimum`` to ``MAX_ATTRIBUTE`` (attributes are
+    integers: ``onnx_file`` held each node to its op's schema)."""
+    return all(minimum <= v <= MAX_ATTRIBUTE for v in values)
+
+
 def h_batchnorm(low, node):
-    if node.attrs.get("training_mode", 0):
+    if _flag(low, node, "training_mode"):
         unsupported(low, node, "training_mode=1 is not supported")
     gamma, beta, mean, var = (need_const(low, node, i, n) for i, n in
                               ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    shapes = {np.shape(p) for p in (gamma, beta, mean, var)}
+    if len(shapes) != 1 or len(shapes.pop()) != 1:
+        raise ModelError(f"{low.graph.source}: {node.describe()}: scale, bias, mean and var must be "
+                         f"vectors of one length, got shapes {[list(np.shape(p)) for p in (gamma, beta, mean, var)]}")
     eps = node.attrs.get("epsilon", 1e-5)
     scale = (gamma / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
     shift = (beta - mean * scale).astype(np.float32)
@@ -276,6 +336,7 @@ def h_binary(low, node):
         x, y = low.const(a), low.const(b)
         if np.any(x == BATCH) or np.any(y == BATCH):
             unsupported(low, node, "arithmetic on the free batch dimension is not supported")
+        low.check_fold(node, np.broadcast_shapes(np.shape(x), np.shape(y)))
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}.get(node.op)
         if fn is None:
             fn = np.floor_divide if np.issubdtype(np.asarray(x).dtype, np.integer) else np.divide
@@ -308,12 +369,12 @@ def h_binary(low, node):
 
 def h_gemm(low, node):
     a = node.attrs
-    if a.get("transA", 0):
+    if _flag(low, node, "transA"):
         unsupported(low, node, "transA=1 is not supported")
     b = need_const(low, node, 1, "B (the weight)")
     if b.ndim != 2:
         unsupported(low, node, f"B must be 2-D, got shape {list(b.shape)}")
-    w = (b.T if a.get("transB", 0) else b) * np.float32(a.get("alpha", 1.0))
+    w = (b.T if _flag(low, node, "transB") else b) * np.float32(a.get("alpha", 1.0))
     n = w.shape[1]
     c = need_const(low, node, 2, "C (the bias)")
     bias = np.zeros(n, np.float32)
@@ -341,6 +402,9 @@ def h_flatten(low, node):
     axis = node.attrs.get("axis", 1)
     x = node.inputs[0]
     shape = low.shape(x)
+    if not -len(shape) <= axis <= len(shape):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: axis {axis} is out of range for "
+                         f"shape {fmt(shape)}")
     if low.is_const(x):
         return low.fold(node, low.const(x).reshape(int(np.prod(shape[:axis])), -1))
     axis = axis + len(shape) if axis < 0 else axis
@@ -363,15 +427,18 @@ def h_reshape(low, node):
     x = node.inputs[0]
     target = need_const(low, node, 1, "the target shape")
     target = [int(t) for t in np.asarray(target).reshape(-1)]
+    if any(t < -1 for t in target):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: target shape {target} has a "
+                         f"dimension below -1")
     if low.is_const(x):
         data = low.const(x)
-        if not node.attrs.get("allowzero", 0):    # ONNX: 0 copies the input's dim
+        if not _flag(low, node, "allowzero"):    # ONNX: 0 copies the input's dim
             target = [data.shape[i] if t == 0 and i < data.ndim else t for i, t in enumerate(target)]
         try:
             return low.fold(node, data.reshape(target))
         except ValueError:
             unsupported(low, node, f"cannot reshape a constant of shape {list(data.shape)} to {target}")
-    if node.attrs.get("allowzero", 0) and 0 in target:
+    if _flag(low, node, "allowzero") and 0 in target:
         unsupported(low, node, "allowzero=1 with a zero in the target shape")
     # graphs exported with a fixed batch carry it as a literal: free it.
     if target and low.shape(x)[0] == BATCH and target[0] == low.declared_batch and target[0] != -1:
@@ -386,12 +453,20 @@ def _axes(low, node, index_input):
     return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
 
 
+def _checked_axes(low, node, axes, rank):
+    """``axes`` of a rank-``rank`` tensor made non-negative; out of range or repeated: refused."""
+    fixed = [a + rank if _in_range([a], -rank) and a < 0 else a for a in axes]
+    if not _in_range(fixed, 0) or max(fixed, default=0) >= max(rank, 1) or len(set(fixed)) != len(fixed):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: axes {axes} are out of range or "
+                         f"repeated for rank {rank}")
+    return fixed
+
+
 def h_unsqueeze(low, node):
     x = node.inputs[0]
     axes = _axes(low, node, 1)
     shape = list(low.shape(x))
-    rank = len(shape) + len(axes)
-    axes = sorted(a + rank if a < 0 else a for a in axes)
+    axes = sorted(_checked_axes(low, node, axes, len(shape) + len(axes)))
     for a in axes:
         shape.insert(a, 1)
     if low.is_const(x):
@@ -404,8 +479,11 @@ def h_squeeze(low, node):
     shape = list(low.shape(x))
     axes = _axes(low, node, 1)
     if axes is None:
+        if any(d is None or d == BATCH for d in shape):
+            unsupported(low, node, f"Squeeze without axes of {fmt(tuple(shape))}: which dims are 1 depends on "
+                                   f"the input (a batch of 1 would lose its batch axis)")
         axes = [i for i, d in enumerate(shape) if d == 1]
-    axes = [a + len(shape) if a < 0 else a for a in axes]
+    axes = _checked_axes(low, node, axes, len(shape))
     if any(shape[a] != 1 for a in axes):
         unsupported(low, node, f"cannot squeeze axes {axes} of shape {fmt(tuple(shape))}")
     new = [d for i, d in enumerate(shape) if i not in axes]
@@ -428,11 +506,15 @@ def h_shape(low, node):
 def h_gather(low, node):
     data = need_const(low, node, 0, "the data")
     idx = need_const(low, node, 1, "the indices")
-    low.fold(node, np.take(data, idx, axis=node.attrs.get("axis", 0)))
+    shape = np.shape(data)
+    (axis,) = _checked_axes(low, node, [node.attrs.get("axis", 0)], len(shape))
+    low.check_fold(node, shape[:axis] + np.shape(idx) + shape[axis + 1:])
+    low.fold(node, np.take(data, idx, axis=axis))
 
 
 def h_concat(low, node):
     parts = [need_const(low, node, i, "every input") for i in range(len(node.inputs))]
+    low.check_fold(node, (sum(np.size(p) for p in parts),))
     low.fold(node, np.concatenate([np.atleast_1d(p) for p in parts], axis=node.attrs.get("axis", 0)))
 
 
@@ -461,19 +543,22 @@ def h_transpose(low, node):
 
 def h_maxpool(low, node):
     a = node.attrs
-    if any(d != 1 for d in a.get("dilations", [1, 1])) or a.get("storage_order", 0):
+    if any(d != 1 for d in a.get("dilations", [1, 1])) or _flag(low, node, "storage_order"):
         unsupported(low, node, "dilations or storage_order are not supported")
     if len(node.outputs) > 1 and node.outputs[1]:
         unsupported(low, node, "the Indices output is not supported")
     kernel = tuple(a["kernel_shape"])
-    if len(kernel) != 2 or min(kernel) < 1:
+    if len(kernel) != 2 or not _in_range(kernel, 1):
         unsupported(low, node, f"only 2-D pooling with a positive kernel_shape is supported "
                                f"(kernel {list(kernel)})")
     strides = _strides(low, node)
     x = node.inputs[0]
     pads = _pads(low, node, low.shape(x), kernel, strides)
+    if any(p >= k for p, k in zip(pads, kernel + kernel)):
+        unsupported(low, node, f"pads {list(pads)} (top, left, bottom, right) must be smaller than the "
+                               f"kernel {list(kernel)}: a window wholly in the padding has no maximum")
     low.emit(S.MaxPoolStep(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
-                           bool(a.get("ceil_mode", 0))), "nhwc")
+                           _flag(low, node, "ceil_mode")), "nhwc")
 
 
 def h_global_avg_pool(low, node):
@@ -485,6 +570,9 @@ def h_softmax(low, node):
     rank = len(low.shape(x))
     old = low.graph.opset < 13
     axis = node.attrs.get("axis", 1 if old else -1)
+    if not _in_range([axis], -rank) or axis >= rank:
+        raise ModelError(f"{low.graph.source}: {node.describe()}: axis {axis!r} is out of range for "
+                         f"rank {rank}")
     axis = axis + rank if axis < 0 else axis
     if old and axis != rank - 1:       # opset < 13: softmax of the flattened tail
         return low.emit(S.SoftmaxStep(node.name, [low.use(x, "plain")], node.outputs, axis, axis))

@@ -3,6 +3,9 @@
 Read, in order of precedence, from a JSON file beside the model (same name,
 ``.json`` suffix), from the ONNX ``metadata_props`` (keys ``tinyface.*``), and
 finally from the graph itself (input size from the declared input shape).
+A sidecar must hold a JSON object; an input size must be two positive
+integers of at most ``MAX_IMAGE_PIXELS`` pixels (:mod:`tinyface.limits`), an
+embedding size a positive integer, mean and std three finite numbers (std > 0).
 Normalisation maps a pixel ``p`` in 0..255 to ``(p - mean[c]) / std[c]``; when
 no file says otherwise it is the papers' (p - 127.5) / 128.
 
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.errors import ModelError
+from tinyface.limits import check_limit
 
 PAPER_MEAN = (127.5, 127.5, 127.5)
 PAPER_STD = (128.0, 128.0, 128.0)
@@ -46,21 +50,51 @@ class ModelInfo:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _parse_size(text, where):
+def _read_sidecar(path):
+    """The JSON object in ``path``, or None when there is no such file."""
     try:
-        h, w = (int(v) for v in str(text).lower().split("x"))
-        return h, w
-    except ValueError:
-        raise ModelError(f"{where}: input_size must look like '112x112', got {text!r}") from None
+        if not path.is_file():
+            return None
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, RecursionError) as exc:        # bad JSON or UTF-8; nested too deep
+        raise ModelError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(entries, dict):
+        raise ModelError(f"{path}: must hold a JSON object such as {{\"input_size\": [112, 112]}}, "
+                         f"got a {type(entries).__name__}")
+    return entries
+
+
+def _whole(value):
+    """``value`` as a positive int when it is one (an int, or a string of digits), else None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _input_size(value, where):
+    """(height, width) from [h, w] or "HxW": positive, at most MAX_IMAGE_PIXELS pixels."""
+    parts = str(value).lower().split("x") if isinstance(value, str) else value
+    size = tuple(_whole(v) for v in parts) if isinstance(parts, (list, tuple)) else ()
+    if len(size) != 2 or None in size:
+        raise ModelError(f"{where}: input_size must be two positive integers like '112x112' or "
+                         f"[112, 112], got {value!r}")
+    check_limit("MAX_IMAGE_PIXELS", size[0] * size[1], ModelError, f"{where}: input_size {size[0]}x{size[1]}")
+    return size
 
 
 def _triple(value, where, key):
     try:
-        vals = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        vals = [float(v) for v in parts if not isinstance(v, bool)]
+        if len(vals) != len(parts):
+            vals = []
     except (TypeError, ValueError):
         vals = []
-    if len(vals) != 3 or (key == "std" and min(vals) <= 0):
-        raise ModelError(f"{where}: '{key}' must be three numbers{' > 0' if key == 'std' else ''}, got {value!r}")
+    if len(vals) != 3 or not np.isfinite(vals).all() or (key == "std" and min(vals) <= 0):
+        raise ModelError(f"{where}: '{key}' must be three finite numbers{' > 0' if key == 'std' else ''}, "
+                         f"got {value!r}")
     return tuple(vals)
 
 
@@ -69,23 +103,20 @@ def read_info(graph, model_path=None):
     where = graph.source
     if model_path is not None:
         sidecar = Path(model_path).with_suffix(".json")
-        if sidecar.is_file():
-            try:
-                found = json.loads(sidecar.read_text())
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ModelError(f"{sidecar}: not valid JSON ({exc})") from None
-            if not isinstance(found, dict):
-                raise ModelError(f"{sidecar}: must hold a JSON object of metadata keys")
+        found = _read_sidecar(sidecar)
+        if found is not None:
             entries.update(found)
             where = str(sidecar)
     if "input_size" in entries:
-        size = entries["input_size"]
-        size = tuple(size) if isinstance(size, list) else _parse_size(size, where)
+        size = _input_size(entries["input_size"], where)
     else:
         shape = graph.inputs[0].shape if graph.inputs else ()
-        size = tuple(shape[2:4]) if len(shape) == 4 and None not in shape[2:4] else None
+        known = len(shape) == 4 and None not in shape[2:4]
+        size = _input_size(list(shape[2:4]), graph.source) if known else None
     emb = entries.get("embedding_size")
-    if emb is None and graph.outputs and graph.outputs[0].shape and graph.outputs[0].shape[-1]:
+    if emb is not None and _whole(emb) is None:
+        raise ModelError(f"{where}: embedding_size must be a positive integer, got {emb!r}")
+    if emb is None and graph.outputs and graph.outputs[0].shape:
         emb = graph.outputs[0].shape[-1]
     unknown = sorted(set(entries) - READ_KEYS - DESCRIPTIVE_KEYS)
     if unknown:
@@ -99,7 +130,7 @@ def read_info(graph, model_path=None):
         input_size=size,
         mean=_triple(entries["mean"], where, "mean") if "mean" in entries else PAPER_MEAN,
         std=_triple(entries["std"], where, "std") if "std" in entries else PAPER_STD,
-        embedding_size=int(emb) if emb is not None else None,
+        embedding_size=_whole(emb),
         threshold=threshold,
         calibration=calibration,
     )
