@@ -24,11 +24,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 PRELUDE = """
-import json, resource, sys
+import json, sys
 trace = []
 def mark():
     with open("/proc/self/statm") as f:
         trace.append(int(f.read().split()[1]) * 4096 / 2**20)
+def peak():
+    # VmHWM, the high-water mark of this process's own memory (ru_maxrss would carry
+    # the parent's over exec: a child of a large pytest process reports the parent's peak)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 """
 
 JOBS = {
@@ -83,7 +88,7 @@ JOBS = {
 
 def trace(name, **sizes):
     body = PRELUDE + textwrap.dedent(JOBS[name].format(**sizes))
-    body += "\nprint(json.dumps([trace, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))\n"
+    body += "\nprint(json.dumps([trace, peak()]))\n"
     env = dict(os.environ, TINYFACE_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", body], env=env, cwd=REPO, capture_output=True, text=True)
     if done.returncode:

@@ -3,7 +3,7 @@ freed when dropped, and the process stays bounded over many input shapes.
 
 The whole-process checks run a job in a fresh Python process and read its
 resident set size after every step (``/proc/self/statm``) and its peak
-(``ru_maxrss``); the bounds they assert are the ones docs/memory.md states.
+(``VmHWM``); the bounds they assert are the ones docs/memory.md states.
 """
 import gc
 import json
@@ -147,13 +147,18 @@ def rss_trace(body, timeout=900):
     """Run ``body`` (Python source using ``mark()`` after each unit of work) in a
     fresh process; returns (RSS in MB after each mark, peak RSS in MB)."""
     prelude = textwrap.dedent("""
-        import json, resource, sys
+        import json, sys
         trace = []
         def mark():
             with open("/proc/self/statm") as f:
                 trace.append(int(f.read().split()[1]) * 4096 / 2**20)
+        def peak():
+            # VmHWM, the high-water mark of this process's own memory (ru_maxrss would carry
+            # the parent's over exec: a child of a large pytest process reports the parent's peak)
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
     """)
-    ending = "\nprint(json.dumps([trace, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))\n"
+    ending = "\nprint(json.dumps([trace, peak()]))\n"
     env = dict(os.environ, TINYFACE_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(body) + ending], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=timeout)
