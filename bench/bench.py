@@ -65,9 +65,10 @@ def print_kernel_rows(rows, total, fma):
     print(f"{'kind':11} {'k/s':7} {'output':11} {'n':>2} {'us':>8} {'share':>6} {'GFLOP/s':>8} {'%peak':>6} "
           f"{'GB/s':>6}")
     for (kind, ks, shape), r in sorted(rows.items(), key=lambda kv: -kv[1]["time"]):
-        gf = 2 * r["macs"] / r["time"] / 1e9
+        seconds = max(r["time"], 1e-9)          # a reshape's view can take no measurable time
+        gf = 2 * r["macs"] / seconds / 1e9
         print(f"{kind:11} {ks:7} {shape:11} {r['count']:>2} {1e6 * r['time']:>8.0f} {r['time'] / total:>6.1%} "
-              f"{gf:>8.1f} {gf / fma:>6.1%} {r['bytes'] / r['time'] / 1e9:>6.1f}")
+              f"{gf:>8.1f} {gf / fma:>6.1%} {r['bytes'] / seconds / 1e9:>6.1f}")
 
 
 # VmHWM (peak resident set) of the child itself: ru_maxrss would include the forked parent's.
