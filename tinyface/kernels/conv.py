@@ -9,8 +9,7 @@ N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
                                                 * w[(ky*KW + kx)*Ci + c, o])
 
 With a multiple of 64 output channels (the stem conv, MTCNN's wider convs) the
-GEMM's register tile (4 pixels x ``gemm.TILE_VECTORS`` vectors, then one vector
-wide for the channels left), as ``_window_tile``, reads the windows straight
+GEMM's register tile (4 pixels x ``WINDOW_VECTORS`` vectors), as ``_window_tile``, reads the windows straight
 from a zero-padded copy of ``x``: window row ky of output pixel j is KW*Ci
 contiguous floats of the padded map, so the tile walks KH runs of them.
 Otherwise each output row's OW input patches are gathered into an OW x K
@@ -25,8 +24,14 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.epilogue import vector_activation
-from tinyface.kernels.gemm import ROWS, TILE_COLUMNS, TILE_VECTORS, finish_tile, gemm_rows
+from tinyface.kernels.gemm import ROWS, TILE_VECTORS, finish_tile, gemm_rows
 from tinyface.kernels.simd import LANES, fma_run, load_run, splat, zeros_run
+
+DIRECT_CHANNELS = 64     # the direct path takes multiples of this many output channels
+# Its tile: the GEMM's widest that divides them, so that no narrower tile is needed (AVX2:
+# 4 x 16, as 4 x 24 left 16 of every 64 channels to two latency-bound 4 x 8 tiles, and the
+# stem conv ran 1.3x slower; AVX-512: 4 x 64).
+WINDOW_VECTORS = max(v for v in range(1, TILE_VECTORS + 1) if DIRECT_CHANNELS % (v * LANES) == 0)
 
 
 @numba.njit(inline="always", cache=True)
@@ -99,7 +104,7 @@ def _window_tile(xp, src, step, KH, span, row_len, w, N, n0, out, o, res, has_re
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """``conv2d`` with the GEMM's register tiles reading each window straight from a zero-padded
-    copy of ``x``: Co a multiple of 64 and OW >= 4 (a row's last tile may overlap the one
+    copy of ``x``: Co a multiple of ``DIRECT_CHANNELS`` and OW >= 4 (a row's last tile may overlap the one
     before it, which recomputes the same values)."""
     N, OH, OW, CO = out.shape
     C = x.shape[3]
@@ -113,12 +118,9 @@ def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, ha
             j0 = min(ROWS * t, OW - ROWS)            # the last tile may overlap the one before
             src = ((n * Hp + i * sh) * Wp + j0 * sw) * C
             o = (row * OW + j0) * CO
-            for n0 in range(0, CO - CO % TILE_COLUMNS, TILE_COLUMNS):
+            for n0 in range(0, CO, WINDOW_VECTORS * LANES):
                 _window_tile(xp, src, sw * C, kh, kw * C, Wp * C, w_flat, CO, n0, out_flat, o + n0, res_flat,
-                             has_res, bias, act1, act2, TILE_VECTORS)
-            for n0 in range(CO - CO % TILE_COLUMNS, CO, LANES):
-                _window_tile(xp, src, sw * C, kh, kw * C, Wp * C, w_flat, CO, n0, out_flat, o + n0, res_flat,
-                             has_res, bias, act1, act2, 1)
+                             has_res, bias, act1, act2, WINDOW_VECTORS)
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
@@ -144,5 +146,5 @@ def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, h
 def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller (see the module doc)."""
     _, _, OW, CO = out.shape
-    kernel = _conv2d_direct if CO % 64 == 0 and OW >= ROWS else _conv2d_patches
+    kernel = _conv2d_direct if CO % DIRECT_CHANNELS == 0 and OW >= ROWS else _conv2d_patches
     kernel(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
