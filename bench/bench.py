@@ -112,7 +112,8 @@ def main():
     m = bench.machine()
     print(f"machine: {m['cpu']} ({m['vectors']}), {m['cores']} cores; numpy {m['numpy']}, "
           f"onnxruntime {versions['onnxruntime']}, tinyface {versions['tinyface']}")
-    print(f"measured: FMA peak {fma:.0f} GFLOP/s per core, memory bandwidth {bw:.1f} GB/s\n")
+    print(f"measured: FMA peak {fma:.0f} GFLOP/s per core ({peak.fma_target()}), "
+          f"memory bandwidth {bw:.1f} GB/s\n")
 
     kernels, block_convs = per_kernel(model, repeats, fma, bw)
     total = sum(r["time"] for r in kernels.values())

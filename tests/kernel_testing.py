@@ -2,6 +2,8 @@
 
 The op geometries they draw, the seeds and the epilogue kinds are public, in
 ``tinyface.testing.strategies``; the test data in ``tinyface.testing.data``."""
+import re
+
 import numba
 import numpy as np
 import pytest
@@ -51,3 +53,35 @@ def assert_same_on_1_and_2_threads(fn):
     two = on_threads(2, fn)
     assert numba.get_num_threads() == before
     np.testing.assert_array_equal(one, two)
+
+
+_FUNCTION = re.compile(r"^([A-Za-z_$][\w.$]*):")
+_LABEL = re.compile(r"^(\.?L\w+):")
+_FMA = re.compile(r"^\s*(vfmadd\w+|vfmsub\w+|fmla)\s")
+_STACK = re.compile(r"\(%rsp\)|\(%rbp\)|\[sp\b|\[x29\b")
+_JUMP = re.compile(r"^\s*(j\w+|b\.\w+|b)\s+(\.?L\w+)\s*$")
+
+
+def fma_loops(asm, function):
+    """The loops doing fused multiply-adds in the compiled ``function`` (its name as in
+    the source) of assembly ``asm`` (x86 AT&T or AArch64 syntax), as (FMAs, stack accesses)
+    per loop: each a basic block that ends jumping back to its own label.  The functions
+    it calls are left out.  A stack access in such a loop is a spill or reload on every pass."""
+    loops, inside, label, fmas, stack = [], False, None, 0, 0
+    for line in asm.splitlines():
+        found = _FUNCTION.match(line)
+        if found:
+            inside = f"{len(function)}{function}" in found.group(1)     # Itanium-mangled name
+            continue
+        found = _LABEL.match(line)
+        if found:
+            label, fmas, stack = found.group(1), 0, 0
+            continue
+        if not inside:
+            continue
+        fmas += bool(_FMA.match(line))
+        stack += bool(_STACK.search(line))
+        jump = _JUMP.match(line)
+        if jump and jump.group(2) == label and fmas:
+            loops.append((fmas, stack))
+    return loops

@@ -14,17 +14,24 @@ atol=1e-4 * sqrt(K))`` with K = Ci * KH * KW, the reduction length.  Cases
 drawn ``exact`` use small integers (activation parameters multiples of 1/4),
 for which float32 is exact, and compare bit for bit.
 
+The direct path's window tiles are read in the compiled assembly: their
+loops must not touch the stack (spill), whatever the target.
+
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import check, nhwc_residual, assert_same_on_1_and_2_threads, examples, needs_2_threads
+from kernel_testing import check, nhwc_residual, assert_same_on_1_and_2_threads, examples, fma_loops, needs_2_threads
 from tinyface.reference import conv, epilogue
-from tinyface.testing.data import random_epilogue, values
+from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
-from tinyface.kernels.conv import conv2d
+from tinyface.kernels.conv import WINDOW_VECTORS, _window_tile, conv2d
+from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.gemm import ROWS
+from tinyface.kernels.simd import LANES
 from tinyface.runtime.shapes import conv_output_size
 
 
@@ -118,3 +125,28 @@ def test_same_result_on_1_and_2_threads(case, kinds, seed):
 def test_large_shapes(case):
     want, args = make_case(case, ("prelu", False, "identity"), False, seed=1)
     check(run_conv(*args), want, case[1] * 9)
+
+
+@numba.njit(fastmath={"contract"})      # not cached: its assembly is read
+def _window_tiles(xp, span, w, bias, slope, lo, hi, out):
+    """The direct path's tile on four pixels of a 1-row map, over all of ``w``'s columns."""
+    act = vector_activation(slope, lo, hi)
+    N = w.shape[1]
+    w_flat, out_flat = w.reshape(-1), out.reshape(-1)
+    for n0 in range(0, N, WINDOW_VECTORS * LANES):
+        _window_tile(xp, 0, span, 1, span, 0, w_flat, N, n0, out_flat, n0, out_flat, False, bias, act, act,
+                     WINDOW_VECTORS)
+
+
+def test_window_tile_loops_do_not_spill():
+    """The window tile's loop keeps its accumulators in registers (no stack access)."""
+    rng = np.random.default_rng(0)
+    span, n = 12, 64
+    xp, w = values(rng, ROWS * span, False), values(rng, (span, n), False)
+    bias, act = values(rng, n, False), activation_params("relu", n, rng)
+    out = np.empty((ROWS, n), np.float32)
+    _window_tiles(xp, span, w, bias, *act, out)
+    check(out, epilogue(xp.reshape(ROWS, span).astype(np.float64) @ w, bias, act), span)
+    loops = fma_loops(_window_tiles.inspect_asm(_window_tiles.signatures[0]), "_window_tiles")
+    assert max(f for f, _ in loops) >= ROWS * WINDOW_VECTORS, loops
+    assert all(stack == 0 for _, stack in loops), loops

@@ -33,8 +33,8 @@ from tinyface.testing.data import ACTIVATIONS, activation_params, random_epilogu
 from tinyface.testing.strategies import seeds
 from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
-from tinyface.kernels.epilogue import Activation, activate, activate16, block_activation, vector_activation
-from tinyface.kernels.simd import load, store
+from tinyface.kernels.epilogue import Activation, activate, activate_vector, block_activation, vector_activation
+from tinyface.kernels.simd import LANES, load, store
 from tinyface.kernels.gemm import gemm
 
 
@@ -68,23 +68,23 @@ def test_activate_matches_reference(y, kind, seed):
 
 
 @numba.njit          # not cached: Numba's cache would not see a change to the intrinsic it calls
-def _activate16_all(y, slope, lo, hi, out):
-    """``activate16`` over 16-channel blocks of the flat ``y`` (length a multiple of 16)."""
+def _activate_all(y, slope, lo, hi, out):
+    """``activate_vector`` over the vectors of the flat ``y`` (length a multiple of 16)."""
     act = vector_activation(slope, lo, hi)
-    for c0 in range(0, y.size, 16):
-        store(out, c0, activate16(load(y, c0), block_activation(act, c0)))
+    for c0 in range(0, y.size, LANES):
+        store(out, c0, activate_vector(load(y, c0), block_activation(act, c0)))
 
 
 @settings(max_examples=examples(40), deadline=None)
 @given(y=arrays(np.float32, st.sampled_from([16, 32, 48]), elements=any32),
        kind=st.sampled_from(ACTIVATIONS), seed=seeds)
-def test_activate16_is_activate_bit_for_bit(y, kind, seed):
+def test_activate_vector_is_activate_bit_for_bit(y, kind, seed):
     """The vector activation (an LLVM intrinsic that skips its identity steps) equals
     the scalar one on every lane, NaN, infinities, -0.0 and subnormals included."""
     slope, lo, hi = activation_params(kind, y.size, np.random.default_rng(seed))
     slope = np.ascontiguousarray(slope, np.float32)
     out = np.empty_like(y)
-    _activate16_all(y, slope, np.float32(lo), np.float32(hi), out)
+    _activate_all(y, slope, np.float32(lo), np.float32(hi), out)
     same_bits(out, activate_each(y[None], slope, np.float32(lo), np.float32(hi))[0])
 
 

@@ -4,7 +4,9 @@ Shapes are drawn to hit the blocking's edges: M below, at and between
 multiples of the 4-row register tiles (the rows left over go through the loop
 block's 1- to 3-row tail), K not a multiple of that block's 4-deep unroll
 (K = 1, 2, 3, 5, ...), N below, at and between multiples of the tiles' 64 and
-16 columns (the columns left over go through the loop block).
+16 columns (the columns left over go through the loop block), and of the
+tile widths of AVX2 (24 and 8 columns).  The tiles' k-loops are read in the
+compiled assembly: they must not touch the stack (spill), whatever the target.
 
 Tolerance: data are uniform in [-1, 1] and results are compared with
 ``assert_allclose(rtol=1e-4, atol=1e-4 * sqrt(K))``, K the reduction length
@@ -14,16 +16,18 @@ of 1/4, so no float32 operation rounds and the comparison is bit-for-bit.
 
 Example counts: see ``examples`` (they scale with the HYPOTHESIS_PROFILE).
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_testing import check, assert_same_on_1_and_2_threads, examples, needs_2_threads
+from kernel_testing import check, assert_same_on_1_and_2_threads, examples, fma_loops, needs_2_threads
 from tinyface.reference import conv, epilogue, gemm as ref_gemm
 from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, gemm_rows as rows, \
     gemm_widths as widths, seeds
-from tinyface.kernels.gemm import gemm
+from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.gemm import ROWS, TILE_VECTORS, gemm, gemm_rows
 from tinyface.runtime.shapes import conv_output_size
 
 
@@ -137,3 +141,25 @@ def test_long_reduction_same_on_1_and_2_threads():
     a, w = values(rng, (2, 5000), False), values(rng, (5000, 24), False)
     args = (a, w) + random_epilogue(("prelu", True, "identity"), 24, (2, 24), rng, False)
     assert_same_on_1_and_2_threads(lambda: run_gemm(*args))
+
+
+@numba.njit(fastmath={"contract"})      # not cached: its assembly is read
+def _four_rows(a, w, bias, slope, lo, hi, out):
+    """out[0:4] = relu(a[0:4] @ w + bias) through ``gemm_rows``, as ``_gemm`` and the block run it."""
+    act = vector_activation(slope, lo, hi)
+    flat = (w.reshape(-1), out.reshape(-1), out.reshape(-1))
+    gemm_rows(a, w, out, out, 0, ROWS, flat, bias, slope, lo, hi, False, slope, lo, hi, act, act)
+
+
+def test_tile_loops_do_not_spill():
+    """Both tiles' k-loops (N = 64: wide tiles, and on AVX2 one-vector ones) keep their
+    accumulators in registers: no stack access in any loop doing FMAs."""
+    rng = np.random.default_rng(0)
+    a, w = values(rng, (ROWS, 32), False), values(rng, (32, 64), False)
+    bias, (slope, lo, hi) = values(rng, 64, False), activation_params("relu", 64, rng)
+    out = np.empty((ROWS, 64), np.float32)
+    _four_rows(a, w, bias, slope, lo, hi, out)
+    check(out, epilogue(a.astype(np.float64) @ w, bias, (slope, lo, hi)), 32)
+    loops = fma_loops(_four_rows.inspect_asm(_four_rows.signatures[0]), "_four_rows")
+    assert max(f for f, _ in loops) >= ROWS * TILE_VECTORS, loops      # the wide tile's loop is there
+    assert all(stack == 0 for _, stack in loops), loops

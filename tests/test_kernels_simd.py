@@ -1,12 +1,19 @@
-"""kernels.simd: each vector operation against NumPy, lane by lane.
+"""kernels.simd: each vector operation against NumPy, lane by lane; the target's vector width.
 
-Inputs are float32 arrays of 3 to 5 vectors drawn by hypothesis, including
+Inputs are float32 arrays of 3 to 5 vectors (of the target's ``LANES``) drawn by hypothesis, including
 NaN, +-inf, +-0.0 and subnormals, at every vector offset.  add and mul must
 equal NumPy's float32 results bit for bit (NaNs compared as NaNs); fma must be
 within one ulp of the float64 result rounded to float32 (that double rounding
 can itself be one ulp off a true fused multiply-add) and bit-exact on small
-integers.
+integers.  The runs (tuples of vectors) must equal their vectors' operations.
+The vector width follows the CPU Numba compiles for, read in fresh processes
+with ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` set (x86 hosts only).
 """
+import os
+import platform
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -14,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kernel_testing import examples
-from tinyface.kernels.simd import LANES, add, fma, load, mul, splat, store, zeros
+from tinyface.kernels.simd import LANES, add, fma, fma_run, load, load_run, mul, splat, store, zeros, zeros_run
 
 any_float32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 finite_float32 = st.floats(-2.0**60, 2.0**60, width=32)
@@ -26,7 +33,7 @@ def vectors(count, elements=any_float32):
 
 @numba.njit(cache=True)
 def _apply(op, u, v, w, x, out):
-    """out[i:i+16] = op(u, v, w, x) at each vector offset i, where op numbers the operation."""
+    """out[i:i+LANES] = op(u, v, w, x) at each vector offset i, where op numbers the operation."""
     for i in range(0, out.size, LANES):
         a, b, c, d = load(u, i), load(v, i), load(w, i), load(x, i)
         if op == 0:
@@ -82,7 +89,7 @@ def test_fma_on_small_integers_is_exact(data):
 
 @settings(max_examples=examples(25), deadline=None)
 @given(u=vectors(5), offset=st.integers(0, 4))
-def test_load_and_store_move_exactly_the_16_lanes_at_an_offset(u, offset):
+def test_load_and_store_move_exactly_the_lanes_at_an_offset(u, offset):
     """Copying one vector at a (possibly unaligned) offset leaves every other element alone."""
     @numba.njit(cache=False)
     def copy_one(src, dst, i):
@@ -123,3 +130,48 @@ def test_operations_refuse_other_types():
         return load(a, 0)
     with pytest.raises(numba.core.errors.TypingError):
         bad_load(np.zeros(LANES, np.float64))
+
+
+RUN = 3     # vectors in the runs tested
+
+
+@numba.njit(cache=True)
+def _runs(x, w, c, out):
+    """out = the run of RUN vectors fma_run(splat(x), w, c), then zeros_run, stored side by side."""
+    r = fma_run(splat(x), load_run(w, 0, RUN), load_run(c, 0, RUN))
+    z = zeros_run(RUN)
+    for v in range(RUN):
+        store(out, v * LANES, r[v])
+        store(out, (RUN + v) * LANES, z[v])
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(x=finite_float32, w=vectors(RUN, finite_float32), c=vectors(RUN, finite_float32))
+def test_runs_are_their_vectors(x, w, c):
+    """A run's fma is each vector's fma (the same bits as ``apply``'s), zeros_run all zeros."""
+    out = np.full(2 * RUN * LANES, np.float32(-1.0))
+    _runs(np.float32(x), w, c, out)
+    same_bits_or_both_nan(out[:RUN * LANES], apply(2, np.full_like(w, x), w, c))
+    np.testing.assert_array_equal(out[RUN * LANES:].view(np.int32), 0)
+
+
+def _target_in(env):
+    """(cpu, lanes, registers) that ``simd.target`` reads in a fresh process with ``env``."""
+    code = "from tinyface.kernels import simd; print(simd.CPU, simd.LANES, simd.REGISTERS)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[0], int(out[1]), int(out[2])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 CPU names")
+@pytest.mark.parametrize("cpu, lanes, registers", [("haswell", 8, 16), ("x86-64", 4, 16),
+                                                    ("x86-64-v4", 16, 32)])
+def test_vector_width_follows_numba_cpu_name(cpu, lanes, registers):
+    """NUMBA_CPU_NAME with NUMBA_CPU_FEATURES empty (that CPU's own features): AVX2, SSE2, AVX-512."""
+    assert _target_in({"NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": ""}) == (cpu, lanes, registers)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 feature names")
+def test_vector_width_follows_numba_cpu_features():
+    """Features switched off narrow the vectors (what Numba's cache keys on, with the name)."""
+    assert _target_in({"NUMBA_CPU_NAME": "x86-64-v4", "NUMBA_CPU_FEATURES": "-avx512f"})[1:] == (8, 16)

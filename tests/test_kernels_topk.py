@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 from kernel_testing import assert_same_on_1_and_2_threads, examples, needs_2_threads
 from tinyface.testing.strategies import seeds
 from tinyface.errors import InputError
-from tinyface.kernels.simd import load
+from tinyface.kernels.simd import load16
 from tinyface.kernels.topk import TopK, ge_mask, hsum, reference_top_k
 
 dims = st.sampled_from([1, 3, 15, 16, 17, 31, 32, 33, 64, 128, 130])
@@ -110,12 +110,12 @@ def test_rows_masked_out_are_never_chosen():
 
 @numba.njit
 def _hsum_of(a):
-    return hsum(load(a, 0))
+    return hsum(load16(a, 0))
 
 
 @numba.njit
 def _ge_mask_of(a, b):
-    return ge_mask(load(a, 0), load(b, 0))
+    return ge_mask(load16(a, 0), load16(b, 0))
 
 
 def test_hsum_adds_halves_pairwise():

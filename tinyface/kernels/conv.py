@@ -9,7 +9,7 @@ N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
                                                 * w[(ky*KW + kx)*Ci + c, o])
 
 With a multiple of 64 output channels (the stem conv, MTCNN's wider convs) the
-GEMM's 4 x 64 register tile, as ``_window_tile``, reads the windows straight
+GEMM's register tile (4 pixels x ``WINDOW_VECTORS`` vectors), as ``_window_tile``, reads the windows straight
 from a zero-padded copy of ``x``: window row ky of output pixel j is KW*Ci
 contiguous floats of the padded map, so the tile walks KH runs of them.
 Otherwise each output row's OW input patches are gathered into an OW x K
@@ -24,8 +24,14 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.epilogue import vector_activation
-from tinyface.kernels.gemm import ROWS, _finish_column, gemm_rows
-from tinyface.kernels.simd import fma, load, splat, zeros
+from tinyface.kernels.gemm import ROWS, TILE_VECTORS, finish_tile, gemm_rows
+from tinyface.kernels.simd import LANES, fma_run, load_run, splat, zeros_run
+
+DIRECT_CHANNELS = 64     # the direct path takes multiples of this many output channels
+# Its tile: the GEMM's widest that divides them, so that no narrower tile is needed (AVX2:
+# 4 x 16, as 4 x 24 left 16 of every 64 channels to two latency-bound 4 x 8 tiles, and the
+# stem conv ran 1.3x slower; AVX-512: 4 x 64).
+WINDOW_VECTORS = max(v for v in range(1, TILE_VECTORS + 1) if DIRECT_CHANNELS % (v * LANES) == 0)
 
 
 @numba.njit(inline="always", cache=True)
@@ -74,41 +80,31 @@ def _padded(x, OH, OW, KH, KW, sh, sw, pt, pl):
 
 
 @numba.njit(inline="always", cache=True)
-def _window_tile(xp, src, step, KH, span, row_len, w, N, n0, out, o, res, has_res, bias, act1, act2):
-    """Four output pixels x 64 channels (n0..n0+63) read straight from the padded map ``xp``
-    (flat): window row ky of pixel r is the ``span`` floats at xp[src + r*step + ky*row_len].
+def _window_tile(xp, src, step, KH, span, row_len, w, N, n0, out, o, res, has_res, bias, act1, act2, vectors):
+    """Four output pixels x ``vectors`` vectors of channels from n0, read straight from the
+    padded map ``xp`` (flat): window row ky of pixel r is the ``span`` floats at
+    xp[src + r*step + ky*row_len].
 
-    ``gemm._tile4x64`` with this addressing of its left operand (the GEMM keeps its own
+    ``gemm._tile`` with this addressing of its left operand (the GEMM keeps its own
     copy: sharing this one cost the model's GEMMs 1-3 %, measured)."""
-    z = zeros()
-    c00 = z; c01 = z; c02 = z; c03 = z                                                  # noqa: E702
-    c10 = z; c11 = z; c12 = z; c13 = z                                                  # noqa: E702
-    c20 = z; c21 = z; c22 = z; c23 = z                                                  # noqa: E702
-    c30 = z; c31 = z; c32 = z; c33 = z                                                  # noqa: E702
+    c0 = c1 = c2 = c3 = zeros_run(vectors)
     p = n0
     for ky in range(KH):
         b = src + ky * row_len
         for t in range(span):
-            w0 = load(w, p); w1 = load(w, p + 16); w2 = load(w, p + 32); w3 = load(w, p + 48)  # noqa: E702
-            x = splat(xp[b + t])
-            c00 = fma(x, w0, c00); c01 = fma(x, w1, c01); c02 = fma(x, w2, c02); c03 = fma(x, w3, c03)  # noqa
-            x = splat(xp[b + step + t])
-            c10 = fma(x, w0, c10); c11 = fma(x, w1, c11); c12 = fma(x, w2, c12); c13 = fma(x, w3, c13)  # noqa
-            x = splat(xp[b + 2 * step + t])
-            c20 = fma(x, w0, c20); c21 = fma(x, w1, c21); c22 = fma(x, w2, c22); c23 = fma(x, w3, c23)  # noqa
-            x = splat(xp[b + 3 * step + t])
-            c30 = fma(x, w0, c30); c31 = fma(x, w1, c31); c32 = fma(x, w2, c32); c33 = fma(x, w3, c33)  # noqa
+            wk = load_run(w, p, vectors)
+            c0 = fma_run(splat(xp[b + t]), wk, c0)
+            c1 = fma_run(splat(xp[b + step + t]), wk, c1)
+            c2 = fma_run(splat(xp[b + 2 * step + t]), wk, c2)
+            c3 = fma_run(splat(xp[b + 3 * step + t]), wk, c3)
             p += N
-    _finish_column(c00, c10, c20, c30, n0, N, out, o, res, has_res, bias, act1, act2)
-    _finish_column(c01, c11, c21, c31, n0 + 16, N, out, o + 16, res, has_res, bias, act1, act2)
-    _finish_column(c02, c12, c22, c32, n0 + 32, N, out, o + 32, res, has_res, bias, act1, act2)
-    _finish_column(c03, c13, c23, c33, n0 + 48, N, out, o + 48, res, has_res, bias, act1, act2)
+    finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
-    """``conv2d`` with a 4 x 64 register tile reading each window straight from a zero-padded
-    copy of ``x``: Co a multiple of 64 and OW >= 4 (a row's last tile may overlap the one
+    """``conv2d`` with the GEMM's register tiles reading each window straight from a zero-padded
+    copy of ``x``: Co a multiple of ``DIRECT_CHANNELS`` and OW >= 4 (a row's last tile may overlap the one
     before it, which recomputes the same values)."""
     N, OH, OW, CO = out.shape
     C = x.shape[3]
@@ -122,9 +118,9 @@ def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, ha
             j0 = min(ROWS * t, OW - ROWS)            # the last tile may overlap the one before
             src = ((n * Hp + i * sh) * Wp + j0 * sw) * C
             o = (row * OW + j0) * CO
-            for n0 in range(0, CO, 64):
+            for n0 in range(0, CO, WINDOW_VECTORS * LANES):
                 _window_tile(xp, src, sw * C, kh, kw * C, Wp * C, w_flat, CO, n0, out_flat, o + n0, res_flat,
-                             has_res, bias, act1, act2)
+                             has_res, bias, act1, act2, WINDOW_VECTORS)
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
@@ -150,5 +146,5 @@ def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, h
 def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller (see the module doc)."""
     _, _, OW, CO = out.shape
-    kernel = _conv2d_direct if CO % 64 == 0 and OW >= ROWS else _conv2d_patches
+    kernel = _conv2d_direct if CO % DIRECT_CHANNELS == 0 and OW >= ROWS else _conv2d_patches
     kernel(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)

@@ -9,15 +9,17 @@ Output rows are independent and run in parallel; each reads three input rows
 (a row of zeros stands in for a padding row).
 
 3x3 kernels on a multiple of 16 channels -- every depthwise layer of the
-papers' networks -- take the vector path: for each block of 16 channels the
+papers' networks -- take the vector path (16 channels whatever the vector
+width, so that every target takes the same path and computes the same bits):
+for each block of ``LANES`` channels (``kernels.simd``) the
 nine weight vectors, the bias and the activation slopes are loaded into
 registers once per output row, then the row is swept left to right with
 ``kernels.simd`` vectors.  At stride 1 the window slides: each output loads
 one new column of three vectors and reuses the two it shares with its left
-neighbour, so per 16 outputs it does 3 loads, 9 fused multiply-adds, the
+neighbour, so per vector of outputs it does 3 loads, 9 fused multiply-adds, the
 epilogue in registers and 1 store.  At stride 2 nothing slides, and the
 inside of the row goes pixel by pixel instead, all channels of a pixel before
-the next: the input is then read in order, where sweeping one 16-channel
+the next: the input is then read in order, where sweeping one vector of channels
 block across the row read it with a stride of C floats (2 KB at C = 512; the
 512-channel layer went 29 -> 23 us alone), at the cost of reloading the
 weights (from L1) per output.  The nine taps are summed as three row
@@ -33,15 +35,16 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate16, block_activation, finish, vector_activation
+from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activation
 from tinyface.kernels.simd import LANES, add, fma, load, mul, store, zeros
 
 FAST = {"contract"}   # a*b+c as one FMA; no reassociation
+CHANNEL_BLOCK = 16    # the vector path takes multiples of this many channels, on every target
 
 
 @numba.njit(inline="always", cache=True)
 def _column(rows, x, C, c0):
-    """Channels c0..c0+15 of pixel x in the three input rows, as (top, middle, bottom).
+    """Channels c0..c0+LANES-1 of pixel x in the three input rows, as (top, middle, bottom).
 
     ``rows`` is (s0, b0, s1, b1, s2, b2): row k is the flat ``s<k>[b<k>:]``.  No bounds checks.
     """
@@ -79,33 +82,33 @@ def _window(left, middle, right, w, bias):
 
 
 @numba.njit(inline="always", cache=True)
-def _store16(acc, out, o, res, has_res, act1, act2):
-    """out[o:o+16] = epilogue(acc), the bias already in acc; ``act<k>`` from
+def _store_vector(acc, out, o, res, has_res, act1, act2):
+    """out[o:o+LANES] = epilogue(acc), the bias already in acc; ``act<k>`` from
     ``epilogue.block_activation``."""
-    y = activate16(acc, act1)
+    y = activate_vector(acc, act1)
     if has_res:
         y = add(y, load(res, o))
-    store(out, o, activate16(y, act2))
+    store(out, o, activate_vector(y, act2))
 
 
 @numba.njit(inline="always", cache=True)
 def _weights(w, C, c0):
-    """The nine weight vectors of channels c0..c0+15, kernel row by kernel row."""
+    """The nine weight vectors of channels c0..c0+LANES-1, kernel row by kernel row."""
     return (load(w, c0), load(w, C + c0), load(w, 2 * C + c0), load(w, 3 * C + c0), load(w, 4 * C + c0),
             load(w, 5 * C + c0), load(w, 6 * C + c0), load(w, 7 * C + c0), load(w, 8 * C + c0))
 
 
 @numba.njit(inline="always", cache=True)
-def _border16(rows, W, C, c0, x0, wv, bv, out, o, res, has_res, a1, a2):
+def _border_vector(rows, W, C, c0, x0, wv, bv, out, o, res, has_res, a1, a2):
     """One output whose window (columns x0..x0+2) may leave the map: each column checked."""
     acc = _window(_column_or_zeros(rows, x0, W, C, c0), _column_or_zeros(rows, x0 + 1, W, C, c0),
                   _column_or_zeros(rows, x0 + 2, W, C, c0), wv, bv)
-    _store16(acc, out, o, res, has_res, a1, a2)
+    _store_vector(acc, out, o, res, has_res, a1, a2)
 
 
 @numba.njit(inline="always", cache=True)
 def _row3x3(rows, W, C, w, sw, pl, out, res, o_row, OW, has_res, bias, act1, act2):
-    """One output row of a 3x3 depthwise conv, 16 channels at a time.
+    """One output row of a 3x3 depthwise conv, ``LANES`` channels at a time.
 
     ``rows`` holds the three flat input rows (see ``_column``), ``w`` the flat
     3 x 3 x C weight; the row's outputs start at ``out[o_row]`` (``res`` alike).
@@ -117,23 +120,23 @@ def _row3x3(rows, W, C, w, sw, pl, out, res, o_row, OW, has_res, bias, act1, act
         wv, bv = _weights(w, C, c0), load(bias, c0)
         a1, a2 = block_activation(act1, c0), block_activation(act2, c0)
         for j in range(j_lo):
-            _border16(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
+            _border_vector(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
         if sw == 1 and j_hi > j_lo:                      # sliding window: one new column per output
             left = _column(rows, j_lo - pl, C, c0)
             middle = _column(rows, j_lo - pl + 1, C, c0)
             for j in range(j_lo, j_hi):
                 right = _column(rows, j - pl + 2, C, c0)
-                _store16(_window(left, middle, right, wv, bv), out, o_row + j * C + c0, res, has_res, a1, a2)
+                _store_vector(_window(left, middle, right, wv, bv), out, o_row + j * C + c0, res, has_res, a1, a2)
                 left, middle = middle, right
         for j in range(j_hi, OW):
-            _border16(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
+            _border_vector(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
     if sw != 1:                 # no window to slide: the inside outputs one pixel (all channels) at a time
         for j in range(j_lo, j_hi):
             x0 = j * sw - pl
             for c0 in range(0, C, LANES):
                 acc = _window(_column(rows, x0, C, c0), _column(rows, x0 + 1, C, c0),
                               _column(rows, x0 + 2, C, c0), _weights(w, C, c0), load(bias, c0))
-                _store16(acc, out, o_row + j * C + c0, res, has_res,
+                _store_vector(acc, out, o_row + j * C + c0, res, has_res,
                          block_activation(act1, c0), block_activation(act2, c0))
 
 
@@ -163,7 +166,7 @@ def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
-    if KH == 3 and KW == 3 and C % LANES == 0:
+    if KH == 3 and KW == 3 and C % CHANNEL_BLOCK == 0:
         x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
         res_flat = res.reshape(-1)
         zero_row = np.zeros(W * C, np.float32)

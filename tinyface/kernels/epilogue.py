@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tinyface.kernels.simd import LANES, float32x16, load, splat
+from tinyface.kernels.simd import Float32Vector, load, splat
 
 
 @numba.njit(inline="always", cache=True)
@@ -59,20 +59,20 @@ def has_leaky_part(slope):
 
 @numba.njit(inline="always", cache=True)
 def vector_activation(slope, lo, hi):
-    """An activation prepared once per kernel call for ``activate16``:
+    """An activation prepared once per kernel call for ``activate_vector``:
     (slopes, lo, hi as vectors, has a leaky part, has a finite bound)."""
     return slope, splat(lo), splat(hi), has_leaky_part(slope), lo > -np.inf or hi < np.inf
 
 
 @numba.njit(inline="always", cache=True)
 def block_activation(act, c0):
-    """``act`` (from ``vector_activation``) for channels c0..c0+15: its slopes as a vector."""
+    """``act`` (from ``vector_activation``) for channels c0..c0+LANES-1: its slopes as a vector."""
     return load(act[0], c0), act[1], act[2], act[3], act[4]
 
 
 @intrinsic
-def activate16(typingctx, y, act):
-    """``activate`` on 16 lanes, bit for bit; ``act`` from ``block_activation``.  Without
+def activate_vector(typingctx, y, act):
+    """``activate`` lane by lane, bit for bit; ``act`` from ``block_activation``.  Without
     a leaky part every slope is 1, without a finite bound lo = -inf and hi = +inf:
     those steps are identities and are branched over.
 
@@ -80,17 +80,18 @@ def activate16(typingctx, y, act):
     function: a GEMM tile applies it to 32 vectors, and Numba's own inlining of
     that many calls took tens of seconds to compile.
     """
-    expected = (float32x16, float32x16, float32x16, types.boolean, types.boolean)
-    if y != float32x16 or not (isinstance(act, types.BaseTuple) and tuple(act) == expected):
+    if not (isinstance(y, Float32Vector) and isinstance(act, types.BaseTuple)
+            and tuple(act) == (y, y, y, types.boolean, types.boolean)):
         return None
 
     def codegen(context, builder, sig, args):
         value, act_value = args
         slope, lo, hi, leaky, clamp = (builder.extract_value(act_value, i) for i in range(5))
+        zero = ir.Constant(value.type, [0.0] * y.lanes)
         value = _if(builder, leaky, value, lambda v: builder.select(
-            builder.fcmp_ordered("<", v, ir.Constant(v.type, [0.0] * LANES)), builder.fmul(slope, v), v))
+            builder.fcmp_ordered("<", v, zero), builder.fmul(slope, v), v))
         return _if(builder, clamp, value, lambda v: _clamp(builder, v, lo, hi))
-    return float32x16(y, act), codegen
+    return y(y, act), codegen
 
 
 def _if(builder, flag, value, transform):

@@ -4,21 +4,27 @@ Layout: ``a`` is M x K (rows are pixels of an NHWC map, or batch rows of an FC
 layer), ``w`` is K x N (packed once at load time, output channels contiguous),
 ``out`` is M x N.  Then ``out[m, n] = epilogue(sum_k a[m, k] * w[k, n])``.
 
-The bulk of ``out`` is computed in register tiles of 4 rows x 64 columns
-(``_tile4x64``): 16 accumulator vectors (``kernels.simd``) stay in registers
-for the whole k-loop, where per k four vector loads of ``w`` and four
-broadcasts of ``a`` feed 16 fused multiply-adds; then the epilogue is applied
-in registers and each vector is stored once.  Columns left over in 16s take
-``_tile4x16``; the last N mod 16 columns and the last M mod 4 rows go through
-``accumulate_block`` (a loop LLVM vectorises over n, accumulators in ``out``)
-and a scalar epilogue pass.  Blocks of 4 rows are independent and run in
-parallel (``prange``); a product with fewer rows than a tile and a long
-reduction (an FC layer on a flattened map) splits k instead
-(``_gemm_split_k``).
+The bulk of ``out`` is computed in register tiles of 4 rows x ``TILE_VECTORS``
+vectors (``_tile``; ``kernels.simd``: 4 x 64 columns on AVX-512, 4 x 24 on AVX2):
+4 * TILE_VECTORS accumulator vectors stay in registers for the whole k-loop,
+where per k ``TILE_VECTORS`` vector loads of ``w`` and four broadcasts of ``a``
+feed 4 * TILE_VECTORS fused multiply-adds; then the epilogue is applied in
+registers and each vector is stored once.  The tile is sized to the target's
+register file: its accumulators, one row of ``w`` and a broadcast must fit
+(``tile_vectors``), else they spill to the stack on every k.  Columns left over
+in whole vectors take the same tile one vector wide.  Which columns the tiles
+take does not depend on the vector width: N - N mod 16 (``COLUMN_BLOCK``) of
+them, and the rows in fours, each output one fused multiply-add chain over k in
+order, so every target computes the same bits.  The last N mod 16 columns and
+the last M mod 4 rows go through ``accumulate_block`` (a loop LLVM vectorises
+over n, accumulators in ``out``) and a scalar epilogue pass.  Blocks of 4 rows
+are independent and run in parallel (``prange``); a product with fewer rows
+than a tile and a long reduction (an FC layer on a flattened map) splits k
+instead (``_gemm_split_k``).
 
 Every helper of the tiles is inlined into the kernel (``inline="always"``):
 compiled as separate functions, the tiles ran 10-20 % slower.  The epilogue's
-vector activation is an LLVM-level intrinsic (``epilogue.activate16``), which
+vector activation is an LLVM-level intrinsic (``epilogue.activate_vector``), which
 keeps Numba's compile time of the inlined tiles down.  What the tiles leave
 (``leftover_block``) is one function of its own, shared by every kernel that
 uses ``gemm_rows``: inlined, its loops took about 10 s of each such kernel's
@@ -29,13 +35,25 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate16, block_activation, finish, vector_activation
-from tinyface.kernels.simd import LANES, add, fma, load, splat, store, zeros
+from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activation
+from tinyface.kernels.simd import LANES, REGISTERS, add, fma_run, load, load_run, splat, store, zeros_run
 
 FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
 KU = 4     # depth of the k-unrolling in ``accumulate_block``
 SMALL = 4  # rows per block in ``accumulate_block``
 ROWS = 4   # rows per register tile
+COLUMN_BLOCK = 16   # the vector tiles take the columns in multiples of this, on every target
+
+
+def tile_vectors(registers):
+    """Vectors per tile row for a register file of ``registers`` vectors: the 4 x v
+    accumulators, v loaded vectors of ``w`` and one broadcast fit, at most 4 (the
+    4 x 64 tile measured on AVX-512; wider is untried).  AVX2 (16): 3; AVX-512 (32): 4."""
+    return min(4, (registers - 1) // (ROWS + 1))
+
+
+TILE_VECTORS = tile_vectors(REGISTERS)
+TILE_COLUMNS = TILE_VECTORS * LANES
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
@@ -78,63 +96,45 @@ def accumulate_block(a, w, out, m0, rows, n_lo, N):
 
 @numba.njit(inline="always", cache=True)
 def _finish_column(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
-    """Epilogue and store of the tile's four rows at columns n0..n0+15, the first at flat
-    offset ``o`` of ``out`` (``res`` alike); ``act<k>`` from ``epilogue.vector_activation``."""
+    """Epilogue and store of the tile's four rows at columns n0..n0+LANES-1, the first at
+    flat offset ``o`` of ``out`` (``res`` alike); ``act<k>`` from ``epilogue.vector_activation``."""
     bv = load(bias, n0)
     a1, a2 = block_activation(act1, n0), block_activation(act2, n0)
-    c0 = activate16(add(c0, bv), a1)
-    c1 = activate16(add(c1, bv), a1)
-    c2 = activate16(add(c2, bv), a1)
-    c3 = activate16(add(c3, bv), a1)
+    c0 = activate_vector(add(c0, bv), a1)
+    c1 = activate_vector(add(c1, bv), a1)
+    c2 = activate_vector(add(c2, bv), a1)
+    c3 = activate_vector(add(c3, bv), a1)
     if has_res:
         c0 = add(c0, load(res, o))
         c1 = add(c1, load(res, o + N))
         c2 = add(c2, load(res, o + 2 * N))
         c3 = add(c3, load(res, o + 3 * N))
-    store(out, o, activate16(c0, a2))
-    store(out, o + N, activate16(c1, a2))
-    store(out, o + 2 * N, activate16(c2, a2))
-    store(out, o + 3 * N, activate16(c3, a2))
+    store(out, o, activate_vector(c0, a2))
+    store(out, o + N, activate_vector(c1, a2))
+    store(out, o + 2 * N, activate_vector(c2, a2))
+    store(out, o + 3 * N, activate_vector(c3, a2))
 
 
 @numba.njit(inline="always", cache=True)
-def _tile4x64(a, w, N, out, res, has_res, m0, n0, bias, act1, act2):
-    """out[m0:m0+4, n0:n0+64] = epilogue(a[m0:m0+4] @ w[:, n0:n0+64]), with ``w``, ``out``
-    and ``res`` flat (row length N)."""
-    z = zeros()
-    c00 = z; c01 = z; c02 = z; c03 = z                                                  # noqa: E702
-    c10 = z; c11 = z; c12 = z; c13 = z                                                  # noqa: E702
-    c20 = z; c21 = z; c22 = z; c23 = z                                                  # noqa: E702
-    c30 = z; c31 = z; c32 = z; c33 = z                                                  # noqa: E702
-    for k in range(a.shape[1]):
-        p = k * N + n0
-        w0 = load(w, p); w1 = load(w, p + 16); w2 = load(w, p + 32); w3 = load(w, p + 48)  # noqa: E702
-        x = splat(a[m0, k])
-        c00 = fma(x, w0, c00); c01 = fma(x, w1, c01); c02 = fma(x, w2, c02); c03 = fma(x, w3, c03)  # noqa
-        x = splat(a[m0 + 1, k])
-        c10 = fma(x, w0, c10); c11 = fma(x, w1, c11); c12 = fma(x, w2, c12); c13 = fma(x, w3, c13)  # noqa
-        x = splat(a[m0 + 2, k])
-        c20 = fma(x, w0, c20); c21 = fma(x, w1, c21); c22 = fma(x, w2, c22); c23 = fma(x, w3, c23)  # noqa
-        x = splat(a[m0 + 3, k])
-        c30 = fma(x, w0, c30); c31 = fma(x, w1, c31); c32 = fma(x, w2, c32); c33 = fma(x, w3, c33)  # noqa
-    o = m0 * N + n0
-    _finish_column(c00, c10, c20, c30, n0, N, out, o, res, has_res, bias, act1, act2)
-    _finish_column(c01, c11, c21, c31, n0 + 16, N, out, o + 16, res, has_res, bias, act1, act2)
-    _finish_column(c02, c12, c22, c32, n0 + 32, N, out, o + 32, res, has_res, bias, act1, act2)
-    _finish_column(c03, c13, c23, c33, n0 + 48, N, out, o + 48, res, has_res, bias, act1, act2)
+def finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
+    """``_finish_column`` for each vector of the four rows' runs ``c<r>`` (from columns n0)."""
+    for v in range(len(c0)):
+        _finish_column(c0[v], c1[v], c2[v], c3[v], n0 + v * LANES, N, out, o + v * LANES, res, has_res,
+                       bias, act1, act2)
 
 
 @numba.njit(inline="always", cache=True)
-def _tile4x16(a, w, N, out, res, has_res, m0, n0, bias, act1, act2):
-    """As ``_tile4x64`` for the 16 columns n0..n0+15."""
-    c0 = zeros(); c1 = zeros(); c2 = zeros(); c3 = zeros()                              # noqa: E702
+def _tile(a, w, N, out, res, has_res, m0, n0, bias, act1, act2, vectors):
+    """out[m0:m0+4, n0:n0+vectors*LANES] = epilogue(a[m0:m0+4] @ w[:, those columns]), with
+    ``w``, ``out`` and ``res`` flat (row length N); ``vectors`` a compile-time constant."""
+    c0 = c1 = c2 = c3 = zeros_run(vectors)
     for k in range(a.shape[1]):
-        wk = load(w, k * N + n0)
-        c0 = fma(splat(a[m0, k]), wk, c0)
-        c1 = fma(splat(a[m0 + 1, k]), wk, c1)
-        c2 = fma(splat(a[m0 + 2, k]), wk, c2)
-        c3 = fma(splat(a[m0 + 3, k]), wk, c3)
-    _finish_column(c0, c1, c2, c3, n0, N, out, m0 * N + n0, res, has_res, bias, act1, act2)
+        wk = load_run(w, k * N + n0, vectors)
+        c0 = fma_run(splat(a[m0, k]), wk, c0)
+        c1 = fma_run(splat(a[m0 + 1, k]), wk, c1)
+        c2 = fma_run(splat(a[m0 + 2, k]), wk, c2)
+        c3 = fma_run(splat(a[m0 + 3, k]), wk, c3)
+    finish_tile(c0, c1, c2, c3, n0, N, out, m0 * N + n0, res, has_res, bias, act1, act2)
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
@@ -148,13 +148,14 @@ def gemm_rows(a, w, out, res, m0, rows, flat, bias, slope1, lo1, hi1, has_res, s
     N = w.shape[1]
     if rows == ROWS:
         w_flat, out_flat, res_flat = flat
-        n64, n16 = N - N % (4 * LANES), N - N % LANES
-        for n0 in range(0, n64, 4 * LANES):
-            _tile4x64(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2)
-        for n0 in range(n64, n16, LANES):
-            _tile4x16(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2)
-        if n16 < N:
-            leftover_block(a, w, out, res, m0, ROWS, n16, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2)
+        n_tiled = N - N % COLUMN_BLOCK
+        n_wide = n_tiled - n_tiled % TILE_COLUMNS
+        for n0 in range(0, n_wide, TILE_COLUMNS):
+            _tile(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, TILE_VECTORS)
+        for n0 in range(n_wide, n_tiled, LANES):
+            _tile(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, 1)
+        if n_tiled < N:
+            leftover_block(a, w, out, res, m0, ROWS, n_tiled, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2)
     else:
         leftover_block(a, w, out, res, m0, rows, 0, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2)
 
@@ -162,7 +163,7 @@ def gemm_rows(a, w, out, res, m0, rows, flat, bias, slope1, lo1, hi1, has_res, s
 @numba.njit(cache=True, fastmath=FAST)
 def leftover_block(a, w, out, res, m0, rows, n_lo, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2):
     """out[m0:m0+rows, n_lo:] = epilogue(a[m0:m0+rows] @ w[:, n_lo:]) by ``accumulate_block``
-    and ``finish_block``: what the vector tiles leave (rows mod 4, columns mod 16).
+    and ``finish_block``: what the vector tiles leave (rows mod 4, columns mod ``COLUMN_BLOCK``).
 
     A function of its own, not inlined: inlined, these loops took about 10 s of each
     kernel's compile (LLVM vectorising them), and they run on a few rows or columns.

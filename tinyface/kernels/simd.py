@@ -1,120 +1,204 @@
-"""Sixteen float32 lanes as one Numba value: explicit SIMD for the kernels.
+"""float32 vectors as Numba values: explicit SIMD for the kernels, as wide as the target's registers.
 
 Numba has no vector types, and LLVM vectorises a loop only when it can prove
 the loop's loads and stores do not overlap, which it often cannot for a
 convolution (it then keeps the loop scalar or checks at run time on every
-pass).  This module gives the kernels a value type ``float32x16`` that lives in
-one LLVM ``<16 x float>`` register (one AVX-512 register; two AVX2 registers
-on CPUs without AVX-512), and the handful of operations they need::
+pass).  This module gives the kernels a value type ``vector`` of ``LANES``
+float32 lanes that lives in one vector register of the CPU Numba compiles for
+(``target``): 16 lanes on AVX-512, 8 on AVX2, 4 on SSE and ARM NEON.  Only
+generic LLVM vector operations are emitted, no x86 intrinsics, so the same
+code compiles for any of them.  The operations::
 
-    load(a, i)               a[i:i+16] of a contiguous 1-D float32 array
-    store(a, i, v)           a[i:i+16] = v
+    load(a, i)               a[i:i+LANES] of a contiguous 1-D float32 array
+    store(a, i, v)           a[i:i+len(v)] = v
     splat(x)                 x in every lane
     zeros()                  0.0 in every lane
     add(u, v), mul(u, v)     lane by lane
     fma(u, v, w)             u * v + w with one rounding (like math.fma)
 
+and on runs, tuples of ``count`` vectors side by side (a register tile's row)::
+
+    load_run(a, i, count)    (load(a, i), load(a, i + LANES), ...)
+    zeros_run(count)         count vectors of zeros
+    fma_run(x, ws, cs)       (fma(x, ws[0], cs[0]), fma(x, ws[1], cs[1]), ...)
+
+``count`` must be a compile-time constant (a module-level int).  A sum whose
+order depends on the lane count (a horizontal add) must not change with the
+CPU: ``float32x16`` is a 16-lane vector on every target, with ``load16``,
+``splat16`` and ``zeros16`` (on AVX2 its values take two registers).
+
 Each is a Numba ``intrinsic``: it emits its LLVM instruction inline, so a
 kernel written with them keeps its vectors in registers and compiles (and is
 cached) like any other jitted function.  ``load`` and ``store`` do not check
 bounds -- Numba never does -- so a kernel must only pass indices it has
-validated: ``i + 16 <= a.size``.
+validated: ``i + LANES <= a.size``.  Numba keys its cache by the CPU name and
+features it compiles for, from which ``LANES`` follows, so a cached kernel
+always matches the module's constants.
 """
+import llvmlite.binding as ll
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
+from numba.core.codegen import get_host_cpu_features
 from numba.core.datamodel import models
 from numba.extending import intrinsic, register_model
 
-LANES = 16
-_VECTOR = ir.VectorType(ir.FloatType(), LANES)
+_PROBE = """
+define void @probe(<16 x float>* %p) {
+  %v = load <16 x float>, <16 x float>* %p
+  %s = fadd <16 x float> %v, %v
+  store <16 x float> %s, <16 x float>* %p
+  ret void
+}
+"""
 
 
-class Float32x16(types.Type):
-    """The Numba type of a vector of 16 float32 lanes."""
+def target():
+    """(name, lanes, registers) of the CPU Numba compiles for: its LLVM name, the float32
+    lanes of the widest vector register LLVM uses for it, and how many such registers it has.
 
-    def __init__(self):
-        super().__init__(name="float32x16")
+    The CPU is Numba's: ``NUMBA_CPU_NAME`` or the host's, with ``NUMBA_CPU_FEATURES`` or
+    the host's features (so ``NUMBA_CPU_NAME=haswell`` alone on an AVX-512 host still
+    allows AVX-512; add ``NUMBA_CPU_FEATURES=`` for haswell's own).  The width is what
+    LLVM makes of a 16-lane add for that CPU (it splits vectors wider than it likes):
+    zmm registers mean AVX-512 (32 of them), ymm AVX or AVX2 (16), otherwise 4 lanes,
+    as SSE (16 registers) and NEON (32) have.
+    """
+    name = config.CPU_NAME or ll.get_host_cpu_name()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    triple = ll.get_process_triple()
+    if triple.startswith(("aarch64", "arm64")):
+        return name, 4, 32
+    if not triple.startswith(("x86_64", "i386", "i686")):
+        return name, 4, 16
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    machine = ll.Target.from_triple(triple).create_target_machine(cpu=name, features=features)
+    module = ll.parse_assembly(_PROBE)
+    module.triple = triple
+    asm = machine.emit_assembly(module)
+    if "zmm" in asm:
+        return name, 16, 32
+    if "ymm" in asm:
+        return name, 8, 16
+    return name, 4, 16
 
 
-float32x16 = Float32x16()
+CPU, LANES, REGISTERS = target()
 
 
-@register_model(Float32x16)
-class _Float32x16Model(models.PrimitiveModel):
+class Float32Vector(types.Type):
+    """The Numba type of a vector of ``lanes`` float32 lanes."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__(name=f"float32x{lanes}")
+
+
+vector = Float32Vector(LANES)
+float32x16 = Float32Vector(16)
+
+
+@register_model(Float32Vector)
+class _Float32VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VECTOR)
+        super().__init__(dmm, fe_type, ir.VectorType(ir.FloatType(), fe_type.lanes))
 
 
 def _is_flat_float32(arr):
     return isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.ndim == 1
 
 
-def _address(context, builder, array_type, array, index):
-    """Pointer to ``array[index]`` as a pointer to a vector."""
+def _is_run(run):
+    return isinstance(run, types.UniTuple) and isinstance(run.dtype, Float32Vector)
+
+
+def _llvm(vtype):
+    return ir.VectorType(ir.FloatType(), vtype.lanes)
+
+
+def _address(context, builder, array_type, array, index, vtype):
+    """Pointer to ``array[index]`` as a pointer to a vector of type ``vtype``."""
     data = context.make_array(array_type)(context, builder, array).data
-    return builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer())
+    return builder.bitcast(builder.gep(data, [index]), _llvm(vtype).as_pointer())
+
+
+def _load(context, builder, array_type, array, index, vtype):
+    return builder.load(_address(context, builder, array_type, array, index, vtype), align=4)
+
+
+def _zeros(vtype):
+    return ir.Constant(_llvm(vtype), [0.0] * vtype.lanes)
+
+
+def _fma(builder, u, v, w):
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(u.type, [u.type] * 3),
+                                        f"llvm.fma.v{u.type.count}f32")
+    return builder.call(fn, [u, v, w])
+
+
+def _sized(vtype):
+    """``load``, ``splat`` and ``zeros`` for vectors of type ``vtype`` (the others take
+    their width from their operands)."""
+
+    @intrinsic
+    def load(typingctx, array, index):
+        """array[index:index+lanes] as a vector (array: 1-D float32, contiguous)."""
+        if not (_is_flat_float32(array) and isinstance(index, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return _load(context, builder, sig.args[0], args[0], args[1], vtype)
+        return vtype(array, index), codegen
+
+    @intrinsic
+    def splat(typingctx, x):
+        """The scalar ``x`` (converted to float32) in every lane."""
+        if not isinstance(x, (types.Float, types.Integer)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            value = context.cast(builder, args[0], sig.args[0], types.float32)
+            undef = ir.Constant(_llvm(vtype), ir.Undefined)
+            lane0 = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+            every_lane = ir.Constant(ir.VectorType(ir.IntType(32), vtype.lanes), [0] * vtype.lanes)
+            return builder.shuffle_vector(lane0, undef, every_lane)
+        return vtype(x), codegen
+
+    @intrinsic
+    def zeros(typingctx):
+        """0.0 in every lane."""
+        def codegen(context, builder, sig, args):
+            return _zeros(vtype)
+        return vtype(), codegen
+
+    return load, splat, zeros
+
+
+load, splat, zeros = _sized(vector)
+load16, splat16, zeros16 = _sized(float32x16)
 
 
 @intrinsic
-def load(typingctx, array, index):
-    """array[index:index+16] as a vector (array: 1-D float32, contiguous)."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer)):
+def store(typingctx, array, index, value):
+    """array[index:index+lanes] = value."""
+    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(value, Float32Vector)):
         return None
 
     def codegen(context, builder, sig, args):
-        return builder.load(_address(context, builder, sig.args[0], args[0], args[1]), align=4)
-    return float32x16(array, index), codegen
-
-
-@intrinsic
-def store(typingctx, array, index, vector):
-    """array[index:index+16] = vector."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and vector == float32x16):
-        return None
-
-    def codegen(context, builder, sig, args):
-        builder.store(args[2], _address(context, builder, sig.args[0], args[0], args[1]), align=4)
+        builder.store(args[2], _address(context, builder, sig.args[0], args[0], args[1], sig.args[2]), align=4)
         return context.get_dummy_value()
-    return types.void(array, index, vector), codegen
-
-
-@intrinsic
-def splat(typingctx, x):
-    """The scalar ``x`` (converted to float32) in all 16 lanes."""
-    if not isinstance(x, (types.Float, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        value = context.cast(builder, args[0], sig.args[0], types.float32)
-        lane0 = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-        every_lane = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        return builder.shuffle_vector(lane0, ir.Constant(_VECTOR, ir.Undefined), every_lane)
-    return float32x16(x), codegen
-
-
-@intrinsic
-def zeros(typingctx):
-    """0.0 in all 16 lanes."""
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_VECTOR, [0.0] * LANES)
-    return float32x16(), codegen
+    return types.void(array, index, value), codegen
 
 
 def _typed(operands, codegen_build):
-    """Signature and codegen of an operation on vectors only (None: not for these types)."""
-    if any(op != float32x16 for op in operands):
+    """Signature and codegen of an operation on vectors of one type only (None: not for these types)."""
+    if not isinstance(operands[0], Float32Vector) or any(op != operands[0] for op in operands):
         return None
 
     def codegen(context, builder, sig, args):
         return codegen_build(builder, *args)
-    return float32x16(*operands), codegen
-
-
-def _fma(builder, u, v, w):
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3),
-                                        "llvm.fma.v16f32")
-    return builder.call(fn, [u, v, w])
+    return operands[0](*operands), codegen
 
 
 @intrinsic
@@ -133,3 +217,45 @@ def mul(typingctx, u, v):
 def fma(typingctx, u, v, w):
     """u * v + w, rounded once."""
     return _typed((u, v, w), _fma)
+
+
+@intrinsic
+def load_run(typingctx, array, index, count):
+    """The ``count`` vectors at array[index], array[index + LANES], ... as a tuple."""
+    if not (_is_flat_float32(array) and isinstance(index, types.Integer)
+            and isinstance(count, types.IntegerLiteral)):
+        return None
+    run = types.UniTuple(vector, count.literal_value)
+
+    def codegen(context, builder, sig, args):
+        array_type, index_type = sig.args[0], sig.args[1]
+        index = context.cast(builder, args[1], index_type, types.intp)
+        vectors = [_load(context, builder, array_type, args[0],
+                         builder.add(index, ir.Constant(index.type, i * LANES)), vector)
+                   for i in range(run.count)]
+        return context.make_tuple(builder, run, vectors)
+    return run(array, index, count), codegen
+
+
+@intrinsic
+def zeros_run(typingctx, count):
+    """A tuple of ``count`` vectors of zeros."""
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    run = types.UniTuple(vector, count.literal_value)
+
+    def codegen(context, builder, sig, args):
+        return context.make_tuple(builder, run, [_zeros(vector)] * run.count)
+    return run(count), codegen
+
+
+@intrinsic
+def fma_run(typingctx, x, ws, cs):
+    """(fma(x, ws[0], cs[0]), fma(x, ws[1], cs[1]), ...): one broadcast times a run, plus a run."""
+    if not (isinstance(x, Float32Vector) and _is_run(ws) and ws == cs and ws.dtype == x):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ws_, cs_ = (cgutils.unpack_tuple(builder, t, ws.count) for t in args[1:])
+        return context.make_tuple(builder, ws, [_fma(builder, args[0], w, c) for w, c in zip(ws_, cs_)])
+    return ws(x, ws, cs), codegen

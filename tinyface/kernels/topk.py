@@ -46,11 +46,12 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from tinyface.errors import InputError
-from tinyface.kernels.simd import LANES, float32x16, fma, load, splat, store, zeros
+from tinyface.kernels.simd import float32x16, fma, load16, splat16, store, zeros16
 
 FAST = {"contract"}      # a*b+c as one FMA; no reassociation
 MANY = 16                # queries from which the tiled kernel is used
 TILE_ROWS = 4
+LANES = 16               # lanes of the score vectors on every CPU: the sums' order must not depend on it
 NO_ID = np.iinfo(np.int64).max     # the id of an empty heap slot (score -inf)
 
 
@@ -158,9 +159,9 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
     for p in prange(parts):
         for r in range(n * p // parts, n * (p + 1) // parts):
             for j in range(m):
-                acc = zeros()
+                acc = zeros16()
                 for c in range(0, d16, LANES):
-                    acc = fma(load(xf, r * d + c), load(qf, j * d + c), acc)
+                    acc = fma(load16(xf, r * d + c), load16(qf, j * d + c), acc)
                 s = hsum(acc)
                 for c in range(d16, d):
                     s += x[r, c] * q[j, c]
@@ -174,13 +175,13 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
 def _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat):
     """Compare a tile's scores (``tile``: rows r0..r0+3 for queries n0..n0+15, row by row)
     with those queries' roots, and offer the lanes that pass."""
-    t = load(thr_flat, p * thr.shape[1] + n0)
+    t = load16(thr_flat, p * thr.shape[1] + n0)
     for i in range(TILE_ROWS):
-        c = load(tile, i * LANES)
+        c = load16(tile, i * LANES)
         mask = ge_mask(c, t)
         if mask:
             _offer_lanes(mask, c, offset + r0 + i, n0, m, p, live, check_live, vals, ids, thr)
-            t = load(thr_flat, p * thr.shape[1] + n0)
+            t = load16(thr_flat, p * thr.shape[1] + n0)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -198,13 +199,13 @@ def _scan_many(x, qt, m, offset, live, check_live, vals, ids, thr):
         for t in range(tiles * p // parts, tiles * (p + 1) // parts):
             r0 = t * TILE_ROWS
             for n0 in range(0, m16, LANES):
-                c0 = zeros(); c1 = zeros(); c2 = zeros(); c3 = zeros()                    # noqa: E702
+                c0 = zeros16(); c1 = zeros16(); c2 = zeros16(); c3 = zeros16()                    # noqa: E702
                 for k in range(d):
-                    w0 = load(qf, k * m16 + n0)
-                    c0 = fma(splat(x[r0, k]), w0, c0)
-                    c1 = fma(splat(x[r0 + 1, k]), w0, c1)
-                    c2 = fma(splat(x[r0 + 2, k]), w0, c2)
-                    c3 = fma(splat(x[r0 + 3, k]), w0, c3)
+                    w0 = load16(qf, k * m16 + n0)
+                    c0 = fma(splat16(x[r0, k]), w0, c0)
+                    c1 = fma(splat16(x[r0 + 1, k]), w0, c1)
+                    c2 = fma(splat16(x[r0 + 2, k]), w0, c2)
+                    c3 = fma(splat16(x[r0 + 3, k]), w0, c3)
                 store(tile, 0, c0); store(tile, 16, c1); store(tile, 32, c2); store(tile, 48, c3)  # noqa
                 _check_tile(tile, r0, n0, m, offset, p, live, check_live, vals, ids, thr, thr_flat)
         if p == parts - 1:

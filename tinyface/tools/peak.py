@@ -1,8 +1,13 @@
 """The machine's measured peaks, for the roofline shares in ``tinyface bench --per-step``.
 
-* FMA peak (one core): a Numba loop of 128 independent multiply-add chains
-  held in registers, compiled with fastmath "contract" so that each
-  ``a * x + b`` becomes one FMA instruction, on the widest vectors LLVM picks.
+* FMA peak (one core): ``CHAINS`` independent chains of fused multiply-adds on
+  vectors as wide as the kernels use (``kernels.simd``: the CPU Numba compiles
+  for), one register each, ``acc = acc * x + acc``.  The chains fill the
+  register file but for the broadcast ``x`` and one spare, so they neither
+  spill nor wait on each other's latency (4-5 cycles on two FMA pipes needs at
+  least 8-10 chains).  A fixed number of chains gets one or the other wrong on
+  some CPU: 8 AVX-512 vectors are 16 AVX2 ones, which with ``x`` do not fit in
+  AVX2's 16 registers.
 * Memory bandwidth (one core): NumPy copying a 256 MiB array, counting the
   bytes read and written.
 
@@ -13,29 +18,39 @@ import time
 import numba
 import numpy as np
 
-LANES = 128          # floats per pass: 8 AVX-512 registers of independent chains
+from tinyface.kernels.simd import CPU, LANES, REGISTERS, fma_run, load_run, splat, store
+
+CHAINS = REGISTERS - 2     # vectors of independent chains: all registers but the broadcast and a spare
 REPEATS = 1_000_000
+X = 1e-7                   # acc * (1 + X) over REPEATS passes: no overflow, no subnormals
 
 
-@numba.njit(fastmath={"contract"}, cache=True)
-def _fma_loop(acc, a, b, repeats):
-    # The literal trip count lets LLVM unroll the pass and keep acc in registers.
+@numba.njit(cache=True)
+def _fma_chains(acc, x, repeats):
+    """acc = acc * x + acc on CHAINS vectors held in registers, ``repeats`` times."""
+    chains = load_run(acc, 0, CHAINS)
+    xv = splat(x)
     for _ in range(repeats):
-        for j in range(128):
-            acc[j] = acc[j] * a + b
-    return acc
+        chains = fma_run(xv, chains, chains)
+    for v in range(CHAINS):
+        store(acc, v * LANES, chains[v])
 
 
 def fma_peak_gflops():
-    """GFLOP/s of one core: 2 flops per FMA, LANES * REPEATS FMAs per run."""
-    acc = np.ones(LANES, np.float32)
-    _fma_loop(acc, np.float32(0.999), np.float32(0.001), 10)
+    """GFLOP/s of one core: 2 flops per FMA, CHAINS * LANES * REPEATS FMAs per run."""
+    acc = np.ones(CHAINS * LANES, np.float32)
+    _fma_chains(acc, np.float32(X), 10)
     best = np.inf
     for _ in range(5):
         t = time.perf_counter()
-        _fma_loop(acc, np.float32(0.999), np.float32(0.001), REPEATS)
+        _fma_chains(acc, np.float32(X), REPEATS)
         best = min(best, time.perf_counter() - t)
-    return 2 * LANES * REPEATS / best / 1e9
+    return 2 * CHAINS * LANES * REPEATS / best / 1e9
+
+
+def fma_target():
+    """What the FMA peak is measured on, e.g. "haswell: 14 chains of 8 float32 lanes"."""
+    return f"{CPU}: {CHAINS} chains of {LANES} float32 lanes"
 
 
 def memory_bandwidth_gbs(mib=256):
