@@ -8,10 +8,10 @@ temporary folder as ``TINYFACE_CACHE_DIR``, unless ``--cache DIR``), and
 listens to Numba's ``numba:compile`` events: one per specialisation that is
 compiled rather than loaded from the cache, nested when a kernel compiles a
 ``cache=True`` function it calls.  Prints, per kernel, the specialisations
-compiled, the seconds inclusive of what it compiled inside and exclusive of
-that, and the part of the exclusive time LLVM held its lock (optimisation
-and machine code; the rest is Numba's typing and lowering), then the wall
-time of the command and of all compiling.
+compiled, the time inclusive of what it compiled inside and exclusive of that,
+and the part of the exclusive time spent holding Numba's LLVM lock
+(optimisation and machine code; the rest is Numba's typing and lowering), all
+in CPU seconds of this process, then the command's wall and CPU time.
 """
 import argparse
 import os
