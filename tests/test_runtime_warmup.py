@@ -11,17 +11,13 @@ compile every kernel (about a minute on 2 cores) and are marked slow.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
 from onnx_builders import GraphBuilder, add_conv
-
-REPO = Path(__file__).resolve().parent.parent
-ALIGNED_FACE = REPO / "tests" / "data" / "lfw_0_fn_0_aligned.jpg"
-PHOTOS = [REPO / "examples" / "astronaut.jpg", REPO / "examples" / "astronaut_variant.jpg"]
+from test_packaging import ALIGNED_FACE, PHOTOS, tiny_model      # three cheap kernels: seconds to compile
 
 COUNTING = """
 import sys
@@ -47,18 +43,9 @@ def tinyface(cache, *args):
     return done.returncode, int(counts[-1].split()[1]), done.stdout, done.stderr
 
 
-def pool_model(path):
-    """Cheap kernels only (layout both ways, max pool; the average pool is NumPy): seconds to compile."""
-    g = GraphBuilder(13)
-    y = g.add("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2])
-    y = g.add("Flatten", [g.add("GlobalAveragePool", [y])], outputs=["embedding"])
-    onnx.save(g.build({"x": ["N", 3, 112, 112]}, [(y, ["N", 3])]), path)
-    return path
-
-
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_after_warmup_an_embedding_compiles_nothing(tmp_path, jobs):
-    model = pool_model(tmp_path / "pool.onnx")
+    model = tiny_model(tmp_path / "tiny.onnx")
     code, compiled, out, err = tinyface(tmp_path / "warm", "warmup", "--model", model, "--jobs", jobs)
     assert code == 0, err
     assert compiled == (3 if jobs == 1 else 0)     # with workers, this process only loads
@@ -72,7 +59,7 @@ def test_after_warmup_an_embedding_compiles_nothing(tmp_path, jobs):
 
 
 def test_a_second_warmup_loads_everything_from_the_cache(tmp_path):
-    model = pool_model(tmp_path / "pool.onnx")
+    model = tiny_model(tmp_path / "tiny.onnx")
     tinyface(tmp_path / "cache", "warmup", "--model", model, "--jobs", 1)
     code, compiled, out, err = tinyface(tmp_path / "cache", "warmup", "--model", model, "--jobs", 2)
     assert (code, compiled) == (0, 0), err

@@ -133,7 +133,9 @@ def compile_ahead(wanted, jobs=1, stream=None):
 
     ``jobs`` > 1: those not in the cache yet are first compiled by that many
     ``spawn`` worker processes, parallel kernels (the slowest to compile) handed
-    out first; this process then loads them all.
+    out first; this process then loads them all.  As with any ``spawn`` pool, a
+    script calling this must do so under ``if __name__ == "__main__":`` (each
+    worker imports the script's main module).
     """
     found = kernels()
     compiled = 0
