@@ -3,8 +3,8 @@
 Each group of subcommands lives in its own module and registers itself on the
 parser: ``face_commands`` (embed, verify, detect, align),
 ``model_commands`` (inspect, export, models), ``eval_commands`` (eval,
-calibrate), ``gallery_commands`` (index, search, gallery) and ``tool_commands``
-(compare, bench).
+calibrate), ``gallery_commands`` (index, search, gallery), ``tool_commands``
+(compare, bench) and ``warmup_commands`` (warmup).
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
 people, 2 an error (bad file, bad model, bad arguments), 3 no face found,
@@ -15,7 +15,8 @@ import os
 import sys
 import warnings
 
-from tinyface.cli import eval_commands, face_commands, gallery_commands, model_commands, tool_commands
+from tinyface.cli import (eval_commands, face_commands, gallery_commands, model_commands, tool_commands,
+                          warmup_commands)
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR, EXIT_NO_FACE = 2, 3
@@ -29,6 +30,7 @@ def build_parser():
     eval_commands.register(sub)
     gallery_commands.register(sub)
     tool_commands.register(sub)
+    warmup_commands.register(sub)
     return p
 
 

@@ -1,0 +1,183 @@
+"""Compiling ahead of a job: what ``tinyface warmup`` does.
+
+A job's first run spends nearly all its time in Numba compiling the kernel
+specialisations its steps call: one per kernel and tuple of argument types
+(docs/packaging.md, "Compiling ahead").  ``warmup`` compiles them into the JIT
+cache before the job, which then only loads them.  In two phases:
+
+1. **Find** the specialisations a job needs by running it *dry*: every
+   tinyface kernel, called with argument types it has no specialisation for
+   in memory, records ``(kernel, types)`` and returns without compiling or
+   running (:func:`recording`).  Steps bind their arguments from shapes alone
+   (``runtime.steps``), so a dry run calls the kernels with the types a real
+   run would.  What runs dry (:func:`needed`): the model on aligned faces at
+   batch 1 and at the thread count (with fewer images than threads an
+   inverted-residual block runs as three separate steps, other kernels);
+   with the detector, P-Net on every level of the pyramid of a ``MAX_SIDE``
+   photo (a conv picks its kernel by the width of its output), R-Net and O-Net
+   at those batches, the resampling and the alignment warp.
+2. **Compile** each of them with ``Dispatcher.compile``: in this process, or
+   spread over ``jobs`` worker processes (``spawn``), each compiling into the
+   shared cache; this process then loads every one from the cache.  Two
+   workers may save specialisations of one kernel (a kernel also saves the
+   ``cache=True`` functions it calls), and Numba updates a kernel's cache index
+   by read-modify-write, so the workers' saves take turns under one lock.
+
+Kernels are found by walking ``tinyface.kernels``: any Numba dispatcher defined
+there.  ``_compile_for_args`` (what a dispatcher calls when no specialisation
+matches) and ``_cache`` are Numba internals, stable since Numba 0.2x; they are
+used here only, and only while warming up.
+"""
+import functools
+import importlib
+import multiprocessing
+import pkgutil
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+from numba.core.dispatcher import Dispatcher
+
+import tinyface.kernels
+from tinyface.errors import TinyfaceError
+from tinyface.evaluation.progress import Progress
+
+
+@functools.cache
+def kernels():
+    """Every Numba dispatcher defined in ``tinyface.kernels``: ``{(module, name): dispatcher}``."""
+    found = {}
+    for info in pkgutil.iter_modules(tinyface.kernels.__path__):
+        module = importlib.import_module(f"{tinyface.kernels.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            if isinstance(value, Dispatcher) and value.py_func.__module__ == module.__name__:
+                found[(module.__name__, name)] = value
+    return found
+
+
+def _skip(*args):
+    return None
+
+
+@contextmanager
+def recording():
+    """Within: a kernel called with argument types it has no specialisation for in
+    memory adds ``(module, name, types)`` to the yielded dict (an ordered set) and
+    returns None, leaving its output buffers as they were."""
+    wanted = {}
+    found = kernels()
+
+    def recorder(key, dispatcher):
+        def record(*args):
+            wanted[key + (tuple(dispatcher.typeof_pyval(a) for a in args),)] = None
+            return _skip
+        return record
+
+    for key, dispatcher in found.items():
+        dispatcher._compile_for_args = recorder(key, dispatcher)
+    try:
+        yield wanted
+    finally:
+        for dispatcher in found.values():
+            del dispatcher._compile_for_args
+
+
+def needed(model, detector=False, threads=None):
+    """The ``(module, name, types)`` a job compiles that embeds faces with ``model`` (and
+    with ``detector``, finds them in photos) on ``threads`` threads (default: the
+    current count), found by running it dry."""
+    if model.info.input_size is None:
+        raise TinyfaceError(f"{model.graph.source}: the model's input size is unknown (no metadata "
+                            f"and no fixed input shape), so warmup cannot make faces for it")
+    h, w = model.info.input_size
+    before = numba.get_num_threads()
+    threads = threads or before
+    batches = sorted({1, threads})
+    numba.set_num_threads(threads)
+    try:
+        with recording() as wanted:
+            for batch in batches:
+                model.embed(np.zeros((batch, h, w, 3), np.uint8))
+            if detector:
+                _detector_dry_run(batches)
+    finally:
+        numba.set_num_threads(before)
+    return list(wanted)
+
+
+def _detector_dry_run(batches):
+    from tinyface.face.align import warp_affine
+    from tinyface.face.detect import MAX_SIDE, default_nets
+    from tinyface.face.mtcnn import crop_area, level_size, pyramid_scales
+
+    nets = default_nets()
+    photo = np.zeros((MAX_SIDE, MAX_SIDE, 3), np.uint8)
+    smallest_face = 12          # the finest pyramid detect_faces allows: every level size
+    for scale in pyramid_scales(MAX_SIDE, MAX_SIDE, smallest_face, 0.709):
+        nets.pnet(np.zeros((1, 3) + level_size(MAX_SIDE, MAX_SIDE, scale), np.float32))
+    for b in batches:
+        nets.rnet(np.zeros((b, 3, 24, 24), np.float32))
+        nets.onet(np.zeros((b, 3, 48, 48), np.float32))
+    crop_area(photo, np.array([[0.0, 0.0, 48.0, 48.0]]), 48)
+    warp_affine(photo, np.eye(2, 3), (112, 112))
+
+
+def _cached(dispatcher, types):
+    """Does the JIT cache hold this specialisation?"""
+    return dispatcher._cache.load_overload(types, dispatcher.targetctx) is not None
+
+
+def compile_ahead(wanted, jobs=1, stream=None):
+    """Compile (or load from the cache) every ``(module, name, types)`` in ``wanted``;
+    return how many were compiled rather than loaded.
+
+    ``jobs`` > 1: those not in the cache yet are first compiled by that many
+    ``spawn`` worker processes, parallel kernels (the slowest to compile) handed
+    out first; this process then loads them all.  As with any ``spawn`` pool, a
+    script calling this must do so under ``if __name__ == "__main__":`` (each
+    worker imports the script's main module).
+    """
+    found = kernels()
+    compiled = 0
+    if jobs > 1:
+        missing = [w for w in wanted if not _cached(found[w[:2]], w[2])]
+        missing.sort(key=lambda w: not found[w[:2]].targetoptions.get("parallel"))
+        if len(missing) > 1:
+            context = multiprocessing.get_context("spawn")
+            with Progress("compiling kernels", len(missing), stream) as progress, \
+                    context.Pool(min(jobs, len(missing)), _start_worker, (context.Lock(),)) as pool:
+                for made in pool.imap_unordered(_compile_in_worker, missing):
+                    compiled += made
+                    progress.advance()
+    with Progress("compiling kernels" if jobs == 1 else "loading kernels", len(wanted), stream) as progress:
+        for module, name, types in wanted:
+            compiled += _compile(found[(module, name)], types)
+            progress.advance()
+    return compiled
+
+
+def _compile(dispatcher, types):
+    """Compile or load one specialisation; 1 if it was compiled."""
+    misses = sum(dispatcher._cache_misses.values())
+    dispatcher.compile(types)
+    return sum(dispatcher._cache_misses.values()) - misses
+
+
+def _start_worker(lock):
+    """In a worker: every kernel saves to the cache under the workers' shared lock."""
+    for dispatcher in kernels().values():
+        def locked(sig, data, save=dispatcher._cache.save_overload):
+            with lock:
+                save(sig, data)
+        dispatcher._cache.save_overload = locked
+
+
+def _compile_in_worker(item):
+    module, name, types = item
+    return _compile(kernels()[(module, name)], types)
+
+
+def cache_folder():
+    """Where the kernels' compiled code is kept: ``TINYFACE_CACHE_DIR`` (or ``NUMBA_CACHE_DIR``)
+    when set, else the folder Numba chose (see ``tinyface.jit_cache``)."""
+    return numba.config.CACHE_DIR or next(iter(kernels().values()))._cache.cache_path
