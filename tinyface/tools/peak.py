@@ -13,6 +13,8 @@ import time
 import numba
 import numpy as np
 
+from tinyface import kernels  # noqa: F401  (sets Numba's cache folder before the loop below is defined)
+
 LANES = 128          # floats per pass: 8 AVX-512 registers of independent chains
 REPEATS = 1_000_000
 
