@@ -40,10 +40,12 @@ def per_kernel(model, repeats, fma, bandwidth):
     feed = random_feed(model.graph.inputs, 1, seed=0)
     steps = bench.per_step(model.plan, feed, repeats, fma, bandwidth)
     convs = []
-    for (st, _, env), (ins, _) in zip(model.plan.trace(feed), model.plan.check(feed)):
+    for (st, _, ctx), op_binder, (ins, _) in zip(model.plan.trace(feed), model.plan.binders,
+                                                  model.plan.check(feed)):
         if st.kind == "block":
-            for conv, (conv_ins, conv_outs) in zip(st.convs, st.conv_shapes(ins)):
-                convs.append(bench.step_row(conv, conv.bind(env), conv_ins, conv_outs, 1, 1, repeats, fma, bandwidth))
+            for conv, (conv_ins, conv_outs) in zip(op_binder.convs, st.conv_shapes(ins)):
+                convs.append(bench.step_row(conv.op, conv.bind(ctx), conv_ins, conv_outs, 1, 1, repeats, fma,
+                                            bandwidth))
     return group(steps), group(convs)
 
 

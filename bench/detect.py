@@ -25,7 +25,7 @@ import numpy as np
 
 import tinyface
 from tinyface.face import mtcnn
-from tinyface.face.detect import MAX_SIDE, Nets, default_nets, detect_faces
+from tinyface.face.detection import MAX_SIDE, Nets, default_nets, detect_faces
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photos import FACE_WIDTH, Paste, collage  # noqa: E402

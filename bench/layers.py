@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyface
-from tinyface.runtime.steps import make_calls
+from tinyface.runtime.binders import make_calls
 from tinyface.tools.engines import ort_session
 from tinyface.tools.worker import median_time
 
@@ -46,25 +46,25 @@ def tinyface_layers(path, runs):
     model = tinyface.load(path)
     x = np.random.default_rng(0).normal(size=(1, 3) + model.info.input_size).astype(np.float32)
     feed = {model.input_names[0]: x}
-    steps = model.plan.steps
+    binders = model.plan.binders
     checked = model.plan.check(feed)
     seq = defaultdict(list)
-    for i, st in enumerate(steps):      # time each step's calls where they run (bound timed; undone below)
-        def timed_bind(env, bind=st.bind, i=i):
-            calls = bind(env)
+    for i, op_binder in enumerate(binders):   # time each step's calls where they run (bound timed; undone below)
+        def timed_bind(ctx, bind=op_binder.bind, i=i):
+            calls = bind(ctx)
 
             def timed():
                 t = time.perf_counter()
                 make_calls(calls)
                 seq[i].append(time.perf_counter() - t)
             return [(timed, ())]
-        st.bind = timed_bind
+        op_binder.bind = timed_bind
     try:
         for _ in range(WARMUP + runs):
             model.run(x)
     finally:
-        for st in steps:
-            del st.bind
+        for op_binder in binders:
+            del op_binder.bind
     layers = []
     for i, ((st, calls, _), (_, outs)) in enumerate(zip(model.plan.trace(feed), checked)):
         if st.kind in CONV_KINDS:

@@ -42,14 +42,14 @@ def test_compare_faces(capsys):
 
 
 def test_compare_exits_1_at_a_step_past_the_tolerance(capsys, monkeypatch, mix_path):
-    from tinyface.runtime import model as model_module
-    load = model_module.load_model
+    from tinyface.face.model import FaceModel
+    load = FaceModel.load
 
-    def perturbed(source):
+    def perturbed(cls, source=None):
         model = load(source)
-        model.steps[3].epilogue.bias[:] += 1.0
+        model.plan.binders[3].epilogue.bias[:] += 1.0      # the packed bias the kernel reads
         return model
-    monkeypatch.setattr(model_module, "load_model", perturbed)
+    monkeypatch.setattr(FaceModel, "load", classmethod(perturbed))
     code, out, _ = run(capsys, "compare", mix_path, "--against", "onnx-reference")
     assert code == 1
     assert "<- first step past the tolerance" in out.splitlines()[2 + 3]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tinyface.errors import ImageError, TinyfaceError
 from tinyface.face import mtcnn
-from tinyface.face.detect import Face, Nets, detect_faces, draw_faces, onnx_nets
+from tinyface.face.detection import Face, Nets, detect_faces, draw_faces, onnx_nets
 from tinyface.paths import weights_dir
 
 WEIGHTS_DIR = weights_dir() / "mtcnn"
@@ -36,10 +36,10 @@ class OrtModel:
 
 def _engine_loader():
     try:
-        from tinyface.runtime.model import load_model
+        from tinyface.runtime.model import Model
     except ImportError:
         return None
-    return load_model
+    return Model.load
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from PIL import Image
 
 import tinyface
 from tinyface.errors import InputError, NoFaceError, TinyfaceError
-from tinyface.face.detect import Face
-from tinyface.face.pipeline import AlignedFace, FaceEmbedding, FacePipeline, embed_photo
+from tinyface.face.detection import Face
+from tinyface.face.pipeline import AlignedFace, FaceEmbedding, FacePipeline
 
 PHOTO = Path(__file__).parent / "data" / "astronaut.png"
 MIN_SIMILARITY = 0.9
@@ -121,9 +121,9 @@ def test_flip_averages_with_the_mirrored_crop(pipeline, photo, face):
                                pipeline.model.embed(crop, flip=True)[0], rtol=0, atol=1e-6)
 
 
-def test_embed_photo_function_and_batch(pipeline, photo, reference):
+def test_model_embed_photo_and_batch(pipeline, photo, reference):
     half = scaled(photo, 0.5)
-    np.testing.assert_allclose(embed_photo(pipeline.model, half), pipeline.embed_photo(half),
+    np.testing.assert_allclose(pipeline.model.embed_photo(half), pipeline.embed_photo(half),
                                rtol=0, atol=1e-6)
     batch = pipeline.embed_photos([photo, PHOTO])
     assert batch.shape == (2, reference.size)

@@ -10,7 +10,7 @@ checks:
   ``assert_allclose(rtol=1e-4, atol=1e-4 * max |result|)`` (three chained
   float32 convs; weights scaled by 1 / sqrt(fan-in) keep values near 1);
 * against the three unfused kernels (``gemm``, ``depthwise``, ``gemm``) as
-  ConvStep calls them: bit for bit when the output channels are a multiple
+  ConvBinder calls them: bit for bit when the output channels are a multiple
   of 16 (all of the papers' blocks), else to within float32 rounding -- the
   GEMM's last Co mod 16 columns are summed in an order that depends on how
   the rows are grouped into tiles, and bands group them differently.
@@ -28,7 +28,7 @@ from tinyface.testing.strategies import seeds
 from tinyface.kernels.block import inverted_residual
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.gemm import gemm
-from tinyface.runtime.shapes import conv_output_size
+from tinyface.graph.shapes import conv_output_size
 
 INF = np.float32(np.inf)
 
@@ -75,7 +75,7 @@ def make_block(case, kinds, seed):
 
 
 def packed(data):
-    """NHWC input and the weights as ConvStep packs them; the three epilogue tuples."""
+    """NHWC input and the weights as ConvBinder packs them; the three epilogue tuples."""
     x, w_expand, w_dw, w_project, eps, res, act2 = data
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     weights = (np.ascontiguousarray(w_expand[:, :, 0, 0].T), np.ascontiguousarray(w_dw[:, 0].transpose(1, 2, 0)),
@@ -85,7 +85,7 @@ def packed(data):
 
 
 def run_block(case, data):
-    """The fused kernel, called as InvertedResidualStep calls it; returns NCHW."""
+    """The fused kernel, called as BlockBinder calls it; returns NCHW."""
     n, h, w, _, e, co, stride, rows, runs = case
     x, (w_expand, w_dw, w_project), (ep_expand, ep_dw, ep_project) = packed(data)
     oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
@@ -98,7 +98,7 @@ def run_block(case, data):
 
 
 def run_unfused(case, data):
-    """gemm -> depthwise -> gemm, as three ConvSteps call them; returns NCHW."""
+    """gemm -> depthwise -> gemm, as three ConvBinders call them; returns NCHW."""
     n, h, w, ci, e, co, stride, _, _ = case
     x, (w_expand, w_dw, w_project), (ep_expand, ep_dw, ep_project) = packed(data)
     oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)

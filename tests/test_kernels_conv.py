@@ -1,7 +1,7 @@
 """kernels.conv: direct NHWC conv2d (groups = 1) against tinyface.reference.conv.
 
 Each case builds the ONNX-layout input (N x Ci x H x W) and weight (Co x Ci x
-KH x KW), packs them as ConvStep does (NHWC; (KH*KW*Ci) x Co, rows ordered
+KH x KW), packs them as ConvBinder does (NHWC; (KH*KW*Ci) x Co, rows ordered
 ky, kx, ci), sizes the output with ``conv_output_size`` and compares with the
 reference in NCHW.
 Cases: H, W from 1 to 17, kernels 1, 2, 3, 5, 7 (also non-square), strides
@@ -28,15 +28,15 @@ from kernel_testing import check, nhwc_residual, assert_same_on_1_and_2_threads,
 from tinyface.reference import conv, epilogue
 from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
+from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.conv import WINDOW_VECTORS, _window_tile, conv2d
 from tinyface.kernels.epilogue import vector_activation
 from tinyface.kernels.gemm import ROWS
 from tinyface.kernels.simd import LANES
-from tinyface.runtime.shapes import conv_output_size
 
 
 def run_conv(x, wt, strides, pads, bias, act1, res, act2):
-    """conv2d on NCHW ``x`` and ONNX ``wt``, called as ConvStep calls it; returns NCHW."""
+    """conv2d on NCHW ``x`` and ONNX ``wt``, called as ConvBinder calls it; returns NCHW."""
     n, _, h, w = x.shape
     co, _, kh, kw = wt.shape
     (sh, sw), (pt, pl, pb, pr) = strides, pads

@@ -1,7 +1,7 @@
 """kernels.depthwise: NHWC depthwise conv against tinyface.reference.conv with group = C.
 
 Each case builds the ONNX-layout input (N x C x H x W) and weight (C x 1 x KH
-x KW), packs them as ConvStep does (NHWC; KH x KW x C), sizes the output with
+x KW), packs them as ConvBinder does (NHWC; KH x KW x C), sizes the output with
 ``conv_output_size`` and compares with the reference in NCHW.  Cases: H, W
 from 1 to 17, kernels 1, 2, 3, 5, 7 (also non-square; 3x3, the common case,
 drawn more often so that its interior and border pixels are both covered at
@@ -25,11 +25,11 @@ from tinyface.reference import conv, epilogue
 from tinyface.testing.data import random_epilogue, values
 from tinyface.testing.strategies import depthwise_cases, epilogue_kinds, gdconv_cases, seeds
 from tinyface.kernels.depthwise import depthwise
-from tinyface.runtime.shapes import conv_output_size
+from tinyface.graph.shapes import conv_output_size
 
 
 def run_depthwise(x, wt, strides, pads, bias, act1, res, act2):
-    """depthwise on NCHW ``x`` and ONNX ``wt``, called as ConvStep calls it; returns NCHW."""
+    """depthwise on NCHW ``x`` and ONNX ``wt``, called as ConvBinder calls it; returns NCHW."""
     n, c, h, w = x.shape
     _, _, kh, kw = wt.shape
     (sh, sw), (pt, pl, pb, pr) = strides, pads

@@ -33,7 +33,8 @@ from tinyface.testing.data import ACTIVATIONS, activation_params, random_epilogu
 from tinyface.testing.strategies import seeds
 from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
-from tinyface.kernels.epilogue import Activation, activate, activate_vector, block_activation, vector_activation
+from tinyface.graph.ops import Activation
+from tinyface.kernels.epilogue import activate, activate_vector, block_activation, vector_activation
 from tinyface.kernels.simd import LANES, load, store
 from tinyface.kernels.gemm import gemm
 
@@ -161,7 +162,7 @@ def identity_weights(kernel):
 
 def through_kernel(kernel, y_nhwc, bias, act1, res_nhwc, act2):
     """Run y (NHWC) through ``kernel`` with identity weights, arguments passed as the
-    steps pass them (see runtime.steps.Epilogue.args); returns the NHWC output."""
+    steps pass them (see runtime.binders.EpilogueArgs.args); returns the NHWC output."""
     has_res = res_nhwc is not None
     w = identity_weights(kernel)
     out = np.empty_like(y_nhwc)

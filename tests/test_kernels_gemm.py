@@ -26,13 +26,13 @@ from tinyface.reference import conv, epilogue, gemm as ref_gemm
 from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, gemm_rows as rows, \
     gemm_widths as widths, seeds
+from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.epilogue import vector_activation
 from tinyface.kernels.gemm import ROWS, TILE_VECTORS, gemm, gemm_rows
-from tinyface.runtime.shapes import conv_output_size
 
 
 def run_gemm(a, w, bias, act1, res, act2):
-    """Call the kernel the way GemmStep does; ``res`` None means no residual."""
+    """Call the kernel the way GemmBinder does; ``res`` None means no residual."""
     out = np.empty((a.shape[0], w.shape[1]), np.float32)
     dummy = np.zeros((1, 1), np.float32)
     gemm(a, w, bias, *act1, dummy if res is None else res, res is not None, *act2, out)
@@ -74,7 +74,7 @@ def test_onnx_gemm(m, k, n, trans_b, alpha, beta, c_shape, seed):
        ci=st.sampled_from([1, 3, 5, 16, 17, 33]), co=st.sampled_from([1, 3, 5, 16, 17, 33]),
        stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 1)]), kinds=epilogue_kinds, seed=seeds)
 def test_pointwise_conv(batch, h, w, ci, co, stride, kinds, seed):
-    """A 1x1 ONNX Conv run as ConvStep runs it: subsample by the stride, then gemm on NHWC rows."""
+    """A 1x1 ONNX Conv run as ConvBinder runs it: subsample by the stride, then gemm on NHWC rows."""
     rng = np.random.default_rng(seed)
     x = values(rng, (batch, ci, h, w), False)
     wt = values(rng, (co, ci, 1, 1), False)                        # ONNX layout

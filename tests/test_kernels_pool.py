@@ -21,11 +21,11 @@ from tinyface import reference
 from tinyface.reference import output_size
 from tinyface.testing.strategies import pool_cases, seeds
 from tinyface.kernels.pool import max_pool
-from tinyface.runtime.shapes import conv_output_size
+from tinyface.graph.shapes import conv_output_size
 
 
 def run_max_pool(x, kernel, strides, pads, ceil_mode):
-    """max_pool on NCHW ``x``, called as MaxPoolStep calls it; returns NCHW."""
+    """max_pool on NCHW ``x``, called as MaxPoolBinder calls it; returns NCHW."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, strides, pads
     oh = conv_output_size(h, kh, sh, pt, pb, ceil_mode)

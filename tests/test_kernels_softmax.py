@@ -74,7 +74,7 @@ def test_extreme_rows():
 @given(n=st.integers(1, 3), c=st.sampled_from([1, 2, 5, 17]), h=st.integers(1, 9), w=st.integers(1, 9),
        axis=st.sampled_from([1, 2, 3, -1]), scale=scales, seed=seeds)
 def test_softmax_over_one_axis(n, c, h, w, axis, scale, seed):
-    """ONNX Softmax(axis) on an N x C x H x W tensor, as SoftmaxStep runs it (move the axis last)."""
+    """ONNX Softmax(axis) on an N x C x H x W tensor, as SoftmaxBinder runs it (move the axis last)."""
     x = logits(np.random.default_rng(seed), (n, c, h, w), scale, 0.0)
     moved = np.ascontiguousarray(np.moveaxis(x, axis, -1))
     got = np.moveaxis(run_softmax(moved.reshape(-1, moved.shape[-1])).reshape(moved.shape), -1, axis)

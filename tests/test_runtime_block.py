@@ -1,4 +1,4 @@
-"""runtime.block: the inverted-residual step -- its bands, its scratch, and the unfused
+"""runtime.block: the inverted-residual block's binder -- its bands, its scratch, and the unfused
 path it takes when there are fewer images than threads."""
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ from hypothesis import given, strategies as st
 
 import tinyface
 from kernel_testing import needs_2_threads, on_threads
+from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.block import inverted_residual
 from tinyface.runtime.block import SCRATCH_BYTES, band_rows
-from tinyface.runtime.shapes import conv_output_size
 
 NAME = "input0"
 
@@ -28,7 +28,7 @@ def test_band_rows_fit_the_scratch_or_are_one_row(h, w, e, stride):
     oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
     rows = band_rows(oh, w, ow, e, stride)
     assert 1 <= rows <= oh
-    scratch = 4 * e * (((rows - 1) * stride + 3) * w + rows * ow)       # what InvertedResidualStep takes
+    scratch = 4 * e * (((rows - 1) * stride + 3) * w + rows * ow)       # what BlockBinder takes
     assert rows == 1 or scratch <= SCRATCH_BYTES
     if rows < oh:                                                      # one more row would not fit
         assert 4 * e * ((rows * stride + 3) * w + (rows + 1) * ow) > SCRATCH_BYTES

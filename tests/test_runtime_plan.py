@@ -89,11 +89,11 @@ def test_bad_input_never_reaches_a_kernel(good, monkeypatch):
     """Validation happens before any step is bound to buffers or runs."""
     fresh = tinyface.load()
     reached = []
-    for st in fresh.steps:
-        def spy(env, st=st, bind=st.bind):
+    for st, op_binder in zip(fresh.steps, fresh.plan.binders):
+        def spy(ctx, st=st, bind=op_binder.bind):
             reached.append(st.name)
-            return bind(env)
-        monkeypatch.setattr(st, "bind", spy)
+            return bind(ctx)
+        monkeypatch.setattr(op_binder, "bind", spy)
     for x in (good[:, :2], good.astype(np.float64), good[0], good[:0]):
         with pytest.raises(InputError):
             fresh.run(x)
@@ -303,10 +303,10 @@ def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, 
             seen[i] = numba.get_num_threads()
             function(*args)
         return call
-    for i, st in enumerate(fresh.steps):
-        def spy(env, bind=st.bind, i=i):
-            return [(spied(i, f), args) for f, args in bind(env)] or [(spied(i, lambda: None), ())]
-        monkeypatch.setattr(st, "bind", spy)
+    for i, op_binder in enumerate(fresh.plan.binders):
+        def spy(ctx, bind=op_binder.bind, i=i):
+            return [(spied(i, f), args) for f, args in bind(ctx)] or [(spied(i, lambda: None), ())]
+        monkeypatch.setattr(op_binder, "bind", spy)
     previous = tinyface.get_num_threads()
     tinyface.set_num_threads(2)
     try:
@@ -317,8 +317,8 @@ def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, 
         def fail():
             raise RuntimeError("step failed")
         serial = fresh.plan.serial_steps({NAME: good[:2]}, 2)      # batch 2: a new schedule
-        failing = fresh.steps[max(serial)]
-        monkeypatch.setattr(failing, "bind", lambda env, bind=failing.bind: [(fail, ())] + bind(env))
+        failing = fresh.plan.binders[max(serial)]
+        monkeypatch.setattr(failing, "bind", lambda ctx, bind=failing.bind: [(fail, ())] + bind(ctx))
         with pytest.raises(RuntimeError, match="step failed"):
             fresh.run(good[:2])
         assert numba.get_num_threads() == 2
@@ -331,26 +331,25 @@ def test_serial_steps_run_on_one_thread_and_the_setting_comes_back(model, good, 
 def test_trace_gives_every_step_and_the_run_outputs_bit_for_bit(model, good):
     feed = {NAME: good[:1]}
     seen = []
-    for step, calls, env in model.plan.trace(feed):
+    for step, calls, ctx in model.plan.trace(feed):
         seen.append(step)
-        assert step.outputs[0] in env
+        assert step.outputs[0] in ctx.values
     assert seen == model.steps
-    np.testing.assert_array_equal(env[model.plan.outputs[0]], model.run(good[:1])[0])
-    # values no later step reads have left the environment; the outputs stay
-    assert not set(env) & {v for st in model.steps[:-1] for v in st.outputs} - set(model.plan.outputs)
+    np.testing.assert_array_equal(ctx.values[model.plan.outputs[0]], model.run(good[:1])[0])
+    # values no later step reads have left the context; the outputs stay
+    assert not set(ctx.values) & {v for st in model.steps[:-1] for v in st.outputs} - set(model.plan.outputs)
 
 
 def test_trace_runs_each_step_on_the_schedules_thread_count_and_restores_it(model, good):
     import numba
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs two threads")
-    from tinyface.runtime.shapes import THREADS_KEY
     feed = {NAME: good[:1]}
     serial = model.plan.serial_steps(feed, 1)
     previous = tinyface.get_num_threads()
     tinyface.set_num_threads(2)
     try:
-        counts = [(env[THREADS_KEY], numba.get_num_threads()) for _, _, env in model.plan.trace(feed)]
+        counts = [(ctx.threads, numba.get_num_threads()) for _, _, ctx in model.plan.trace(feed)]
         assert counts == [(1, 1) if i in serial else (2, 2) for i in range(len(model.steps))]
         assert numba.get_num_threads() == 2
         for _ in zip(range(3), model.plan.trace(feed)):       # left early: restored too

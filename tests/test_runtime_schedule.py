@@ -32,11 +32,11 @@ def model():
 
 def count_binds(engine, monkeypatch):
     bound = []
-    for st in engine.steps:
-        def spy(env, bind=st.bind, name=st.name):
+    for st, op_binder in zip(engine.steps, engine.plan.binders):
+        def spy(ctx, bind=op_binder.bind, name=st.name):
             bound.append(name)
-            return bind(env)
-        monkeypatch.setattr(st, "bind", spy)
+            return bind(ctx)
+        monkeypatch.setattr(op_binder, "bind", spy)
     return bound
 
 

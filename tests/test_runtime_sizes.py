@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import tinyface
-from tinyface.runtime.shapes import BATCH
-from tinyface.runtime.sizes import allocated_shapes, elements
+from tinyface.graph.shapes import BATCH, elements
 from onnx_builders import GraphBuilder, add_conv, single_thread_fixture
 
 single_thread = single_thread_fixture()
@@ -29,7 +28,7 @@ def test_elements_counts_the_batch_and_a_flattened_batch():
 def test_dense_conv_allocates_its_padded_input():
     model = conv_chain((3, 4), k=3, pad=2)
     (step,) = [st for st in model.steps if st.kind == "conv"]
-    assert allocated_shapes(step, [(1, 3, 5, 6)], [(1, 4, 7, 8)]) == [(1, 4, 7, 8), (1, 3, 9, 10)]
+    assert step.allocated([(1, 3, 5, 6)], [(1, 4, 7, 8)]) == [(1, 4, 7, 8), (1, 3, 9, 10)]
 
 
 def test_dynamic_input_with_huge_pads_is_refused_before_allocating():

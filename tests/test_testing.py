@@ -20,9 +20,9 @@ EXAMPLE = ROOT / "examples/check_my_depthwise.py"
 
 
 def tinyface_max_pool(x, *, kernel_shape, strides, pads, ceil_mode):
-    """tinyface's max-pool kernel on an ONNX-layout input, as MaxPoolStep calls it."""
+    """tinyface's max-pool kernel on an ONNX-layout input, as MaxPoolBinder calls it."""
     from tinyface.kernels.pool import max_pool
-    from tinyface.runtime.shapes import conv_output_size
+    from tinyface.graph.shapes import conv_output_size
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel_shape, strides, pads
     oh, ow = conv_output_size(h, kh, sh, pt, pb, ceil_mode), conv_output_size(w, kw, sw, pl, pr, ceil_mode)

@@ -52,13 +52,13 @@ def test_onnx_reference_evaluator_agrees_too(name):
 
 @pytest.mark.parametrize("name, index", [("bundled", 5), ("bundled", 20), ("op mix", 3), ("op mix", 7)])
 def test_an_error_injected_into_one_step_is_named_first(name, index):
-    """Perturb one step's bias (a kernel argument) after loading: compare must put the
+    """Perturb one step's packed bias (a kernel argument) after loading: compare must put the
     first step past the tolerance there, and every step before it within."""
     pytest.importorskip("onnxruntime")
     proto = onnx.load(BUNDLED) if name == "bundled" else op_mix_model()
     model = tinyface.load(proto)
-    step = model.steps[index]
-    conv = step.convs[2] if step.kind == "block" else step
+    op_binder = model.plan.binders[index]
+    conv = op_binder.convs[2] if model.steps[index].kind == "block" else op_binder
     conv.epilogue.bias[0] += 0.5
     result = run_compare(proto, model=model)
     assert result.first_past == index, result.format()

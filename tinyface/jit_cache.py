@@ -17,7 +17,7 @@ compiles anew until ``TINYFACE_CACHE_DIR`` names a writable folder.
 
 Numba picks a kernel's cache folder when the kernel is defined, from
 ``numba.config.CACHE_DIR``, so :func:`apply_environment` runs first thing in
-``tinyface/__init__.py``, before any kernel module is imported.  It sets
+``tinyface/kernels/__init__.py``, before any kernel module is imported.  It sets
 ``numba.config.CACHE_DIR`` as well as the variable, so it holds even when the
 program imported Numba before tinyface.
 """

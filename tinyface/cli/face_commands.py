@@ -8,14 +8,14 @@ of exactly the model's input size in which no face is detected is taken as an
 aligned crop, with a warning, so aligned crops work either way.
 """
 import json
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from tinyface.errors import NoFaceError, TinyfaceError
-from tinyface.face.detect import MAX_SIDE
+from tinyface.face.detection import MAX_SIDE
+from tinyface.hxw import parse_hxw
 from tinyface.verify import DEFAULT_THRESHOLD, calibration_note, cosine_similarity, threshold_for
 
 EXIT_DIFFERENT = 1
@@ -61,7 +61,7 @@ def face_record(face) -> dict:
 
 
 def cmd_detect(args):
-    from tinyface.face.detect import draw_faces
+    from tinyface.face.detection import draw_faces
     from tinyface.face.image import save_rgb
     from tinyface.face.pipeline import detect
     image = read_photo(args.photo)
@@ -88,10 +88,10 @@ def cmd_detect(args):
 # ------------------------------------------------------------------ align
 
 def parse_size(text):
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
-    if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+    size = parse_hxw(text)
+    if not size or 0 in size:
         raise ValueError(text)
-    return int(m.group(1)), int(m.group(2))
+    return size
 
 
 parse_size.__name__ = "size (HxW, e.g. 112x112)"     # argparse names the type in its error
@@ -103,7 +103,7 @@ def indexed_path(path: str, index: int) -> str:
 
 
 def cmd_align(args):
-    from tinyface.face.align import template_for
+    from tinyface.face.alignment import template_for
     from tinyface.face.image import save_rgb
     from tinyface.face.pipeline import align, detect
     template_for(args.size)                   # an unknown size fails before detection

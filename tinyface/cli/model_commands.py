@@ -13,12 +13,12 @@
 """
 import json
 import os
-import re
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from tinyface.errors import TinyfaceError
+from tinyface.hxw import parse_hxw
 
 from tinyface.models import ARCHITECTURES
 from tinyface.models.netspec import ACTIVATIONS
@@ -42,10 +42,10 @@ def parse_input_size(text: str) -> tuple[int, int]:
     Only the form is checked here; which sizes an architecture accepts
     (positive multiples of 16) is for tinyface.models to say.
     """
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
-    if not m:
+    size = parse_hxw(text)
+    if not size:
         raise TinyfaceError(f"--input-size must be HEIGHTxWIDTH, e.g. 112x112 or 112x96, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    return size
 
 
 def _output_path(out: str) -> Path:

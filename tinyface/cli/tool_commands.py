@@ -49,12 +49,12 @@ def _finite(value):
 # ------------------------------------------------------------------ compare
 
 def cmd_compare(args):
-    from tinyface.runtime.model import load_model
+    from tinyface.face.model import FaceModel
     from tinyface.tools.compare import compare
     from tinyface.tools.inputs import face_feed, random_feed
     if not args.tolerance > 0:
         raise TinyfaceError(f"--tolerance must be positive, got {args.tolerance}")
-    model = load_model(args.model)
+    model = FaceModel.load(args.model)
     size = _input_size(args)
     if args.input == ["random"]:
         batch = 1 if args.batch is None else args.batch
@@ -83,7 +83,7 @@ def _progress(text):
 def cmd_bench(args):
     import tinyface
     from tinyface.paths import default_model_path
-    from tinyface.runtime.model import load_model
+    from tinyface.runtime.model import Model
     from tinyface.tools import bench, peak
     from tinyface.tools.engines import onnxruntime_installed
     from tinyface.tools.inputs import random_feed
@@ -98,7 +98,7 @@ def cmd_bench(args):
         raise TinyfaceError("--against onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
     against = None if against == "none" else against
     path = args.model or default_model_path()
-    model = load_model(path)
+    model = Model.load(path)
     size = _input_size(args)
     macs = bench.macs_per_image(model.plan, random_feed(model.graph.inputs, 1, size))
     rows, versions = bench.end_to_end(path, batches, threads, against, args.rounds, args.runs, size, _progress)

@@ -5,7 +5,7 @@
     TINYFACE_CACHE_DIR=/opt/jit tinyface warmup --detector    # e.g. in a Dockerfile
 
 Afterwards a job with the same model, thread count and CPU loads its kernels
-from the JIT cache instead of compiling them.  See ``tinyface.runtime.warmup``
+from the JIT cache instead of compiling them.  See ``tinyface.tools.warmup``
 and docs/packaging.md ("Compiling ahead").
 """
 import time
@@ -14,7 +14,7 @@ import time
 def cmd_warmup(args):
     import numba
     import tinyface
-    from tinyface.runtime import warmup
+    from tinyface.tools import warmup
     if args.threads is not None:
         tinyface.set_num_threads(args.threads)
     jobs = numba.config.NUMBA_DEFAULT_NUM_THREADS if args.jobs is None else args.jobs

@@ -4,7 +4,7 @@ A threshold is chosen on the scores of a pair list either for a target
 false-accept rate (the highest TAR whose FAR on the pairs' different-person
 pairs is at most the target; needs D * FAR >= 1) or for the best accuracy on
 those pairs.  It is written into ``<model>.json`` (see
-:mod:`tinyface.runtime.metadata`) as ``threshold`` with a ``calibration``
+:mod:`tinyface.face.metadata`) as ``threshold`` with a ``calibration``
 record::
 
     {"method": "far" | "best accuracy", "target_far": 0.001 (method "far"),

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinyface.errors import ImageError, NoFaceError, TinyfaceError
-from tinyface.evaluation.progress import Progress
+from tinyface.progress import Progress
 
 BATCH = 64
 SAVE_EVERY = 20.0       # seconds between cache writes

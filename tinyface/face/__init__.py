@@ -1,9 +1,8 @@
-"""Faces in photos: reading images, MTCNN detection, five-point alignment, the pipeline.
+"""Faces in photos: reading images, MTCNN detection, five-point alignment, the
+face model and the photo-to-embedding pipeline.
 
-The one-call functions ``detect`` and ``align`` are exported from
-:mod:`tinyface` itself (here those names are the submodules
-:mod:`tinyface.face.detect` and :mod:`tinyface.face.align`).
+Modules: ``image`` (decoding), ``mtcnn`` and ``detection``, ``alignment``,
+``metadata`` (what a face model expects), ``model`` (``FaceModel``: embeddings)
+and ``pipeline`` (``FacePipeline``: photo -> detect -> align -> embed).  Nothing
+is imported here, so ``tinyface.face.metadata`` loads neither Pillow nor Numba.
 """
-from tinyface.face.pipeline import AlignedFace, FaceEmbedding, FacePipeline, embed_photo
-
-__all__ = ["FacePipeline", "AlignedFace", "FaceEmbedding", "embed_photo"]

@@ -2,7 +2,7 @@
 
 The three nets are plain callables ``net(x) -> {output name: array}`` taking a
 float32 N×3×H×W batch already normalised as (pixel − 127.5)·0.0078125; see
-``weights/mtcnn/README.md`` for their contract and ``tinyface.face.detect``
+``weights/mtcnn/README.md`` for their contract and ``tinyface.face.detection``
 for the public API.  This module does everything around them::
 
     image ─ pyramid ─► P-Net per level ─ boxes, NMS 0.5 per level, NMS 0.7 ─ regress, square
@@ -13,7 +13,7 @@ Coordinates.  Inside the cascade a box is (x1, y1, x2, y2) as the reference
 implementations (MATLAB, facenet, facenet-pytorch) keep it: 1-based inclusive
 corners, so it covers the 0-based pixel columns x1−1 … x2−1 and is
 w = x2 − x1 + 1 pixels wide.  Landmarks come out 0-based: (x, y) is the centre
-of pixel ``image[y, x]``.  :mod:`tinyface.face.detect` moves boxes to that
+of pixel ``image[y, x]``.  :mod:`tinyface.face.detection` moves boxes to that
 frame too (subtracts 1).
 
 Resampling.  Pixels are unit squares: pixel k covers [k, k+1).  Every resize

@@ -5,10 +5,10 @@
     for face, e in pipeline.embed_photo("group.jpg", all_faces=True):
         print(face.box, face.score, e[:4])
 
-Each photo goes through :func:`~tinyface.face.detect.detect_faces` (MTCNN,
-faces largest first), :func:`~tinyface.face.align.align` (the five landmarks
+Each photo goes through :func:`~tinyface.face.detection.detect_faces` (MTCNN,
+faces largest first), :func:`~tinyface.face.alignment.align` (the five landmarks
 onto the template of the model's input size, e.g. the ArcFace 112×112 one)
-and :meth:`~tinyface.runtime.model.Model.embed`.
+and :meth:`~tinyface.face.model.FaceModel.embed`.
 
 * No face in a photo: :class:`~tinyface.errors.NoFaceError` naming the photo.
 * Several faces when one is wanted: the largest (by box area) is used and a
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from tinyface.errors import NoFaceError, TinyfaceError
-from tinyface.face import align as _align
-from tinyface.face.detect import MAX_SIDE, Face, _check_parameters, detect_faces
+from tinyface.face import alignment
+from tinyface.face.detection import MAX_SIDE, Face, _check_parameters, detect_faces
 from tinyface.face.image import load_rgb
 from tinyface.face.mtcnn import NMS_THRESHOLDS
 
@@ -52,7 +52,7 @@ def detect(image, **options) -> list[Face]:
 
     ``image`` is a path, a PIL image or a uint8 array (H×W×3 RGB, H×W grey,
     H×W×4 RGBA).  ``options`` are those of
-    :func:`~tinyface.face.detect.detect_faces`: ``min_face_size`` (20),
+    :func:`~tinyface.face.detection.detect_faces`: ``min_face_size`` (20),
     ``scale_factor`` (0.709), ``thresholds``, ``nms_thresholds``,
     ``max_side`` (640: larger photos are searched on a copy of that size,
     None: at full resolution), ``nets``.
@@ -65,13 +65,13 @@ def align(image, landmarks, size=(112, 112)) -> np.ndarray:
     """The aligned crop (uint8 ``size`` + (3,)) of the face with these landmarks.
 
     ``landmarks``: 5×2 (x, y) pixels (left eye, right eye, nose, left and
-    right mouth corners), or a :class:`~tinyface.face.detect.Face`.
+    right mouth corners), or a :class:`~tinyface.face.detection.Face`.
     ``size`` = (height, width): (112, 112) ArcFace, (112, 96) SphereFace,
-    (96, 96), or any square size (see :func:`~tinyface.face.align.template_for`).
+    (96, 96), or any square size (see :func:`~tinyface.face.alignment.template_for`).
     """
     if isinstance(landmarks, Face):
         landmarks = landmarks.landmarks
-    return _align.align(image, landmarks, size)
+    return alignment.align(image, landmarks, size)
 
 
 def photo_name(image, name=None) -> str:
@@ -90,10 +90,10 @@ def photo_name(image, name=None) -> str:
 class FacePipeline:
     """Detection → alignment → embedding, for one photo or many.
 
-    ``model``: a loaded :class:`~tinyface.runtime.model.Model` (default: the
+    ``model``: a loaded :class:`~tinyface.face.model.FaceModel` (default: the
     bundled MobileFaceNet, loaded now).  Crops are aligned to the model's
     input size with the matching template.  The detector options are those
-    of :func:`~tinyface.face.detect.detect_faces` (``nets`` default: the
+    of :func:`~tinyface.face.detection.detect_faces` (``nets`` default: the
     bundled MTCNN on tinyface's engine); they are checked here, once.
     """
 
@@ -101,8 +101,8 @@ class FacePipeline:
                  scale_factor: float = 0.709, thresholds=(0.6, 0.7, 0.7),
                  nms_thresholds=NMS_THRESHOLDS, max_side=MAX_SIDE):
         if model is None:
-            from tinyface.runtime.model import load_model
-            model = load_model()
+            from tinyface.face.model import FaceModel
+            model = FaceModel.load()
         size = getattr(getattr(model, "info", None), "input_size", None)
         if size is None:
             raise TinyfaceError("the model's input size is unknown (no metadata and no fixed "
@@ -110,7 +110,7 @@ class FacePipeline:
         _check_parameters(min_face_size, scale_factor, thresholds, nms_thresholds, max_side)
         self.model = model
         self.size = tuple(int(v) for v in size)
-        _align.template_for(self.size)       # fail now if no template fits the model
+        alignment.template_for(self.size)       # fail now if no template fits the model
         self.detector_options = dict(nets=nets, min_face_size=min_face_size,
                                      scale_factor=scale_factor, thresholds=tuple(thresholds),
                                      nms_thresholds=tuple(nms_thresholds), max_side=max_side)
@@ -189,16 +189,6 @@ class FacePipeline:
         crops = [self.aligned_faces(image, False, aligned_fallback, name)[0].crop
                  for image, name in zip(images, names)]
         return self.model.embed(crops, flip=flip)
-
-
-def embed_photo(model, image, all_faces=False, flip=False, **options):
-    """:meth:`FacePipeline.embed_photo` with a pipeline around ``model``.
-
-    ``options``: the detector options of :class:`FacePipeline` and
-    ``aligned_fallback``, ``name`` of :meth:`FacePipeline.embed_photo`.
-    """
-    call = {k: options.pop(k) for k in ("aligned_fallback", "name") if k in options}
-    return FacePipeline(model, **options).embed_photo(image, all_faces, flip, **call)
 
 
 def _box_text(box) -> str:

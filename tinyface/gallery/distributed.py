@@ -42,7 +42,7 @@ import time
 from tinyface.errors import TinyfaceError
 from tinyface.gallery.index import (DEFAULT_BATCH, IndexReport, commit, count_files,
                                     embed_batch, empty_batch, plan)
-from tinyface.gallery.progress import Progress
+from tinyface.progress import Progress
 from tinyface.gallery.store import Gallery
 
 _pipelines = {}                 # per worker process: model source -> FacePipeline
@@ -55,8 +55,8 @@ def worker_pipeline(model_source):
     with _loading:
         if model_source not in _pipelines:
             from tinyface.face.pipeline import FacePipeline
-            from tinyface.runtime.model import load_model
-            _pipelines[model_source] = FacePipeline(load_model(model_source))
+            from tinyface.face.model import FaceModel
+            _pipelines[model_source] = FacePipeline(FaceModel.load(model_source))
         return _pipelines[model_source]
 
 
@@ -104,7 +104,7 @@ def index(client, paths, gallery, identity_from="folder", aligned=False, all_fac
     gallery.check_model()
     source = worker_model_path(gallery)
     report = IndexReport(files=count_files(paths))
-    bar = Progress(report.files, enabled=progress)
+    bar = Progress("indexing", report.files, "files", enabled=progress, plain=True)
     limit = in_flight or 2 * max(1, sum(client.nthreads().values()))
     works = enumerate(plan(gallery, paths, identity_from, batch))
     waiting = as_completed()
@@ -128,7 +128,7 @@ def index(client, paths, gallery, identity_from="folder", aligned=False, all_fac
         while committed in done:
             work, result = done.pop(committed)
             report.add(work, result, len(commit(gallery, work, result)))
-            bar.update(report.handled, report.faces)
+            bar.update(report.handled, faces=report.faces)
             committed += 1
             submit_next()
 

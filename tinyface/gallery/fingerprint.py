@@ -42,7 +42,7 @@ _cards = weakref.WeakKeyDictionary()     # loaded Model -> its card, computed on
 
 
 def model_card(model=None) -> ModelCard:
-    """The card of ``model``: a loaded :class:`~tinyface.runtime.model.Model` (its card is
+    """The card of ``model``: a loaded :class:`~tinyface.face.model.FaceModel` (its card is
     computed once), a path to an ONNX file, or None for the bundled model (read, not
     compiled)."""
     if hasattr(model, "graph") and model in _cards:
@@ -50,7 +50,7 @@ def model_card(model=None) -> ModelCard:
     if model is None or isinstance(model, (str, os.PathLike)):
         from tinyface.graph.onnx_file import read_model
         from tinyface.paths import default_model_path
-        from tinyface.runtime.metadata import read_info
+        from tinyface.face.metadata import read_info
         path = Path(default_model_path() if model is None else model)
         graph = read_model(path)
         info = read_info(graph, path)

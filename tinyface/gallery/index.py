@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tinyface.errors import ImageError, TinyfaceError
-from tinyface.gallery.progress import Progress
+from tinyface.progress import Progress
 from tinyface.gallery.store import FaceRecord, FileRecord, Problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -271,19 +271,19 @@ def index(gallery, paths, identity_from="folder", aligned=False, all_faces=False
 
     ``aligned``: the files are aligned face crops (no detection).  ``all_faces``:
     every face of a photo, not only the largest.  ``progress``: a progress line on
-    stderr (see :mod:`tinyface.gallery.progress`).
+    stderr (see :mod:`tinyface.progress`).
     """
     from tinyface.face.pipeline import FacePipeline
     start = time.monotonic()
     gallery.check_model()
     pipeline = FacePipeline(gallery.model)
     report = IndexReport(files=count_files(paths))
-    bar = Progress(report.files, enabled=progress)
+    bar = Progress("indexing", report.files, "files", enabled=progress, plain=True)
     for work in plan(gallery, paths, identity_from, batch):
         result = embed_batch(pipeline, work.items, aligned, all_faces)
         added = commit(gallery, work, result)
         report.add(work, result, len(added))
-        bar.update(report.handled, report.faces)
+        bar.update(report.handled, faces=report.faces)
     bar.close()
     report.seconds = time.monotonic() - start
     return report

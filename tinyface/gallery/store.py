@@ -127,7 +127,7 @@ class Counts:
 class Gallery:
     """A face gallery at ``path`` (an SQLite file) bound to one embedding model.
 
-    ``model``: a loaded :class:`~tinyface.runtime.model.Model`, a path to an
+    ``model``: a loaded :class:`~tinyface.face.model.FaceModel`, a path to an
     ONNX file, or None for the bundled MobileFaceNet.  It is read only when
     needed: to add or search (its fingerprint must be the gallery's; an empty
     gallery takes the fingerprint of the first model that adds to it) and to
@@ -226,9 +226,9 @@ class Gallery:
     @property
     def model(self):
         """The bound model, loaded now if it was given as a path or None."""
-        from tinyface.runtime.model import Model, load_model
-        if not isinstance(self._model, Model):
-            self._model = load_model(self._model)
+        from tinyface.face.model import FaceModel
+        if not isinstance(self._model, FaceModel):
+            self._model = FaceModel.load(self._model)
         return self._model
 
     @property

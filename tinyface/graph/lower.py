@@ -1,15 +1,15 @@
-"""Lowering: ONNX nodes -> a list of tinyface steps, with shapes and layouts.
+"""Lowering: ONNX nodes -> a list of op records (``graph.ops``), with shapes and layouts.
 
 One pass over the nodes in order.  Each supported op has a handler that
 either *folds* (all inputs constant: the result is a new constant, which is
 how the ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` flatten idiom
-disappears) or *emits* a step.  Every value gets a logical shape (free batch
+disappears) or *emits* an op.  Every value gets a logical shape (free batch
 ``BATCH``, unknown dims ``None``) and a storage layout ("nhwc" for 4-D maps
-that conv-like steps read or write, "plain" otherwise); a layout conversion
-step is inserted where a consumer needs the other one.
+that conv-like ops read or write, "plain" otherwise); a layout conversion
+op is inserted where a consumer needs the other one.
 
 Sizes are checked as they appear, before anything of that size exists: every
-array a step will allocate for one image (``runtime.sizes``), and every
+array an op will allocate for one image (``Op.allocated``), and every
 constant a fold would make, is held against ``MAX_TENSOR_ELEMENTS``
 (:mod:`tinyface.limits`); a dimension below 1 is refused.
 """
@@ -17,12 +17,12 @@ import math
 
 import numpy as np
 
-from tinyface.errors import ModelError, UnsupportedOpError
-from tinyface.kernels.epilogue import Activation
+from tinyface.errors import InputError, ModelError, UnsupportedOpError
+from tinyface.graph import ops as O
+from tinyface.graph.ops import Activation
+from tinyface.graph.passes import optimise
+from tinyface.graph.shapes import BATCH, check_shapes, fmt
 from tinyface.limits import check_limit
-from tinyface.runtime import steps as S
-from tinyface.runtime.shapes import BATCH, fmt
-from tinyface.runtime.sizes import allocated_shapes, check_shapes
 
 MAX_RANK = 32        # NumPy 1's most axes per array
 # The largest stride, pad, pooling kernel or group tinyface takes: no map is that large,
@@ -31,7 +31,7 @@ MAX_ATTRIBUTE = 2**31 - 1
 
 
 class Lowering:
-    """State of one lowering pass; ``run()`` returns the steps."""
+    """State of one lowering pass; ``run()`` returns the ops and the output names."""
 
     def __init__(self, graph):
         self.graph = graph
@@ -39,7 +39,7 @@ class Lowering:
         self.shapes = {}          # value -> logical shape
         self.layouts = {}         # value -> "nhwc" | "plain"
         self.aliases = {}         # value -> the value it is an alias of
-        self.steps = []
+        self.ops = []
         self.declared_batch = None
         self.node = None          # the node being lowered (for messages)
         self._converted = {}      # (value, layout) -> converted value
@@ -70,28 +70,28 @@ class Lowering:
         key = (value, layout)
         if key not in self._converted:
             out = f"{value}:{layout}"
-            self._add(S.LayoutStep(f"to_{layout}", [value], [out], layout == "nhwc"), layout)
+            self._add(O.Layout(f"to_{layout}", [value], [out], layout == "nhwc"), layout)
             self._converted[key] = out
         return self._converted[key]
 
-    def _add(self, step, layout):
-        in_shapes = [self.shape(v) for v in step.inputs]
-        out_shapes = step.infer(in_shapes)
+    def _add(self, op, layout):
+        in_shapes = [self.shape(v) for v in op.inputs]
+        out_shapes = op.infer(in_shapes)
         what = f"{self.graph.source}: {self.node.describe()}"
         for shape in out_shapes:
             if len(shape) > MAX_RANK:
                 raise UnsupportedOpError(f"{what}: output of rank {len(shape)} (tinyface handles at most {MAX_RANK})")
             if any(d is not None and d < 1 for d in shape):
                 raise ModelError(f"{what}: output shape {fmt(shape)} has a dimension below 1")
-        check_shapes(allocated_shapes(step, in_shapes, out_shapes), f"{what}: for one image, an array of shape",
+        check_shapes(op.allocated(in_shapes, out_shapes), f"{what}: for one image, an array of shape",
                      ModelError)
-        for out, shape in zip(step.outputs, out_shapes):
+        for out, shape in zip(op.outputs, out_shapes):
             self.shapes[out] = tuple(shape)
             self.layouts[out] = layout if len(shape) == 4 else "plain"
-        self.steps.append(step)
+        self.ops.append(op)
 
-    def emit(self, step, layout="plain"):
-        self._add(step, layout)
+    def emit(self, op, layout="plain"):
+        self._add(op, layout)
 
     def fold(self, node, value):
         self.constants[node.outputs[0]] = np.asarray(value)
@@ -129,7 +129,7 @@ class Lowering:
                 HANDLERS[node.op](self, node)
             except (ModelError, UnsupportedOpError):
                 raise
-            except S.InputError as exc:
+            except InputError as exc:
                 raise ModelError(f"{g.source}: {node.describe()}: {exc}") from None
             except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
                 # a graph onnx.checker would reject: missing inputs or attributes, bad lengths
@@ -142,7 +142,16 @@ class Lowering:
             if self.is_const(vi.name):
                 raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is a constant")
             outputs.append(self.use(vi.name, "plain"))
-        return self.steps, outputs
+        return self.ops, outputs
+
+
+def lower(graph):
+    """``(ops, outputs, lowering)``: the graph's ops lowered and optimised
+    (:func:`~tinyface.graph.passes.optimise`), the names of its output values, and the
+    ``Lowering`` itself (every value's shape and layout)."""
+    low = Lowering(graph)
+    ops, outputs = low.run()
+    return optimise(ops, set(outputs)), outputs, low
 
 
 def check_supported(graph):
@@ -221,9 +230,9 @@ def h_conv(low, node):
         unsupported(low, node, f"kernel_shape {list(a['kernel_shape'])} does not match the weight's {kh}x{kw}")
     strides = _strides(low, node)
     pads = _pads(low, node, low.shape(x), (kh, kw), strides)
-    step = S.ConvStep(node.name, [low.use(x, "nhwc")], node.outputs, w,
-                      np.zeros(co, np.float32) if b is None else b, strides, pads, groups)
-    low.emit(step, "nhwc")
+    bias = np.zeros(co, np.float32) if b is None else b
+    low.emit(O.Conv(node.name, [low.use(x, "nhwc")], node.outputs, w, O.Epilogue(bias), strides, pads, groups),
+             "nhwc")
 
 
 def _strides(low, node):
@@ -293,9 +302,9 @@ def h_batchnorm(low, node):
 
 
 def _emit_scale_shift(low, node, x, outputs, scale, shift, act=None, trained=False):
-    """A ScaleShift step on ``x``, in x's layout (NHWC for a 4-D map, so it can fuse into a conv)."""
+    """A ScaleShift op on ``x``, in x's layout (NHWC for a 4-D map, so it can fuse into a conv)."""
     layout = activation_layout(low, x)
-    low.emit(S.ScaleShiftStep(node.name, [low.use(x, layout)], outputs, scale, shift, act, trained), layout)
+    low.emit(O.ScaleShift(node.name, [low.use(x, layout)], outputs, scale, shift, act, trained), layout)
 
 
 def _emit_activation(low, node, act):
@@ -345,7 +354,7 @@ def h_binary(low, node):
         if node.op != "Add":
             unsupported(low, node, f"{node.op} of two runtime tensors is not supported")
         layout = activation_layout(low, a)
-        return low.emit(S.AddStep(node.name, [low.use(a, layout), low.use(b, layout)], node.outputs), layout)
+        return low.emit(O.Add(node.name, [low.use(a, layout), low.use(b, layout)], node.outputs), layout)
     const_first = low.is_const(a)
     x, c = (b, low.const(a)) if const_first else (a, low.const(b))
     rank = len(low.shape(x))
@@ -385,7 +394,7 @@ def h_gemm(low, node):
     x = node.inputs[0]
     if len(low.shape(x)) != 2:
         unsupported(low, node, f"Gemm input must be 2-D, got shape {fmt(low.shape(x))}")
-    low.emit(S.GemmStep(node.name, [low.use(x, "plain")], node.outputs, w, bias))
+    low.emit(O.Gemm(node.name, [low.use(x, "plain")], node.outputs, w, O.Epilogue(bias)))
 
 
 def h_matmul(low, node):
@@ -395,7 +404,8 @@ def h_matmul(low, node):
     x = node.inputs[0]
     if len(low.shape(x)) < 2:
         unsupported(low, node, f"MatMul input must be at least 2-D, got {fmt(low.shape(x))}")
-    low.emit(S.GemmStep(node.name, [low.use(x, "plain")], node.outputs, b, np.zeros(b.shape[1], np.float32)))
+    low.emit(O.Gemm(node.name, [low.use(x, "plain")], node.outputs, b,
+                    O.Epilogue(np.zeros(b.shape[1], np.float32))))
 
 
 def h_flatten(low, node):
@@ -420,7 +430,7 @@ def h_flatten(low, node):
 
 
 def _reshape(low, node, x, target):
-    low.emit(S.ReshapeStep(node.name, [low.use(x, "plain")], node.outputs[:1], target))
+    low.emit(O.Reshape(node.name, [low.use(x, "plain")], node.outputs[:1], tuple(int(t) for t in target)))
 
 
 def h_reshape(low, node):
@@ -538,7 +548,7 @@ def h_transpose(low, node):
     perm = node.attrs.get("perm", list(range(len(low.shape(x))))[::-1])
     if low.is_const(x):
         return low.fold(node, np.transpose(low.const(x), perm))
-    low.emit(S.TransposeStep(node.name, [low.use(x, "plain")], node.outputs, perm))
+    low.emit(O.Transpose(node.name, [low.use(x, "plain")], node.outputs, tuple(perm)))
 
 
 def h_maxpool(low, node):
@@ -557,12 +567,12 @@ def h_maxpool(low, node):
     if any(p >= k for p, k in zip(pads, kernel + kernel)):
         unsupported(low, node, f"pads {list(pads)} (top, left, bottom, right) must be smaller than the "
                                f"kernel {list(kernel)}: a window wholly in the padding has no maximum")
-    low.emit(S.MaxPoolStep(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
-                           _flag(low, node, "ceil_mode")), "nhwc")
+    low.emit(O.MaxPool(node.name, [low.use(x, "nhwc")], node.outputs[:1], kernel, strides, pads,
+                       _flag(low, node, "ceil_mode")), "nhwc")
 
 
 def h_global_avg_pool(low, node):
-    low.emit(S.GlobalAvgPoolStep(node.name, [low.use(node.inputs[0], "nhwc")], node.outputs), "nhwc")
+    low.emit(O.GlobalAvgPool(node.name, [low.use(node.inputs[0], "nhwc")], node.outputs), "nhwc")
 
 
 def h_softmax(low, node):
@@ -575,10 +585,10 @@ def h_softmax(low, node):
                          f"rank {rank}")
     axis = axis + rank if axis < 0 else axis
     if old and axis != rank - 1:       # opset < 13: softmax of the flattened tail
-        return low.emit(S.SoftmaxStep(node.name, [low.use(x, "plain")], node.outputs, axis, axis))
+        return low.emit(O.Softmax(node.name, [low.use(x, "plain")], node.outputs, axis, axis))
     layout = low.layouts[low.name(x)] if rank == 4 else "plain"
     physical = (0, 3, 1, 2)[axis] if layout == "nhwc" else axis
-    low.emit(S.SoftmaxStep(node.name, [low.use(x, layout)], node.outputs, physical), layout)
+    low.emit(O.Softmax(node.name, [low.use(x, layout)], node.outputs, physical), layout)
 
 
 HANDLERS = {

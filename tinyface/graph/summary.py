@@ -4,12 +4,12 @@ Shapes are shown for batch 1; multiply-adds (MACs) are per image.  A graph
 with unsupported ops is still summarised: every such op is listed with its
 node name, and no steps are given (tinyface would refuse to run it).
 """
-import numpy as np
 
 from tinyface.errors import UnsupportedOpError
-from tinyface.graph.lower import HANDLERS
+from tinyface.graph.lower import HANDLERS, lower
 from tinyface.graph.onnx_file import read_model
-from tinyface.runtime.shapes import BATCH
+from tinyface.graph.ops import infer_shapes
+from tinyface.graph.shapes import BATCH
 
 
 def _shape(shape):
@@ -29,18 +29,16 @@ def summarize(source):
     }
     if info["unsupported"]:
         return info
-    from tinyface.runtime.model import compile_graph
     try:
-        plan, low = compile_graph(graph)
+        ops, _, low = lower(graph)
     except UnsupportedOpError as exc:
         info["unsupported"].append({"op": "?", "node": "?", "reason": str(exc)})
         return info
     shapes = {vi.name: low.shapes[vi.name] for vi in graph.inputs}
     known = all(None not in s for s in shapes.values())
-    per_step = plan.check({n: np.empty((1,) + tuple(s[1:]), np.float32) for n, s in shapes.items()}) \
-        if known else None
+    per_step = infer_shapes(ops, shapes) if known else None
     total_params = total_macs = 0
-    for i, st in enumerate(plan.steps):
+    for i, st in enumerate(ops):
         params = int(st.params())
         row = {"kind": st.kind, "node": st.name, "detail": st.detail(), "params": params}
         if per_step:

@@ -53,7 +53,7 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
                     px = x[n, y, xx]
                     for c in range(C):
                         p[base + c] = px[c]
-        for k in range(KH * KW * C, p.size):       # the zero padding of K (see ConvStep.pack)
+        for k in range(KH * KW * C, p.size):       # the zero padding of K (see runtime.binders.ConvBinder)
             p[k] = 0.0
 
 

@@ -2,7 +2,7 @@
 
 Every conv-like kernel (direct conv, depthwise, GEMM) ends each output value
 ``y`` (channel ``c``) with the same fused sequence, taken from the graph at load
-time (see ``tinyface.graph.fuse``)::
+time (see ``tinyface.graph.passes``)::
 
     y = y + bias[c]
     y = act(y, slope1[c], lo1, hi1)        # activation before a residual add
@@ -109,34 +109,3 @@ def _clamp(builder, v, lo, hi):
     """min(max(v, lo), hi) as ``activate`` does it: lo where v < lo, then hi where hi < v."""
     v = builder.select(builder.fcmp_ordered("<", v, lo), lo, v)
     return builder.select(builder.fcmp_ordered("<", hi, v), hi, v)
-
-
-class Activation:
-    """One fused activation as (per-channel slope, lo, hi); see module doc."""
-
-    def __init__(self, slope, lo=-np.inf, hi=np.inf, learned=0):
-        self.slope = np.ascontiguousarray(slope, dtype=np.float32)
-        self.lo = np.float32(lo)
-        self.hi = np.float32(hi)
-        self.learned = learned      # trained parameters it holds (PReLU slopes), for counting
-
-    @classmethod
-    def identity(cls, channels):
-        return cls(np.ones(channels, np.float32))
-
-    def __repr__(self):
-        s = self.slope
-        if np.all(s == 1) and self.lo == 0 and self.hi == np.inf:
-            return "relu"
-        kind = ("leaky0" if np.all(s == 0) else "linear" if np.all(s == 1) else "prelu")
-        if np.isfinite(self.lo) or np.isfinite(self.hi):
-            kind = ("clip" if kind == "linear" else kind) + f"[{self.lo:g},{self.hi:g}]"
-        return kind
-
-    def apply(self, y, channel_axis=-1):
-        """NumPy version of ``activate`` on an array (used by tests and fallbacks)."""
-        shape = [1] * y.ndim
-        shape[channel_axis] = -1
-        s = self.slope.reshape(shape)
-        y = np.where(y < 0, s * y, y)
-        return np.minimum(np.maximum(y, self.lo), self.hi).astype(np.float32)

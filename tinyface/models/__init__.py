@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from tinyface.errors import TinyfaceError
+from tinyface.face.metadata import PAPER_MEAN, PAPER_STD
 from tinyface.models import weights as _weights
 from tinyface.models.counting import Counts, count
 from tinyface.models.layers import to_onnx
@@ -29,10 +30,6 @@ ARCHITECTURES = {
     "mobiface": mobiface,
     "flipped-mobiface": flipped_mobiface,
 }
-
-# The papers' input normalisation, on the 0..255 scale: x = (pixel - mean) / std.
-MEAN = (127.5, 127.5, 127.5)
-STD = (128.0, 128.0, 128.0)
 
 # The input sizes each architecture is listed with (the papers' sizes).
 PAPER_INPUT_SIZES = {
@@ -57,8 +54,8 @@ def _metadata(net: NetSpec, source: str) -> dict[str, str]:
     return {
         "tinyface.architecture": net.arch,
         "tinyface.input_size": f"{h}x{w}",
-        "tinyface.mean": ",".join(f"{m:g}" for m in MEAN),
-        "tinyface.std": ",".join(f"{s:g}" for s in STD),
+        "tinyface.mean": ",".join(f"{m:g}" for m in PAPER_MEAN),
+        "tinyface.std": ",".join(f"{s:g}" for s in PAPER_STD),
         "tinyface.embedding_size": str(net.embedding_size),
         "tinyface.activation": net.activation,
         "tinyface.weights": source,

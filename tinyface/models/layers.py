@@ -1,6 +1,6 @@
 """Writing a :class:`NetSpec` and its weights as a standard ONNX graph (opset 13).
 
-:class:`GraphBuilder` adds one layer per method call, as plain ONNX nodes:
+:class:`LayerWriter` adds one layer per method call, as plain ONNX nodes:
 
 * conv layer  -> Conv (no bias) -> BatchNormalization (unfolded, eps 1e-5)
                  -> PRelu (slope shape (C, 1, 1)) | Relu | nothing
@@ -23,7 +23,7 @@ OPSET = 13
 IR_VERSION = 8
 
 
-class GraphBuilder:
+class LayerWriter:
     """Accumulates the nodes and initialisers of one graph.
 
     ``weights`` maps weight names to arrays; each method takes the input
@@ -98,7 +98,7 @@ def to_onnx(net: NetSpec, weights, metadata: dict[str, str]) -> onnx.ModelProto:
     The batch dimension is the symbolic ``N``.  ``metadata`` goes into
     ``metadata_props``.  The model passes ``onnx.checker.check_model``.
     """
-    g = GraphBuilder(weights)
+    g = LayerWriter(weights)
     for layer in net.layers:
         g.layer(layer)
     g.nodes[-1].output[0] = "embedding"

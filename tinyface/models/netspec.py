@@ -22,6 +22,7 @@ import operator
 from dataclasses import dataclass
 
 from tinyface.errors import TinyfaceError
+from tinyface.hxw import parse_hxw
 
 ACTIVATIONS = ("prelu", "relu")
 BN_EPS = 1e-5          # BatchNormalization epsilon (the PyTorch and ONNX default)
@@ -192,8 +193,9 @@ def check_input_size(arch: str, input_size, stride: int = 16) -> tuple[int, int]
     """
     try:
         if isinstance(input_size, str):           # "112x96", as on a command line
-            input_size = tuple(int(d) for d in input_size.lower().split("x"))
-        pair = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+            pair = parse_hxw(input_size) or ()
+        else:
+            pair = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         if len(pair) != 2 or any(isinstance(d, bool) for d in pair):
             raise TypeError
         h, w = (operator.index(d) for d in pair)

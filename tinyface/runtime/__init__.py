@@ -1,1 +1,1 @@
-"""Running a lowered graph: steps, plans, models, threads."""
+"""Running a graph: binders (op -> kernel calls), plans, schedules, models, threads."""

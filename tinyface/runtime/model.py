@@ -1,44 +1,52 @@
-"""A loaded model: ONNX file -> graph -> fused, packed steps -> ``run``/``embed``."""
-import warnings
+"""A loaded model: ONNX file -> graph -> optimised ops -> packed plan -> ``run``.
+
+The engine runs any supported graph; what a face model adds (its metadata,
+preprocessing, embeddings) is ``tinyface.face.model.FaceModel``, a subclass.
+"""
 from pathlib import Path
 
 import numpy as np
 
-from tinyface.errors import InputError, ModelError, TinyfaceError
-from tinyface.graph.fuse import fuse
-from tinyface.graph.lower import Lowering
+from tinyface.errors import InputError
+from tinyface.graph.lower import lower
 from tinyface.graph.onnx_file import read_model
+from tinyface.graph.ops import images_independent
 from tinyface.limits import current_limits
-from tinyface.paths import default_model_path
-from tinyface.runtime.metadata import read_info
 from tinyface.runtime.plan import Plan
-from tinyface.runtime.shapes import BATCH
 from tinyface.runtime.sizes import check_run
-from tinyface.runtime.steps import SoftmaxStep
 
 RUN_CHUNK = 8        # images per plan run inside ``Model.run``
 
 
 class Model:
-    """A face-embedding (or any supported) ONNX model ready to run.
+    """An ONNX model ready to run: ``run(x)`` takes a float32 NCHW batch (or a dict
+    of named inputs) and returns the list of outputs in graph order.
 
-    ``run(x)`` takes a float32 NCHW batch (or a dict of named inputs) and
-    returns the list of outputs in graph order.  ``embed(faces)`` takes
-    aligned faces and returns float32 N x D embeddings.
+    ``Model.load(source)`` reads and compiles one; a
+    subclass's ``load`` makes an instance of the subclass.
     """
 
-    def __init__(self, graph, plan, info, path=None, chunk=RUN_CHUNK):
+    def __init__(self, graph, plan, path=None, chunk=RUN_CHUNK):
         self.graph = graph
         self.plan = plan
-        self.info = info
         self.path = path
         self.chunk = chunk                # images per plan run; None: the whole batch at once
         self.input_names = [vi.name for vi in graph.inputs]
         self.output_names = [vi.name for vi in graph.outputs]
         self._sizes_checked = None        # the last (input shapes, batch) whose sizes passed
 
+    @classmethod
+    def load(cls, source):
+        """Read and compile an ONNX model from a path, serialized bytes or an
+        ``onnx.ModelProto``."""
+        graph = read_model(source)
+        plan, low = compile_graph(graph)
+        return cls(graph, plan, source if isinstance(source, (str, Path)) else None,
+                   RUN_CHUNK if images_independent(low.shapes, plan.steps) else None)
+
     @property
     def steps(self):
+        """The plan's op records (``graph.ops``), in run order."""
         return self.plan.steps
 
     def run(self, x):
@@ -47,7 +55,7 @@ class Model:
         Batches larger than ``chunk`` (``RUN_CHUNK``) run in chunks of that many
         images, so each layer's maps stay in cache (measured: about 6 % faster at
         batch 32), unless the model mixes the images of a batch (see
-        :func:`images_independent`).  Sizes over :mod:`tinyface.limits` are refused
+        :func:`~tinyface.graph.ops.images_independent`).  Sizes over :mod:`tinyface.limits` are refused
         before anything is allocated.
         """
         feed = x if isinstance(x, dict) else self._single_feed(x)
@@ -72,75 +80,8 @@ class Model:
             raise InputError(f"model has inputs {self.input_names}; pass a dict of arrays")
         return {self.input_names[0]: x}
 
-    def preprocess(self, faces):
-        """Aligned faces (paths, PIL images, uint8 arrays) -> normalised NCHW float32."""
-        from tinyface.face.image import load_rgb, resize_rgb
-        if self.info.input_size is None:
-            raise TinyfaceError(f"{self.graph.source}: the model's input size is unknown "
-                                f"(no metadata and no fixed input shape)")
-        if isinstance(faces, (str, Path, np.ndarray)) and not (isinstance(faces, np.ndarray) and faces.ndim == 4):
-            faces = [faces]
-        h, w = self.info.input_size
-        batch = []
-        for face in faces:
-            img = load_rgb(face)
-            if img.shape[:2] != (h, w):
-                name = face if isinstance(face, (str, Path)) else "image"
-                warnings.warn(f"{name}: {img.shape[1]}x{img.shape[0]} is not the model's input size "
-                              f"{w}x{h}; resized (pass aligned {w}x{h} faces for faithful embeddings)",
-                              stacklevel=3)
-                img = resize_rgb(img, (h, w))
-            batch.append(img)
-        if not batch:
-            raise InputError("no faces given")
-        return self.info.normalise(np.stack(batch))
-
-    def embed(self, faces, flip=False):
-        """Embeddings (float32 N x D) of aligned faces; ``flip`` averages with the mirror image."""
-        x = self.preprocess(faces)
-        out = self.embed_tensor(x)
-        if flip:
-            out = (out + self.embed_tensor(np.ascontiguousarray(x[..., ::-1]))) / 2
-        return out
-
-    def embed_photo(self, image, all_faces=False, flip=False, **options):
-        """Embedding of the largest face in a raw photo (or all faces): see tinyface.face.pipeline."""
-        from tinyface.face.pipeline import embed_photo
-        return embed_photo(self, image, all_faces, flip, **options)
-
-    def embed_tensor(self, x):
-        """Embeddings (float32 N x D) of a normalised NCHW batch (``run`` chunks it)."""
-        return self.run(x)[0].reshape(len(x), -1).astype(np.float32)
-
-
-def images_independent(low, steps):
-    """Whether the images of a batch never meet, so that a batch may run in chunks: every
-    value keeps the free batch as its first axis and nowhere else (no Transpose moving it,
-    no Flatten at axis 0 merging it), and no softmax runs over that axis."""
-    batch_first = all(len(s) > 0 and s[0] == BATCH and all(d is None or d < BATCH for d in s[1:])
-                      for s in low.shapes.values())
-    return batch_first and not any(isinstance(st, SoftmaxStep) and 0 in (st.axis, st.flatten_from)
-                                   for st in steps)
-
 
 def compile_graph(graph):
-    """Lower, fuse and pack a graph into a runnable Plan."""
-    low = Lowering(graph)
-    steps, outputs = low.run()
-    steps = fuse(steps, set(outputs))
-    plan = Plan(steps, graph.inputs, outputs, [vi.name for vi in graph.outputs], graph.source, low.layouts)
-    return plan.pack(), low
-
-
-def load_model(source=None):
-    """Load an ONNX model from a path, serialized bytes or an ``onnx.ModelProto``
-    (default: the bundled one)."""
-    path = default_model_path() if source is None else source
-    if source is None and not path.is_file():
-        raise ModelError(f"the bundled model is not at {path}: reinstall tinyface (its wheel and "
-                         f"sdist carry the weights) or set TINYFACE_WEIGHTS to a folder that holds it")
-    graph = read_model(path)
-    plan, low = compile_graph(graph)
-    model_path = path if isinstance(path, (str, Path)) else None
-    return Model(graph, plan, read_info(graph, model_path), model_path,
-                 RUN_CHUNK if images_independent(low, plan.steps) else None)
+    """Lower and optimise a graph, and pack its ops into a runnable Plan."""
+    ops, outputs, low = lower(graph)
+    return Plan(ops, graph.inputs, outputs, [vi.name for vi in graph.outputs], graph.source, low.layouts), low

@@ -1,21 +1,24 @@
-"""A plan: the fused steps of one model, checked per input shape, then run.
+"""A plan: the fused ops of one model and their binders, checked per input shape, then run.
 
-``check`` walks every step's ``infer`` for a concrete input shape (the batch
-kept symbolic) before any kernel runs, and caches the result, so a bad shape
-is reported by name and never reaches a Numba kernel.  ``run`` then binds the
-steps to buffers once per input shape, batch size and thread count (a
-``Schedule``), makes the bound kernel calls, and leaves the schedule in the
-process-wide cache of ``runtime.memory`` for the next run of that key.
-``trace`` runs the steps one at a time instead, for tools that look at them.
+``steps`` are the op records (``graph.ops``), ``binders`` their packed binders
+(``runtime.binders``), one per op.  ``check`` walks every op's ``infer`` for a
+concrete input shape (the batch kept symbolic) before any kernel runs, and
+caches the result, so a bad shape is reported by name and never reaches a
+Numba kernel.  ``run`` then binds the ops to buffers once per input shape,
+batch size and thread count (a ``Schedule``), makes the bound kernel calls,
+and leaves the schedule in the process-wide cache of ``runtime.memory`` for
+the next run of that key.  ``trace`` runs the steps one at a time instead,
+for tools that look at them.
 """
 import numba
 import numpy as np
 
 from tinyface.errors import InputError
+from tinyface.graph.ops import infer_shapes
+from tinyface.graph.shapes import BATCH, fmt
+from tinyface.runtime.binders import BindContext, binder, make_calls
 from tinyface.runtime.memory import SCHEDULES, LRUDict
 from tinyface.runtime.schedule import Schedule
-from tinyface.runtime.shapes import ALLOC_KEY, BATCH, BATCH_KEY, THREADS_KEY, fmt
-from tinyface.runtime.steps import make_calls
 from tinyface.runtime.threads import launches
 
 
@@ -25,7 +28,7 @@ def _shape_key(feed):
 
 
 # A step with less work than this many GEMM multiply-adds (over the whole batch;
-# see ``Step.work``) runs on one thread: waking a second worker costs more than it
+# see ``Op.work``) runs on one thread: waking a second worker costs more than it
 # saves (measured on 2 cores).
 PARALLEL_MIN_MACS = 1_000_000
 
@@ -36,7 +39,8 @@ CHECKS_KEPT = 256
 
 class Plan:
     def __init__(self, steps, inputs, outputs, output_names, source, layouts):
-        self.steps = steps
+        self.steps = list(steps)           # the op records
+        self.binders = [binder(op) for op in self.steps]     # their weights packed
         self.inputs = inputs              # [ValueInfo]: declared graph inputs
         self.outputs = outputs            # internal names of the plain-layout outputs
         self.output_names = output_names  # the graph's output names
@@ -70,12 +74,6 @@ class Plan:
             if v not in keep:
                 dying[i].append(v)
         return dying
-
-    def pack(self):
-        for st in self.steps:
-            if hasattr(st, "pack"):
-                st.pack()
-        return self
 
     def validate_feed(self, feed):
         """Check names, dtype, rank, fixed dims and finiteness; return the batch size."""
@@ -114,12 +112,7 @@ class Plan:
         key = _shape_key(feed)
         per_step = self._checked.get(key)
         if per_step is None:
-            shapes = {n: (BATCH,) + tuple(x.shape[1:]) for n, x in feed.items()}
-            per_step = []
-            for st in self.steps:
-                outs = st.infer([shapes[v] for v in st.inputs])
-                per_step.append(([shapes[v] for v in st.inputs], outs))
-                shapes.update(zip(st.outputs, (tuple(o) for o in outs)))
+            per_step = infer_shapes(self.steps, {n: (BATCH,) + tuple(x.shape[1:]) for n, x in feed.items()})
             self._checked.put(key, per_step)
         return per_step
 
@@ -128,38 +121,37 @@ class Plan:
         return {i for i, (st, (ins, outs)) in enumerate(zip(self.steps, self.check(feed)))
                 if st.work(ins, outs) * batch < PARALLEL_MIN_MACS}
 
-    def new_env(self, feed):
-        """A value environment for running steps by hand (tests, benchmarks)."""
-        env = dict(feed)
-        env[BATCH_KEY] = self.validate_feed(feed)
-        env[ALLOC_KEY] = lambda shape: np.empty(shape, np.float32)
-        env[THREADS_KEY] = numba.get_num_threads()
-        return env
+    def new_context(self, feed):
+        """A binding context for running steps by hand (tests, benchmarks): buffers are
+        new arrays, the thread count the calling thread's."""
+        return BindContext(dict(feed), self.validate_feed(feed), numba.get_num_threads(),
+                           lambda shape: np.empty(shape, np.float32))
 
     def trace(self, feed):
-        """Run the steps one at a time, yielding ``(step, calls, env)`` after each: its bound
-        kernel calls (made once already) and the environment, which holds its outputs.
+        """Run the steps one at a time, yielding ``(step, calls, ctx)`` after each: its bound
+        kernel calls (made once already) and the binding context, whose ``values`` hold
+        its outputs.
 
         For tools that look at single steps (``tinyface compare``, ``tinyface bench
         --per-step``), not the fast path: each step binds buffers of its own and keeps
         them, and runs on the thread count a schedule would give it (set while the
-        caller has the step).  A value no later step reads leaves ``env`` when the
-        caller asks for the next step.
+        caller has the step).  A value no later step reads leaves ``ctx.values`` when
+        the caller asks for the next step.
         """
-        env = self.new_env(feed)
-        threads = env[THREADS_KEY]
+        ctx = self.new_context(feed)
+        threads = ctx.threads
         self.check(feed)
-        serial = self.serial_steps(feed, env[BATCH_KEY]) if threads > 1 else ()
+        serial = self.serial_steps(feed, ctx.batch) if threads > 1 else ()
         try:
-            for i, (step, dying) in enumerate(zip(self.steps, self.dying)):
-                env[THREADS_KEY] = 1 if i in serial else threads
-                numba.set_num_threads(env[THREADS_KEY])
-                calls = step.bind(env)
+            for i, (step, op_binder, dying) in enumerate(zip(self.steps, self.binders, self.dying)):
+                ctx.threads = 1 if i in serial else threads
+                numba.set_num_threads(ctx.threads)
+                calls = op_binder.bind(ctx)
                 with launches():
                     make_calls(calls)
-                yield step, calls, env
+                yield step, calls, ctx
                 for v in dying:
-                    env.pop(v, None)
+                    ctx.values.pop(v, None)
         finally:
             numba.set_num_threads(threads)
 

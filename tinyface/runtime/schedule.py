@@ -3,7 +3,7 @@
 Choosing buffers and building each kernel's arguments is Python work (about
 3 us per step, a sixth of a millisecond per MobileFaceNet run).  It depends
 only on the input shapes, the batch size and the thread count, so it is done
-once per such key (``Step.bind``); a run then copies the inputs into the
+once per such key (the binders' ``bind``); a run then copies the inputs into the
 schedule's own buffers, makes the bound kernel calls in order and copies the
 outputs out.
 
@@ -16,8 +16,7 @@ copies.
 import numba
 import numpy as np
 
-from tinyface.runtime.shapes import ALLOC_KEY, BATCH_KEY, THREADS_KEY
-from tinyface.runtime.steps import make_calls
+from tinyface.runtime.binders import BindContext, make_calls
 
 
 class BufferPool:
@@ -75,26 +74,26 @@ class Schedule:
                     pool.give(held.pop(key))
 
         self.inputs = {name: take(x.shape) for name, x in feed.items()}
-        env = dict(self.inputs)
-        env[BATCH_KEY], env[ALLOC_KEY] = batch, take
+        ctx = BindContext(dict(self.inputs), batch, threads, take)
+        values = ctx.values
         for value in self.inputs.values():
             count_readers(value, +1)
         self.threads = threads
         self.segments = []
-        for i, (step, dying) in enumerate(zip(plan.steps, plan.dying)):
+        for i, (step, binder, dying) in enumerate(zip(plan.steps, plan.binders, plan.dying)):
             wanted = 1 if i in serial else threads
-            env[THREADS_KEY] = wanted
-            calls = step.bind(env)
+            ctx.threads = wanted
+            calls = binder.bind(ctx)
             if not self.segments or self.segments[-1][0] != wanted:
                 self.segments.append((wanted, []))
             self.segments[-1][1].extend(calls)
             for v in step.outputs:
-                count_readers(env[v], +1)
+                count_readers(values[v], +1)
             for v in dying:
-                count_readers(env.pop(v), -1)
+                count_readers(values.pop(v), -1)
             for key in [key for key in held if readers[key] == 0]:    # the step's scratch
                 pool.give(held.pop(key))
-        self.outputs = [env[name] for name in plan.outputs]
+        self.outputs = [values[name] for name in plan.outputs]
         self.nbytes = pool.nbytes
 
     def run(self, feed):

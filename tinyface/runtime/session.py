@@ -9,7 +9,7 @@ Scripts written for onnxruntime swap engines by changing one import::
 from dataclasses import dataclass
 
 from tinyface.errors import InputError
-from tinyface.runtime.model import load_model
+from tinyface.runtime.model import Model
 
 
 @dataclass
@@ -22,7 +22,7 @@ class NodeArg:
 
 class InferenceSession:
     def __init__(self, path_or_bytes, sess_options=None, providers=None, **kwargs):
-        self.model = load_model(path_or_bytes)
+        self.model = Model.load(path_or_bytes)
 
     @staticmethod
     def _args(infos):

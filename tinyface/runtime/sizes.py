@@ -1,15 +1,15 @@
 """The memory a plan's steps allocate, checked against :mod:`tinyface.limits` first.
 
-A step allocates its outputs (float32), and some steps more:
+An op allocates its outputs (float32), and some ops more:
 
-* a dense convolution (``ConvStep`` of kind "conv") a zero-padded copy of its
+* a dense convolution (``Conv`` of kind "conv") a zero-padded copy of its
   input, at most N x C x (H + pad_top + pad_bottom) x (W + pad_left + pad_right)
   (``kernels.conv``);
 * an inverted-residual block its expanded and depthwise maps when it runs as
   three convs (``runtime.block``: fewer images than threads);
 * a softmax two copies of its input with the axis moved last.
 
-``allocated_shapes`` lists those arrays; :func:`check_shapes` holds each
+``Op.allocated`` lists those arrays; ``graph.shapes.check_shapes`` holds each
 against ``MAX_TENSOR_ELEMENTS`` (lowering calls it for one image, the batch
 and unknown dims counted as 1), and :func:`check_run` also sums the bytes a
 run keeps alive at once against ``MAX_RUN_BYTES``, before the run binds any
@@ -18,50 +18,11 @@ per thread), a conv's patch rows, contiguous copies of strided views.  The
 sum is an upper bound of what the schedule takes from its pool, since a
 reshape's output, counted as a value of its own, is a view.
 """
-import math
-
 from tinyface.errors import InputError
+from tinyface.graph.shapes import BATCH, elements, fmt
 from tinyface.limits import check_limit
-from tinyface.runtime import steps as S
-from tinyface.runtime.block import InvertedResidualStep
-from tinyface.runtime.shapes import BATCH, fmt
 
 FLOAT_BYTES = 4
-
-
-def allocated_shapes(step, in_shapes, out_shapes):
-    """Logical (NCHW) shapes of the float32 arrays ``step`` allocates for these shapes."""
-    shapes = [tuple(s) for s in out_shapes]
-    if isinstance(step, S.ConvStep) and step.kind == "conv":
-        n, c, h, w = in_shapes[0]
-        pt, pl, pb, pr = step.pads
-        shapes.append((n, c, _grown(h, pt + pb), _grown(w, pl + pr)))
-    elif isinstance(step, InvertedResidualStep):
-        (_, expanded), (_, depthwised), _ = step.conv_shapes(list(in_shapes))
-        shapes += [tuple(expanded[0]), tuple(depthwised[0])]
-    elif isinstance(step, S.SoftmaxStep):
-        shapes += [tuple(out_shapes[0])] * 2
-    return shapes
-
-
-def _grown(size, pad):
-    return None if size is None else size + pad
-
-
-def elements(shape, batch=1):
-    """Elements of ``shape`` with the free batch as ``batch`` and unknown dims as 1.
-
-    A dim that is a multiple of ``BATCH`` holds the batch flattened with other
-    dims (``Flatten`` at axis 0): k * BATCH counts as k * batch.
-    """
-    return math.prod(1 if d is None else d // BATCH * batch if d >= BATCH and d % BATCH == 0 else d
-                     for d in shape)
-
-
-def check_shapes(shapes, what, error, batch=1):
-    """Raise ``error`` when one of ``shapes`` holds more than ``MAX_TENSOR_ELEMENTS``."""
-    largest = max(shapes, key=lambda shape: elements(shape, batch))
-    check_limit("MAX_TENSOR_ELEMENTS", elements(largest, batch), error, f"{what} {fmt(largest)}")
 
 
 def check_run(plan, feed, batch, total_batch):
@@ -80,7 +41,7 @@ def check_run(plan, feed, batch, total_batch):
     peak, peak_step = alive, None
     largest = (0, None, None)                       # (elements, step, shape)
     for step, dying, (ins, outs) in zip(plan.steps, plan.dying, per_step):
-        sizes = [(elements(shape, batch), shape) for shape in allocated_shapes(step, ins, outs)]
+        sizes = [(elements(shape, batch), shape) for shape in step.allocated(ins, outs)]
         for count, shape in sizes:
             if count > largest[0]:
                 largest = (count, step, shape)

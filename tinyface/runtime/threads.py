@@ -2,8 +2,9 @@
 
 Kernels parallelise with Numba's ``prange``; this module is the one place
 that sets how many threads they use.  Default: ``TINYFACE_NUM_THREADS`` from
-the environment if set, else Numba's default (all cores).  The setting is
-per calling thread, as Numba's is.
+the environment if set (read when this module is imported, which loading any
+model does), else Numba's default (all cores).  The setting is per calling
+thread, as Numba's is.
 
 Numba runs parallel kernels on one of three threading layers, whichever it
 finds first: TBB, OpenMP, or its own ``workqueue``.  The first two accept
@@ -70,3 +71,4 @@ def _after_fork_in_child():
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+apply_environment()

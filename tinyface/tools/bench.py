@@ -33,8 +33,8 @@ import numba
 import numpy as np
 
 from tinyface.errors import TinyfaceError
-from tinyface.runtime.shapes import BATCH, THREADS_KEY
-from tinyface.runtime.steps import make_calls
+from tinyface.graph.shapes import BATCH
+from tinyface.runtime.binders import make_calls
 from tinyface.runtime.threads import launches
 from tinyface.tools.worker import median_time
 
@@ -114,8 +114,8 @@ def end_to_end(path, batches, threads, against=None, rounds=ROUNDS, runs=RUNS, i
 def per_step(plan, feed, repeats=REPEATS, fma_gflops=None, bandwidth_gbs=None):
     """One ``step_row`` per step of ``plan`` on ``feed``."""
     batch = len(next(iter(feed.values())))
-    return [step_row(st, calls, ins, outs, batch, env[THREADS_KEY], repeats, fma_gflops, bandwidth_gbs)
-            for (st, calls, env), (ins, outs) in zip(plan.trace(feed), plan.check(feed))]
+    return [step_row(st, calls, ins, outs, batch, ctx.threads, repeats, fma_gflops, bandwidth_gbs)
+            for (st, calls, ctx), (ins, outs) in zip(plan.trace(feed), plan.check(feed))]
 
 
 def step_row(step, calls, ins, outs, batch, threads, repeats=REPEATS, fma_gflops=None, bandwidth_gbs=None):

@@ -114,9 +114,10 @@ def compare(model, onnx_model, feed, against=None, tolerance=DEFAULT_TOLERANCE, 
     reference.update(feed)
     nodes = fused_nodes(model.graph, plan.steps)
     results = []
-    for i, (step, _, env) in enumerate(plan.trace(feed)):
+    for i, (step, _, ctx) in enumerate(plan.trace(feed)):
         out = step.outputs[0]
-        ours = env[out].transpose(0, 3, 1, 2) if plan.layouts.get(out) == "nhwc" and env[out].ndim == 4 else env[out]
+        value = ctx.values[out]
+        ours = value.transpose(0, 3, 1, 2) if plan.layouts.get(out) == "nhwc" and value.ndim == 4 else value
         results.append(StepResult(i, step.kind, step.name, nodes[i], values[i], tuple(ours.shape),
                                   *errors(ours, reference[values[i]])))
     return Comparison(str(model.path or model.graph.source), engine, inputs, tolerance, results)

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from tinyface.hxw import parse_hxw
+
 WARMUP = 3
 
 
@@ -55,7 +57,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, required=True)
     ap.add_argument("--input-size", help="HxW, for models whose input size is free")
     args = ap.parse_args(argv)
-    size = tuple(int(v) for v in args.input_size.split("x")) if args.input_size else None
+    size = parse_hxw(args.input_size) if args.input_size else None
     run, version = runner(args.engine, args.model, args.batch, args.threads, size)
     t = time.perf_counter()
     run()

@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from tinyface.face import mtcnn
-from tinyface.face.detect import MAX_SIDE, detect_faces
+from tinyface.face.detection import MAX_SIDE, detect_faces
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "mtcnn" / "golden.json").read_text())

@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from tinyface.errors import ModelError
+from tinyface.hxw import parse_hxw
 from tinyface.limits import check_limit
 
+# The papers' input normalisation, on the 0..255 scale (also what tinyface.models writes into
+# the models it builds).
 PAPER_MEAN = (127.5, 127.5, 127.5)
 PAPER_STD = (128.0, 128.0, 128.0)
 READ_KEYS = {"input_size", "mean", "std", "embedding_size", "threshold", "calibration", "channel_order"}
@@ -75,7 +78,7 @@ def _whole(value):
 
 def _input_size(value, where):
     """(height, width) from [h, w] or "HxW": positive, at most MAX_IMAGE_PIXELS pixels."""
-    parts = str(value).lower().split("x") if isinstance(value, str) else value
+    parts = (parse_hxw(value) or ()) if isinstance(value, str) else value
     size = tuple(_whole(v) for v in parts) if isinstance(parts, (list, tuple)) else ()
     if len(size) != 2 or None in size:
         raise ModelError(f"{where}: input_size must be two positive integers like '112x112' or "

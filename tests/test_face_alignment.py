@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from tinyface.errors import ImageError, InputError, TinyfaceError
-from tinyface.face.align import (TEMPLATES, align, invert_affine, similarity_transform,
+from tinyface.face.alignment import (TEMPLATES, align, invert_affine, similarity_transform,
                                  template_for, warp_affine)
 from tinyface.face.image import load_rgb
 from tinyface.kernels.warp import warp_affine_bilinear

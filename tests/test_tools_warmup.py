@@ -1,5 +1,5 @@
 """``tinyface warmup`` compiles what a job needs, so that the job compiles nothing
-(tinyface/runtime/warmup.py).
+(tinyface/tools/warmup.py).
 
 Each job is a fresh process on an empty JIT cache (``TINYFACE_CACHE_DIR``) that
 counts Numba's ``numba:compile`` events of tinyface's functions: one per
@@ -69,7 +69,7 @@ def test_a_second_warmup_loads_everything_from_the_cache(tmp_path):
 DRY_RUN = """
 import numpy as np
 from tinyface.kernels.layout import to_nhwc
-from tinyface.runtime.warmup import recording
+from tinyface.tools.warmup import recording
 x, out = np.ones((1, 3, 2, 2), np.float32), np.zeros((1, 2, 2, 3), np.float32)
 with recording() as wanted:
     to_nhwc(x, out)

@@ -1,4 +1,4 @@
-"""runtime.metadata: what a model says about itself (sidecar JSON, metadata_props, graph):
+"""face.metadata: what a model says about itself (sidecar JSON, metadata_props, graph):
 the threshold and calibration, keys it does not know, and every bad value a one-line
 ModelError naming the file (the cases the fuzzer found)."""
 import json
@@ -13,7 +13,7 @@ import tinyface
 from onnx_builders import GraphBuilder
 from tinyface.errors import ModelError
 from tinyface.graph.onnx_file import read_model
-from tinyface.runtime.metadata import read_info
+from tinyface.face.metadata import read_info
 
 MODEL = Path(__file__).parent / "data" / "models" / "mobilefacenet-relu6-opset10.onnx"
 

@@ -9,7 +9,7 @@ cache before the job, which then only loads them.  In two phases:
    tinyface kernel, called with argument types it has no specialisation for
    in memory, records ``(kernel, types)`` and returns without compiling or
    running (:func:`recording`).  Steps bind their arguments from shapes alone
-   (``runtime.steps``), so a dry run calls the kernels with the types a real
+   (``runtime.binders``), so a dry run calls the kernels with the types a real
    run would.  What runs dry (:func:`needed`): the model on aligned faces at
    batch 1 and at the thread count (with fewer images than threads an
    inverted-residual block runs as three separate steps, other kernels);
@@ -40,7 +40,7 @@ from numba.core.dispatcher import Dispatcher
 
 import tinyface.kernels
 from tinyface.errors import TinyfaceError
-from tinyface.evaluation.progress import Progress
+from tinyface.progress import Progress
 
 
 @functools.cache
@@ -106,8 +106,8 @@ def needed(model, detector=False, threads=None):
 
 
 def _detector_dry_run(batches):
-    from tinyface.face.align import warp_affine
-    from tinyface.face.detect import MAX_SIDE, default_nets
+    from tinyface.face.alignment import warp_affine
+    from tinyface.face.detection import MAX_SIDE, default_nets
     from tinyface.face.mtcnn import crop_area, level_size, pyramid_scales
 
     nets = default_nets()
@@ -144,12 +144,12 @@ def compile_ahead(wanted, jobs=1, stream=None):
         missing.sort(key=lambda w: not found[w[:2]].targetoptions.get("parallel"))
         if len(missing) > 1:
             context = multiprocessing.get_context("spawn")
-            with Progress("compiling kernels", len(missing), stream) as progress, \
+            with Progress("compiling kernels", len(missing), stream=stream) as progress, \
                     context.Pool(min(jobs, len(missing)), _start_worker, (context.Lock(),)) as pool:
                 for made in pool.imap_unordered(_compile_in_worker, missing):
                     compiled += made
                     progress.advance()
-    with Progress("compiling kernels" if jobs == 1 else "loading kernels", len(wanted), stream) as progress:
+    with Progress("compiling kernels" if jobs == 1 else "loading kernels", len(wanted), stream=stream) as progress:
         for module, name, types in wanted:
             compiled += _compile(found[(module, name)], types)
             progress.advance()

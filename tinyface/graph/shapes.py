@@ -1,4 +1,4 @@
-"""Shape helpers shared by lowering and steps.
+"""Shape helpers shared by lowering, the op records and the runtime.
 
 Shapes are tuples of ints.  While a graph is lowered (before any input is
 seen) a dimension may be ``None`` (unknown, e.g. a free image height) or the
@@ -6,10 +6,11 @@ sentinel ``BATCH``, the free batch size: it passes through every op untouched,
 so shape arithmetic such as ``Shape -> Gather -> Concat -> Reshape`` can be
 folded to a constant target like ``[BATCH, -1]`` that is resolved per run.
 """
+import math
+
+from tinyface.limits import check_limit
+
 BATCH = 2**31 - 1
-BATCH_KEY = "__batch__"   # where a run stores its batch size in the value environment
-ALLOC_KEY = "__alloc__"   # where a run stores its buffer allocator: alloc(shape) -> float32 array
-THREADS_KEY = "__threads__"   # where a run stores the thread count the step being bound will run with
 
 
 def conv_output_size(size, kernel, stride, pad_begin, pad_end, ceil=False):
@@ -33,3 +34,19 @@ def fmt(shape):
     """Human-readable shape: 'N' for the free batch, '?' for unknown dims."""
     dims = ["N" if d == BATCH else "?" if d is None else str(d) for d in shape]
     return "(" + ", ".join(dims) + ")"
+
+
+def elements(shape, batch=1):
+    """Elements of ``shape`` with the free batch as ``batch`` and unknown dims as 1.
+
+    A dim that is a multiple of ``BATCH`` holds the batch flattened with other
+    dims (``Flatten`` at axis 0): k * BATCH counts as k * batch.
+    """
+    return math.prod(1 if d is None else d // BATCH * batch if d >= BATCH and d % BATCH == 0 else d
+                     for d in shape)
+
+
+def check_shapes(shapes, what, error, batch=1):
+    """Raise ``error`` when one of ``shapes`` holds more than ``MAX_TENSOR_ELEMENTS``."""
+    largest = max(shapes, key=lambda shape: elements(shape, batch))
+    check_limit("MAX_TENSOR_ELEMENTS", elements(largest, batch), error, f"{what} {fmt(largest)}")

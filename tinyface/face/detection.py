@@ -5,7 +5,7 @@
 
 Coordinates are (x, y) pixels, x to the right along a row, y down the rows,
 and (x, y) is the *centre* of pixel ``image[y, x]`` (the convention of
-:mod:`tinyface.face.align`).  ``Face.box`` = (x1, y1, x2, y2) are the centres
+:mod:`tinyface.face.alignment`).  ``Face.box`` = (x1, y1, x2, y2) are the centres
 of its first and last pixel columns/rows (inclusive), i.e. the reference
 implementation's 1-based box minus 1; it spans ``image[y1:y2+1, x1:x2+1]``
 when rounded.  ``Face.landmarks`` is 5×2 (x, y): left eye, right eye, nose
@@ -73,7 +73,7 @@ def onnx_nets(weights_dir, load_model) -> Nets:
 
     ``load_model(path)`` returns a model with ``run(x) -> list[array]``
     (outputs in graph order) and ``output_names``, as
-    :func:`tinyface.runtime.model.load_model` does.
+    :meth:`tinyface.runtime.model.Model.load` does.
     """
     def named_outputs(model) -> Net:
         return lambda x: dict(zip(model.output_names, model.run(x)))
@@ -86,8 +86,8 @@ def onnx_nets(weights_dir, load_model) -> Nets:
 def default_nets() -> Nets:
     """The bundled MTCNN nets on tinyface's engine (loaded once, then cached)."""
     from tinyface.paths import weights_dir
-    from tinyface.runtime.model import load_model
-    return onnx_nets(weights_dir() / "mtcnn", load_model)
+    from tinyface.runtime.model import Model
+    return onnx_nets(weights_dir() / "mtcnn", Model.load)
 
 
 def detect_faces(image, nets=None, min_face_size: float = 20,

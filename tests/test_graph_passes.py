@@ -1,13 +1,19 @@
-"""Fusion: BatchNorm folding, activations and residual adds merged into conv/GEMM
-epilogues.  Every rewrite must leave the outputs unchanged (checked against
-onnxruntime at batch 1 and 3), and the fused steps are checked where it matters."""
+"""The load-time passes (graph.passes): each a pure function on op records, tested on
+hand-made ops (what it merges, what it leaves, that its input is untouched), and end to
+end: every rewrite must leave the outputs unchanged (checked against onnxruntime at
+batch 1 and 3), and the fused steps are checked where it matters."""
+import dataclasses
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyface
 from onnx_builders import (GraphBuilder, add_bn, add_conv, check_against_ort, single_thread_fixture,
                            step_kinds)
+from tinyface.graph import ops as O
+from tinyface.graph import passes
 
 single_thread = single_thread_fixture()
 
@@ -16,6 +22,123 @@ def kinds(engine):
     return [k for k, _ in step_kinds(engine)]
 
 
+# -- each pass on hand-made ops ------------------------------------------------------
+
+RELU = O.Activation(np.ones(1, np.float32), 0.0, np.inf)
+
+
+def conv(name, x, out, co=4, ci=4, k=1, groups=1, pads=(0, 0, 0, 0), stride=1, seed=0):
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(size=(co, ci // groups, k, k)).astype(np.float32)
+    return O.Conv(name, [x], [out], weight, O.Epilogue(rng.normal(size=co)), (stride, stride), pads, groups)
+
+
+def scale_shift(name, x, out, c=4, trained=False, act=None, pure=False):
+    rng = np.random.default_rng(1)
+    scale, shift = (np.ones(c), np.zeros(c)) if pure else (rng.uniform(0.5, 2, c), rng.normal(size=c))
+    return O.ScaleShift(name, [x], [out], scale, shift, act, trained)
+
+
+def relu(name, x, out):
+    return scale_shift(name, x, out, c=1, act=RELU, pure=True)
+
+
+def test_records_are_frozen_and_their_arrays_read_only():
+    c = conv("c", "x", "y")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.name = "d"
+    with pytest.raises(ValueError, match="read-only"):
+        c.weight[0, 0, 0, 0] = 1
+    with pytest.raises(ValueError, match="read-only"):
+        c.epilogue.bias[0] = 1
+
+
+def test_fold_batchnorm_folds_into_weight_and_bias_and_leaves_its_input_alone():
+    ops = [conv("c", "x", "y"), scale_shift("bn", "y", "z", trained=True)]
+    before = [op.weight.copy() for op in ops[:1]]
+    (folded,) = passes.fold_batchnorm(ops, {"z"})
+    c, bn = ops
+    assert folded.outputs == ("z",) and folded.name == "c"
+    np.testing.assert_array_equal(folded.weight, (c.weight * bn.scale[:, None, None, None]).astype(np.float32))
+    np.testing.assert_array_equal(folded.epilogue.bias, (c.epilogue.bias * bn.scale + bn.shift).astype(np.float32))
+    np.testing.assert_array_equal(ops[0].weight, before[0])         # the input list and its ops unchanged
+    assert len(ops) == 2 and ops[0].outputs == ("y",)
+
+
+def test_fold_batchnorm_leaves_a_constant_scale_to_fold_scale_shift():
+    ops = [conv("c", "x", "y"), scale_shift("mul", "y", "z")]
+    assert passes.fold_batchnorm(ops, {"z"}) == ops
+    (folded,) = passes.fold_scale_shift(ops, {"z"})
+    assert isinstance(folded, O.Conv) and folded.outputs == ("z",)
+
+
+def test_no_fold_past_an_activation_or_into_a_value_read_twice_or_a_graph_output():
+    after_act = [dataclasses.replace(conv("c", "x", "y"), epilogue=O.Epilogue(np.zeros(4), act1=RELU)),
+                 scale_shift("bn", "y", "z", trained=True)]
+    assert passes.fold_batchnorm(after_act, {"z"}) == after_act
+    read_twice = [conv("c", "x", "y"), scale_shift("bn", "y", "z", trained=True), O.Add("a", ["y", "z"], ["w"])]
+    assert passes.fold_batchnorm(read_twice, {"w"}) == read_twice
+    output = [conv("c", "x", "y"), scale_shift("bn", "y", "z", trained=True)]
+    assert passes.fold_batchnorm(output, {"y", "z"}) == output
+
+
+def test_fuse_activation_before_and_after_a_residual():
+    ops = [conv("c", "x", "y"), relu("r1", "y", "z"), O.Add("a", ["z", "x"], ["w"]), relu("r2", "w", "v")]
+    ops = passes.fuse_activation(ops, {"v"})
+    assert [op.name for op in ops] == ["c", "a", "r2"] and repr(ops[0].epilogue.act1) == "relu"
+    ops = passes.fuse_residual(ops, {"v"})
+    assert [op.name for op in ops] == ["c", "r2"] and ops[0].epilogue.residual == "x"
+    assert ops[0].inputs == ("x", "x")
+    (fused,) = passes.fuse_activation(ops, {"v"})
+    assert fused.epilogue.describe() == "relu +residual relu" and fused.outputs == ("v",)
+    assert fused.epilogue.act1.slope.shape == (4,)                  # widened to the channels
+
+
+def test_fuse_activation_joins_an_affine_scale_shift_without_one():
+    ops = [scale_shift("bn", "x", "y", trained=True), relu("r", "y", "z")]
+    (fused,) = passes.fuse_activation(ops, {"z"})
+    assert fused.name == "bn" and repr(fused.act) == "relu" and fused.trained
+
+
+def test_fuse_residual_needs_the_other_value_before_the_producer():
+    later = [conv("c", "x", "y"), conv("d", "x", "u", seed=1), O.Add("a", ["y", "u"], ["w"])]
+    (c, d) = passes.fuse_residual(later, {"w"})
+    assert c.epilogue.residual is None and d.epilogue.residual == "y" and d.outputs == ("w",)
+    twice = [conv("c", "x", "y"), O.Add("a", ["y", "y"], ["w"])]
+    assert passes.fuse_residual(twice, {"w"}) == twice
+
+
+def block_convs(channels=16, stride=1):
+    return [conv("e", "x", "e_out", co=channels, ci=4),
+            conv("dw", "e_out", "d_out", co=channels, ci=channels, k=3, groups=channels, pads=(1, 1, 1, 1),
+                 stride=stride),
+            conv("p", "d_out", "y", co=4, ci=channels)]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fuse_blocks_makes_one_block_of_the_three_convs(stride):
+    ops = block_convs(stride=stride)
+    (block,) = passes.fuse_blocks(ops, {"y"})
+    assert isinstance(block, O.InvertedResidual) and block.convs == tuple(ops)
+    assert block.inputs == ("x",) and block.outputs == ("y",) and block.name == "e .. p"
+    shapes = [(O.BATCH, 4, 9, 9)]
+    assert block.infer(shapes) == ops[2].infer(ops[1].infer(ops[0].infer(shapes)))
+    assert block.params() == sum(op.params() for op in ops)
+
+
+def test_fuse_blocks_needs_a_multiple_of_16_channels_and_no_reader_in_between():
+    ops = block_convs(channels=8)
+    assert passes.fuse_blocks(ops, {"y"}) == ops
+    ops = block_convs()
+    assert passes.fuse_blocks(ops, {"y", "e_out"}) == ops
+
+
+def test_optimise_runs_the_passes_to_a_fixed_point():
+    ops = [conv("c", "x", "y"), scale_shift("mul", "y", "z"), scale_shift("bn", "z", "u", trained=True),
+           relu("r", "u", "v")]
+    (fused,) = passes.optimise(ops, {"v"})
+    assert fused.detail() == "1x1/1 4->4 relu"
+    assert passes.optimise([fused], {"v"}) == [fused]
 def activation(g, y, kind, channels, rng, opset):
     if kind == "none":
         return y
