@@ -35,3 +35,30 @@ def test_kernels_are_cached_in_TINYFACE_CACHE_DIR(tmp_path, numba_first, numba_c
     assert done.stdout.split() == [str(tmp_path / "kernels")] * 2
     assert list((tmp_path / "kernels").rglob("layout.to_nhwc-*.nbi"))
     assert not (tmp_path / "elsewhere").exists()
+
+
+def run_job(env):
+    done = subprocess.run([sys.executable, "-c", JOB], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def test_kernels_compiled_from_other_kernel_sources_are_dropped(tmp_path):
+    """Numba checks a cached kernel against its own file only, so a kernel that inlined an
+    edited helper of another file would load stale: the stamp (a digest of every kernel
+    source) empties the folder when it differs, and keeps it when it matches."""
+    from tinyface import jit_cache
+    env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"},
+           "TINYFACE_CACHE_DIR": str(tmp_path)}
+    run_job(env)
+    (stamp,) = tmp_path.rglob(jit_cache.STAMP)
+    assert stamp.read_text() == jit_cache.kernels_digest()
+    (index,) = stamp.parent.glob("layout.to_nhwc-*.nbi")
+    made = index.stat().st_mtime_ns
+    run_job(env)                                   # same sources: the compiled kernel stays
+    assert index.stat().st_mtime_ns == made
+    stamp.write_text("0" * 64)                     # as if the sources had changed since
+    (stamp.parent / "simd.old-1.py311.nbc").write_bytes(b"stale")
+    run_job(env)
+    assert stamp.read_text() == jit_cache.kernels_digest()
+    assert not (stamp.parent / "simd.old-1.py311.nbc").exists()
+    assert index.exists() and index.stat().st_mtime_ns != made    # compiled anew

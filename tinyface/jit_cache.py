@@ -15,6 +15,14 @@ home), Numba would refuse to define the kernels at all.  tinyface then caches
 in a private temporary folder, removed at exit, and warns: each process
 compiles anew until ``TINYFACE_CACHE_DIR`` names a writable folder.
 
+Numba checks a cached kernel against its own source file only (its modification
+time and size), not against the files whose functions it inlined: after an edit
+of ``gemm.py`` the cached fused block of ``block.py`` would still be the old
+code.  So tinyface stamps the kernels' cache folder with a digest of every
+``tinyface/kernels/*.py`` and empties the folder of compiled kernels when the
+digest differs (:func:`drop_stale`): any change to any kernel source recompiles
+them all once.
+
 Numba picks a kernel's cache folder when the kernel is defined, from
 ``numba.config.CACHE_DIR``, so :func:`apply_environment` runs first thing in
 ``tinyface/kernels/__init__.py``, before any kernel module is imported.  It sets
@@ -22,6 +30,7 @@ Numba picks a kernel's cache folder when the kernel is defined, from
 program imported Numba before tinyface.
 """
 import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -62,3 +71,47 @@ def apply_environment():
     if folder:
         os.environ["NUMBA_CACHE_DIR"] = folder
         numba.config.CACHE_DIR = folder
+
+
+STAMP = "tinyface-kernels.sha256"
+
+
+def kernels_digest():
+    """sha256 of the kernels' sources: every ``tinyface/kernels/*.py``, in name order."""
+    h = hashlib.sha256()
+    for path in sorted(KERNELS.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def kernels_cache_folder(probe):
+    """The folder Numba caches the kernels in: that of ``probe``, a function defined in a
+    module of ``tinyface/kernels`` (Numba picks the first of its locators that can write;
+    ``numba.core.caching`` is internal, and used here only)."""
+    from numba.core.caching import CacheImpl
+    source = probe.__code__.co_filename
+    for locator_class in CacheImpl._locator_classes:
+        locator = locator_class.from_function(probe, source)
+        if locator is not None:
+            return Path(locator.get_cache_path())
+    return None
+
+
+def drop_stale(probe):
+    """Remove the compiled kernels from their cache folder unless its stamp is the digest
+    of today's kernel sources; then stamp it.  A folder that cannot be written is left."""
+    folder = kernels_cache_folder(probe)
+    if folder is None:
+        return
+    stamp, digest = folder / STAMP, kernels_digest()
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    try:
+        for path in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+            path.unlink(missing_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        pass

@@ -8,3 +8,10 @@ reads.  Kernels trust their arguments: shapes are validated by the caller
 from tinyface import jit_cache
 
 jit_cache.apply_environment()        # TINYFACE_CACHE_DIR: before any kernel is defined
+
+
+def _where_kernels_cache():
+    """Defined here only so that ``jit_cache`` can ask Numba where this folder's kernels cache."""
+
+
+jit_cache.drop_stale(_where_kernels_cache)   # compiled kernels of older sources: gone
