@@ -11,6 +11,10 @@ A, B, A, B ... for ``rounds`` rounds per (batch, threads), so a slow spell of th
 machine falls on both; the table gives the medians of the workers' medians and
 the median of the per-round ratios B / A (< 1: B is faster).
 
+The worker is a script of its own, not ``tinyface.tools.worker`` (what
+``bench.py`` runs): tree A may be a commit from before that module, so the
+worker uses only ``tinyface.load``, ``Model.run`` and ``set_num_threads``.
+
 Every tree's kernels are cached beside its own sources, so run this once to
 compile both before reading the figures (the first-run column says how long the
 first call took in each worker: it should be well under a second when cached).
