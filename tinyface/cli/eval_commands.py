@@ -13,7 +13,8 @@ import json
 
 import numpy as np
 
-from tinyface.cli.face_commands import detector_options, load_model, model_options, photo_options
+from tinyface.cli.face_commands import detector_options, embedding_options, load_model, photo_options
+from tinyface.cli.options import apply_threads, json_option
 from tinyface.errors import TinyfaceError
 from tinyface.evaluation import calibrate, verification
 from tinyface.evaluation.pairs import FORMATS, read_pairs
@@ -61,9 +62,7 @@ def cmd_eval_pairs(args):
 def gallery_items(args):
     """(model, gallery embeddings G x D, their identities) of the gallery named by ``args``."""
     from tinyface.gallery.store import Gallery
-    if args.threads is not None:
-        from tinyface import set_num_threads
-        set_num_threads(args.threads)
+    apply_threads(args)
     with Gallery(args.gallery, args.model, create=False) as gallery:
         gallery.check_model()
         faces = gallery.faces()
@@ -156,7 +155,7 @@ def pair_options(sp):
     sp.add_argument("--cache", metavar="F.npz",
                     help="keep the embeddings in this file and reuse them (same model and options)")
     photo_options(sp)
-    model_options(sp)
+    embedding_options(sp)
 
 
 def register(sub):
@@ -174,7 +173,7 @@ def register(sub):
     p.add_argument("--folds", type=int, metavar="K",
                    help=f"folds for cross-validation (default {verification.DEFAULT_FOLDS}, or one per "
                         "pair if there are fewer; LFW files with several sets use them)")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    json_option(p, "machine-readable report")
     p.add_argument("--plot", metavar="OUT.png",
                    help="write the ROC curve and similarity histograms (needs matplotlib: "
                         "pip install 'tinyface[plot]')")
@@ -195,8 +194,8 @@ def register(sub):
     i.add_argument("--cache", metavar="F.npz",
                    help="keep the embeddings in this file and reuse them (same model and options)")
     photo_options(i)
-    model_options(i)
-    i.add_argument("--json", action="store_true", help="machine-readable report")
+    embedding_options(i)
+    json_option(i, "machine-readable report")
     i.add_argument("--plot", metavar="OUT.png",
                    help="write the CMC curve and rank-1 against distractors (needs matplotlib)")
     i.set_defaults(run=cmd_eval_identify)

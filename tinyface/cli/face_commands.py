@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyface.cli.options import apply_threads, json_option, model_options
 from tinyface.errors import NoFaceError, TinyfaceError
 from tinyface.face.detection import MAX_SIDE
 from tinyface.hxw import parse_hxw
@@ -33,8 +34,7 @@ RAW_PHOTOS_HELP = (
 
 def load_model(args):
     import tinyface
-    if getattr(args, "threads", None) is not None:
-        tinyface.set_num_threads(args.threads)
+    apply_threads(args)
     return tinyface.load(args.model)
 
 
@@ -191,9 +191,9 @@ def cmd_verify(args):
 
 # ------------------------------------------------------------------ parser
 
-def model_options(sp):
-    sp.add_argument("--model", help="ONNX model (default: the bundled MobileFaceNet)")
-    sp.add_argument("--threads", type=int, help="number of threads (default: all cores)")
+def embedding_options(sp):
+    """``--model``, ``--threads`` and ``--flip``: what embedding faces takes."""
+    model_options(sp)
     sp.add_argument("--flip", action="store_true", help="average with the mirrored face's embedding")
 
 
@@ -215,7 +215,7 @@ def register(sub):
                        "(x1, y1, x2, y2; pixel centres, inclusive), score and five landmarks "
                        "(x, y). Exit 3 if there is none.")
     d.add_argument("photo")
-    d.add_argument("--json", action="store_true", help="machine-readable output")
+    json_option(d)
     d.add_argument("--draw", metavar="OUT.png", help="write the photo with boxes, scores and landmarks")
     photo_options(d, aligned=False)
     d.set_defaults(run=cmd_detect)
@@ -240,7 +240,7 @@ def register(sub):
     e.add_argument("--format", choices=["json", "npy"], default="json")
     e.add_argument("--out", help="write to this file instead of stdout")
     photo_options(e)
-    model_options(e)
+    embedding_options(e)
     e.set_defaults(run=cmd_embed)
 
     v = sub.add_parser("verify", help="are two photos the same person? (exit 0 yes, 1 no)",
@@ -253,5 +253,5 @@ def register(sub):
                    help="cosine similarity at or above which faces match (default: the model's "
                         f"calibrated threshold, else {DEFAULT_THRESHOLD})")
     photo_options(v)
-    model_options(v)
+    embedding_options(v)
     v.set_defaults(run=cmd_verify)

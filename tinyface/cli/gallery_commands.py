@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+from tinyface.cli.options import MODEL_HELP, apply_threads, json_option, model_options
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR = 2
@@ -22,11 +23,8 @@ EXIT_ERROR = 2
 
 def open_gallery(args, create=False):
     from tinyface.gallery.store import Gallery
-    model = getattr(args, "model", None)
-    if getattr(args, "threads", None) is not None:
-        import tinyface
-        tinyface.set_num_threads(args.threads)
-    return Gallery(args.gallery, model, create=create)
+    apply_threads(args)
+    return Gallery(args.gallery, getattr(args, "model", None), create=create)
 
 
 # ------------------------------------------------------------------ index
@@ -209,12 +207,6 @@ def positive_int(text):
 positive_int.__name__ = "positive integer"
 
 
-def model_options(sp):
-    sp.add_argument("--model", help="ONNX model (default: the bundled MobileFaceNet); "
-                    "must be the gallery's own")
-    sp.add_argument("--threads", type=int, help="number of threads (default: all cores)")
-
-
 def register(sub):
     x = sub.add_parser("index", help="add the faces of photos to a gallery (resumable)",
                        description="Detect, align and embed the faces in PATH (files, or folders "
@@ -237,7 +229,7 @@ def register(sub):
     x.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     x.add_argument("--dask", metavar="tcp://HOST:PORT",
                    help="run on the Dask cluster with this scheduler (needs tinyface[dask])")
-    model_options(x)
+    model_options(x, MODEL_HELP + "; must be the gallery's own")
     x.set_defaults(run=cmd_index)
 
     s = sub.add_parser("search", help="who is in a photo? (1:N search of a gallery)",
@@ -252,8 +244,8 @@ def register(sub):
     s.add_argument("--threshold", type=float, metavar="T",
                    help="similarity at or above which an identity matches (default: the "
                         "model's threshold, 0.35 for the bundled model)")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
-    model_options(s)
+    json_option(s)
+    model_options(s, MODEL_HELP + "; must be the gallery's own")
     s.set_defaults(run=cmd_search)
 
     g = sub.add_parser("gallery", help="upkeep of a gallery: info, list, remove",
@@ -261,7 +253,7 @@ def register(sub):
     gsub = g.add_subparsers(dest="gallery_command", required=True)
     i = gsub.add_parser("info", help="sizes, model, and the integrity check (exit 2 if it fails)")
     i.add_argument("gallery", metavar="G")
-    i.add_argument("--json", action="store_true")
+    json_option(i)
     i.set_defaults(run=cmd_info)
     ls = gsub.add_parser("list", help="identities (default), faces, or the log of problems")
     ls.add_argument("gallery", metavar="G")
@@ -269,7 +261,7 @@ def register(sub):
     what.add_argument("--faces", action="store_true", help="one line per face")
     what.add_argument("--identity", metavar="NAME", help="the faces of one identity")
     what.add_argument("--log", action="store_true", help="files that could not be indexed")
-    ls.add_argument("--json", action="store_true")
+    json_option(ls)
     ls.set_defaults(run=cmd_list)
     rm = gsub.add_parser("remove", help="remove faces by identity, path or id",
                          description="Remove faces from the gallery. Files left without a face "

@@ -4,7 +4,8 @@ Each group of subcommands lives in its own module and registers itself on the
 parser: ``face_commands`` (embed, verify, detect, align),
 ``model_commands`` (inspect, export, models), ``eval_commands`` (eval,
 calibrate), ``gallery_commands`` (index, search, gallery), ``tool_commands``
-(compare, bench) and ``warmup_commands`` (warmup).
+(compare, bench) and ``warmup_commands`` (warmup); the options several of them
+share are defined once, in ``options``.
 
 Exit codes: 0 success (``verify``: same person), 1 ``verify``: different
 people, 2 an error (bad file, bad model, bad arguments), 3 no face found,

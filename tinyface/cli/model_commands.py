@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from tinyface.cli.options import json_option
 from tinyface.errors import TinyfaceError
 from tinyface.hxw import parse_hxw
 
@@ -128,7 +129,7 @@ def register(sub):
                        "4 it has ops tinyface does not support (each one listed), 2 the file is "
                        "not a readable model.")
     i.add_argument("model_path")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
+    json_option(i)
     i.set_defaults(run=cmd_inspect)
 
     e = sub.add_parser("export", help="write one of the papers' architectures as an ONNX file",
@@ -155,6 +156,6 @@ def register(sub):
     m = sub.add_parser("models", help="list the architectures 'export' builds, with params and MAdds",
                        description="Every architecture at the papers' input sizes: embedding size "
                        "D, parameters and multiply-adds per image.")
-    m.add_argument("--json", action="store_true", help="machine-readable output")
+    json_option(m)
     m.add_argument("--activation", choices=ACTIVATIONS, default="prelu")
     m.set_defaults(run=cmd_models)

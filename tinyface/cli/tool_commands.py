@@ -15,6 +15,7 @@ import json
 import math
 import sys
 
+from tinyface.cli.options import input_size_option, json_option
 from tinyface.errors import TinyfaceError
 
 EXIT_PAST_TOLERANCE = 1
@@ -165,10 +166,10 @@ def register(sub):
                    help="'random' (default) or aligned face images")
     c.add_argument("--batch", type=int, help="images of random input (default 1)")
     c.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    c.add_argument("--input-size", metavar="HxW", help="for models whose input size is not fixed")
+    input_size_option(c)
     c.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"largest max relative error allowed per step (default {DEFAULT_TOLERANCE:g})")
-    c.add_argument("--json", action="store_true", help="machine-readable output")
+    json_option(c)
     c.set_defaults(run=cmd_compare)
 
     b = sub.add_parser("bench", help="time a model end to end (against onnxruntime) and step by step",
@@ -188,6 +189,6 @@ def register(sub):
     b.add_argument("--runs", type=int, default=RUNS, help=f"timed runs per process (default {RUNS})")
     b.add_argument("--repeats", type=int, default=REPEATS, help=f"runs of each step with --per-step "
                    f"(default {REPEATS})")
-    b.add_argument("--input-size", metavar="HxW", help="for models whose input size is not fixed")
-    b.add_argument("--json", action="store_true", help="machine-readable output")
+    input_size_option(b)
+    json_option(b)
     b.set_defaults(run=cmd_bench)

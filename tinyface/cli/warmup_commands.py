@@ -10,13 +10,14 @@ and docs/packaging.md ("Compiling ahead").
 """
 import time
 
+from tinyface.cli.options import apply_threads, model_options
+
 
 def cmd_warmup(args):
     import numba
     import tinyface
     from tinyface.tools import warmup
-    if args.threads is not None:
-        tinyface.set_num_threads(args.threads)
+    apply_threads(args)
     jobs = numba.config.NUMBA_DEFAULT_NUM_THREADS if args.jobs is None else args.jobs
     if jobs < 1:
         raise tinyface.TinyfaceError(f"--jobs must be at least 1, got {jobs}")
@@ -35,10 +36,10 @@ def register(sub):
                                    "detecting them in photos), so that later runs with the same "
                                    "model and thread count start without compiling. The cache "
                                    "folder is TINYFACE_CACHE_DIR when set (docs/packaging.md).")
-    w.add_argument("--model", help="ONNX model the jobs will run (default: the bundled one)")
+    model_options(w, "ONNX model the jobs will run (default: the bundled one)",
+                  "the thread count the jobs will use (default: all cores)")
     w.add_argument("--detector", action="store_true",
                    help="also MTCNN's nets, resampling and alignment (embed/verify on photos)")
-    w.add_argument("--threads", type=int, help="the thread count the jobs will use (default: all cores)")
     w.add_argument("--jobs", type=int,
                    help="worker processes compiling at once (default: the cores; 1: in this process)")
     w.set_defaults(run=cmd_warmup)
