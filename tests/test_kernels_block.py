@@ -27,6 +27,7 @@ from tinyface.testing.data import ACTIVATIONS, activation_params, values
 from tinyface.testing.strategies import seeds
 from tinyface.kernels.block import inverted_residual
 from tinyface.kernels.depthwise import depthwise
+from tinyface.kernels.epilogue import make_epilogue
 from tinyface.kernels.gemm import gemm
 from tinyface.graph.shapes import conv_output_size
 
@@ -49,9 +50,9 @@ kinds = st.tuples(st.sampled_from(ACTIVATIONS), st.sampled_from(ACTIVATIONS), st
 
 
 def kernel_epilogue(bias, act1, res=None, act2=None):
-    """The kernel's epilogue tuple (bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)."""
+    """The kernel's epilogue value of a reference epilogue (NCHW ``res``)."""
     act2 = act2 or (np.ones_like(bias), -INF, INF)
-    return (bias, *act1, nhwc_residual(res, res.shape if res is not None else None), res is not None, *act2)
+    return make_epilogue(bias, act1, act2, None if res is None else nhwc_residual(res, res.shape))
 
 
 def make_block(case, kinds, seed):
@@ -103,13 +104,13 @@ def run_unfused(case, data):
     x, (w_expand, w_dw, w_project), (ep_expand, ep_dw, ep_project) = packed(data)
     oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
     expanded = np.empty((n, h, w, e), np.float32)
-    gemm(x.reshape(-1, ci), w_expand, *ep_expand[:4], np.zeros((1, 1), np.float32), False, *ep_expand[6:],
+    gemm(x.reshape(-1, ci), w_expand, make_epilogue(ep_expand[0], ep_expand[1:4], ep_expand[6:], ndim=2),
          expanded.reshape(-1, e))
     depthwised = np.empty((n, oh, ow, e), np.float32)
-    depthwise(expanded, w_dw, stride, stride, 1, 1, *ep_dw, depthwised)
+    depthwise(expanded, w_dw, stride, stride, 1, 1, ep_dw, depthwised)
     out = np.empty((n, oh, ow, co), np.float32)
-    res = ep_project[4].reshape(-1, co) if ep_project[5] else np.zeros((1, 1), np.float32)
-    gemm(depthwised.reshape(-1, e), w_project, *ep_project[:4], res, ep_project[5], *ep_project[6:],
+    res = ep_project[4].reshape(-1, co) if ep_project[5] else None
+    gemm(depthwised.reshape(-1, e), w_project, make_epilogue(ep_project[0], ep_project[1:4], ep_project[6:], res, 2),
          out.reshape(-1, co))
     return out.transpose(0, 3, 1, 2)
 

@@ -30,7 +30,7 @@ from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.conv import WINDOW_VECTORS, _window_tile, conv2d
-from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.epilogue import make_epilogue, vector_activation
 from tinyface.kernels.gemm import ROWS
 from tinyface.kernels.simd import LANES
 
@@ -43,9 +43,9 @@ def run_conv(x, wt, strides, pads, bias, act1, res, act2):
     oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     packed = np.ascontiguousarray(wt.transpose(2, 3, 1, 0).reshape(-1, co))  # (KH*KW*Ci) x Co
-    res_nhwc = nhwc_residual(res, (n, co, oh, ow))
+    res_nhwc = None if res is None else nhwc_residual(res, (n, co, oh, ow))
     out = np.empty((n, oh, ow, co), np.float32)
-    conv2d(x_nhwc, packed, kh, kw, sh, sw, pt, pl, bias, *act1, res_nhwc, res is not None, *act2, out)
+    conv2d(x_nhwc, packed, kh, kw, sh, sw, pt, pl, make_epilogue(bias, act1, act2, res_nhwc), out)
     return out.transpose(0, 3, 1, 2)
 
 

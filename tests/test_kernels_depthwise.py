@@ -25,6 +25,7 @@ from tinyface.reference import conv, epilogue
 from tinyface.testing.data import random_epilogue, values
 from tinyface.testing.strategies import depthwise_cases, epilogue_kinds, gdconv_cases, seeds
 from tinyface.kernels.depthwise import depthwise
+from tinyface.kernels.epilogue import make_epilogue
 from tinyface.graph.shapes import conv_output_size
 
 
@@ -36,9 +37,9 @@ def run_depthwise(x, wt, strides, pads, bias, act1, res, act2):
     oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     packed = np.ascontiguousarray(wt[:, 0].transpose(1, 2, 0))              # KH x KW x C
-    res_nhwc = nhwc_residual(res, (n, c, oh, ow))
+    res_nhwc = None if res is None else nhwc_residual(res, (n, c, oh, ow))
     out = np.empty((n, oh, ow, c), np.float32)
-    depthwise(x_nhwc, packed, sh, sw, pt, pl, bias, *act1, res_nhwc, res is not None, *act2, out)
+    depthwise(x_nhwc, packed, sh, sw, pt, pl, make_epilogue(bias, act1, act2, res_nhwc), out)
     return out.transpose(0, 3, 1, 2)
 
 

@@ -34,7 +34,7 @@ from tinyface.testing.strategies import seeds
 from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.graph.ops import Activation
-from tinyface.kernels.epilogue import activate, activate_vector, block_activation, vector_activation
+from tinyface.kernels.epilogue import activate, activate_vector, block_activation, make_epilogue, vector_activation
 from tinyface.kernels.simd import LANES, load, store
 from tinyface.kernels.gemm import gemm
 
@@ -161,22 +161,21 @@ def identity_weights(kernel):
 
 
 def through_kernel(kernel, y_nhwc, bias, act1, res_nhwc, act2):
-    """Run y (NHWC) through ``kernel`` with identity weights, arguments passed as the
-    steps pass them (see runtime.binders.EpilogueArgs.args); returns the NHWC output."""
-    has_res = res_nhwc is not None
+    """Run y (NHWC) through ``kernel`` with identity weights, the epilogue made as the
+    binders make it (see runtime.binders.EpilogueArgs.value); returns the NHWC output."""
     w = identity_weights(kernel)
     out = np.empty_like(y_nhwc)
     if kernel == "gemm":
-        res = res_nhwc.reshape(-1, C) if has_res else np.zeros((1, 1), np.float32)
-        gemm(y_nhwc.reshape(-1, C), w, bias, *act1, res, has_res, *act2, out.reshape(-1, C))
+        res = None if res_nhwc is None else res_nhwc.reshape(-1, C)
+        gemm(y_nhwc.reshape(-1, C), w, make_epilogue(bias, act1, act2, res, ndim=2), out.reshape(-1, C))
         return out
-    res = res_nhwc if has_res else np.zeros((1, 1, 1, 1), np.float32)
+    epilogue = make_epilogue(bias, act1, act2, res_nhwc)
     k = 3 if kernel.endswith("3x3") else 1
     pad = k // 2
     if kernel.startswith("conv2d"):
-        conv2d(y_nhwc, w, k, k, 1, 1, pad, pad, bias, *act1, res, has_res, *act2, out)
+        conv2d(y_nhwc, w, k, k, 1, 1, pad, pad, epilogue, out)
     else:
-        depthwise(y_nhwc, w, 1, 1, pad, pad, bias, *act1, res, has_res, *act2, out)
+        depthwise(y_nhwc, w, 1, 1, pad, pad, epilogue, out)
     return out
 
 

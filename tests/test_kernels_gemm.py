@@ -27,15 +27,14 @@ from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, gemm_rows as rows, \
     gemm_widths as widths, seeds
 from tinyface.graph.shapes import conv_output_size
-from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.epilogue import make_epilogue, vector_activations
 from tinyface.kernels.gemm import ROWS, TILE_VECTORS, gemm, gemm_rows
 
 
 def run_gemm(a, w, bias, act1, res, act2):
     """Call the kernel the way GemmBinder does; ``res`` None means no residual."""
     out = np.empty((a.shape[0], w.shape[1]), np.float32)
-    dummy = np.zeros((1, 1), np.float32)
-    gemm(a, w, bias, *act1, dummy if res is None else res, res is not None, *act2, out)
+    gemm(a, w, make_epilogue(bias, act1, act2, res, ndim=2), out)
     return out
 
 
@@ -144,11 +143,11 @@ def test_long_reduction_same_on_1_and_2_threads():
 
 
 @numba.njit(fastmath={"contract"})      # not cached: its assembly is read
-def _four_rows(a, w, bias, slope, lo, hi, out):
+def _four_rows(a, w, epilogue, out):
     """out[0:4] = relu(a[0:4] @ w + bias) through ``gemm_rows``, as ``_gemm`` and the block run it."""
-    act = vector_activation(slope, lo, hi)
-    flat = (w.reshape(-1), out.reshape(-1), out.reshape(-1))
-    gemm_rows(a, w, out, out, 0, ROWS, flat, bias, slope, lo, hi, False, slope, lo, hi, act, act)
+    flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
+    act1, act2 = vector_activations(epilogue)
+    gemm_rows(a, w, out, 0, ROWS, flat, epilogue, act1, act2)
 
 
 def test_tile_loops_do_not_spill():
@@ -158,7 +157,7 @@ def test_tile_loops_do_not_spill():
     a, w = values(rng, (ROWS, 32), False), values(rng, (32, 64), False)
     bias, (slope, lo, hi) = values(rng, 64, False), activation_params("relu", 64, rng)
     out = np.empty((ROWS, 64), np.float32)
-    _four_rows(a, w, bias, slope, lo, hi, out)
+    _four_rows(a, w, make_epilogue(bias, (slope, lo, hi), (slope, lo, hi), ndim=2), out)
     check(out, epilogue(a.astype(np.float64) @ w, bias, (slope, lo, hi)), 32)
     loops = fma_loops(_four_rows.inspect_asm(_four_rows.signatures[0]), "_four_rows")
     assert max(f for f, _ in loops) >= ROWS * TILE_VECTORS, loops      # the wide tile's loop is there

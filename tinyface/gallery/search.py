@@ -19,9 +19,7 @@ import numpy as np
 
 from tinyface.errors import InputError
 from tinyface.kernels.topk import TopK
-
-CHUNK_ROWS = 1 << 16     # rows per kernel call (32 MB of 128-d float32)
-WORK_PER_THREAD = 1 << 22   # multiply-adds below which one more thread costs more than it saves
+from tinyface.kernels.tuning import SEARCH_CHUNK_ROWS as CHUNK_ROWS, SEARCH_WORK_PER_THREAD as WORK_PER_THREAD
 
 
 class Match(NamedTuple):

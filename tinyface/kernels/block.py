@@ -25,33 +25,30 @@ at stride 2): those are moved to the front of the scratch, not recomputed.
 
 Each thread owns one slot of both scratches and a contiguous run of the
 N x bands tasks, so only the first band of each run recomputes shared rows.
-Each epilogue is a tuple (bias, slope1, lo1, hi1, res, has_res, slope2, lo2,
-hi2) as the unfused kernels take them; only the projection's residual is read.
+Each epilogue is the value the unfused kernels take (``epilogue.make_epilogue``);
+only the projection's residual is read.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from tinyface.kernels.depthwise import _row3x3, _three_rows
-from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.epilogue import vector_activations, with_residual
 from tinyface.kernels.gemm import ROWS, gemm_rows
-
-FAST = {"contract"}   # a*b+c as one FMA; no reassociation
+from tinyface.kernels.simd import FAST
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def gemm_serial(a, w, out, res, epilogue):
-    """out = epilogue(a @ w) on the calling thread; ``res`` rows match ``out``'s.
+def gemm_serial(a, w, out, epilogue):
+    """out = epilogue(a @ w) on the calling thread; the epilogue's residual rows match ``out``'s.
 
     Inlined into the kernel's ``prange`` body, whose arrays Numba marks as not
     aliasing: called as a function of its own the same tiles ran 35 % slower."""
-    bias, slope1, lo1, hi1, _, has_res, slope2, lo2, hi2 = epilogue
-    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
-    flat = (w.reshape(-1), out.reshape(-1), res.reshape(-1))
+    act1, act2 = vector_activations(epilogue)
+    flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     M = a.shape[0]
     for m0 in range(0, M, ROWS):
-        gemm_rows(a, w, out, res, m0, min(ROWS, M - m0), flat, bias, slope1, lo1, hi1, has_res,
-                  slope2, lo2, hi2, act1, act2)
+        gemm_rows(a, w, out, m0, min(ROWS, M - m0), flat, epilogue, act1, act2)
 
 
 @numba.njit(cache=True)
@@ -79,7 +76,7 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
     x_rows, out_rows = x.reshape(-1, Ci), out.reshape(-1, Co)
     res_rows = project[4].reshape(-1, Co) if project[5] else project[4].reshape(1, -1)
     w_dw_flat, dw_bias = w_dw.reshape(-1), dw[0]
-    dw_act1, dw_act2 = vector_activation(dw[1], dw[2], dw[3]), vector_activation(dw[6], dw[7], dw[8])
+    dw_act1, dw_act2 = vector_activations(dw)
     zero_row = np.zeros(W * E, np.float32)
     no_res = np.zeros(1, np.float32)
     for t in prange(T):
@@ -99,13 +96,13 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
             q0, q1 = (n * OH + i0) * OW, (n * OH + i1) * OW
             for phase in range(2):     # one GEMM call site for both 1x1 convs: Numba compiles it once
                 if phase == 0:         # expand the input rows not in the scratch yet
-                    a, w, o, r, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
-                                            e[(start - y_lo) * W:(y_hi - y_lo) * W], e[0:1], expand)
+                    a, w, o, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
+                                         e[(start - y_lo) * W:(y_hi - y_lo) * W], with_residual(expand, e[0:1]))
                 else:                  # depthwise rows i0..i1, then project them
                     for i in range(i0, i1):
                         rows = _three_rows(e_flat, -y_lo * W * E, i * stride - 1, H, W * E, zero_row)
                         _row3x3(rows, W, E, w_dw_flat, stride, 1, d_flat, no_res, (i - i0) * OW * E, OW, False,
                                 dw_bias, dw_act1, dw_act2)
-                    a, w, o, r, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
-                                            res_rows[q0:q1] if project[5] else res_rows, project)
-                gemm_serial(a, w, o, r, epilogue)
+                    a, w, o, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
+                                         with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
+                gemm_serial(a, w, o, epilogue)

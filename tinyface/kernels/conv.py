@@ -23,11 +23,11 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.epilogue import vector_activations, with_residual
 from tinyface.kernels.gemm import ROWS, TILE_VECTORS, finish_tile, gemm_rows
-from tinyface.kernels.simd import LANES, fma_run, load_run, splat, zeros_run
+from tinyface.kernels.simd import FAST, LANES, fma_run, load_run, splat, zeros_run
+from tinyface.kernels.tuning import DIRECT_CHANNELS    # the direct path takes multiples of this many output channels
 
-DIRECT_CHANNELS = 64     # the direct path takes multiples of this many output channels
 # Its tile: the GEMM's widest that divides them, so that no narrower tile is needed (AVX2:
 # 4 x 16, as 4 x 24 left 16 of every 64 channels to two latency-bound 4 x 8 tiles, and the
 # stem conv ran 1.3x slower; AVX-512: 4 x 64).
@@ -101,16 +101,17 @@ def _window_tile(xp, src, step, KH, span, row_len, w, N, n0, out, o, res, has_re
     finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2)
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
-def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
     """``conv2d`` with the GEMM's register tiles reading each window straight from a zero-padded
     copy of ``x``: Co a multiple of ``DIRECT_CHANNELS`` and OW >= 4 (a row's last tile may overlap the one
     before it, which recomputes the same values)."""
     N, OH, OW, CO = out.shape
     C = x.shape[3]
-    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+    bias, has_res = epilogue[0], epilogue[5]
+    act1, act2 = vector_activations(epilogue)
     xp, Hp, Wp = _padded(x, OH, OW, kh, kw, sh, sw, pt, pl)
-    w_flat, out_flat, res_flat = w.reshape(-1), out.reshape(-1), res.reshape(-1)
+    w_flat, out_flat, res_flat = w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1)
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
@@ -123,12 +124,13 @@ def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, ha
                              has_res, bias, act1, act2, WINDOW_VECTORS)
 
 
-@numba.njit(parallel=True, cache=True, fastmath={"contract"})
-def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
+def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
     """``conv2d`` through each output row's gathered patches and ``gemm.gemm_rows``."""
     N, OH, OW, CO = out.shape
     K = w.shape[0]
-    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+    res, has_res = epilogue[4], epilogue[5]
+    act1, act2 = vector_activations(epilogue)
     w_flat = w.reshape(-1)
     for row in prange(N * OH):
         n = row // OH
@@ -138,13 +140,14 @@ def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, h
         orow = out[n, i]
         rrow = res[n, i] if has_res else res[0, 0]
         flat = (w_flat, orow.reshape(-1), rrow.reshape(-1))
+        row_epilogue = with_residual(epilogue, rrow)
         for m0 in range(0, OW, ROWS):
-            gemm_rows(patches, w, orow, rrow, m0, min(ROWS, OW - m0), flat, bias, slope1, lo1, hi1, has_res,
-                      slope2, lo2, hi2, act1, act2)
+            gemm_rows(patches, w, orow, m0, min(ROWS, OW - m0), flat, row_epilogue, act1, act2)
 
 
-def conv2d(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
-    """out = epilogue(conv(x, w)); shapes are checked by the caller (see the module doc)."""
+def conv2d(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
+    """out = epilogue(conv(x, w)); shapes are checked by the caller (see the module doc).
+    The epilogue's residual is N x OH x OW x Co (any 4-D array when there is none)."""
     _, _, OW, CO = out.shape
     kernel = _conv2d_direct if CO % DIRECT_CHANNELS == 0 and OW >= ROWS else _conv2d_patches
-    kernel(x, w, kh, kw, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
+    kernel(x, w, kh, kw, sh, sw, pt, pl, epilogue, out)

@@ -35,10 +35,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activation
-from tinyface.kernels.simd import LANES, add, fma, load, mul, store, zeros
+from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activations
+from tinyface.kernels.simd import FAST, LANES, add, fma, load, mul, store, zeros
 
-FAST = {"contract"}   # a*b+c as one FMA; no reassociation
 CHANNEL_BLOCK = 16    # the vector path takes multiples of this many channels, on every target
 
 
@@ -161,8 +160,10 @@ def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
-    """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller."""
+def depthwise(x, w, sh, sw, pt, pl, epilogue, out):
+    """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller.  The
+    epilogue's residual is N x OH x OW x C (any 4-D array when there is none)."""
+    bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
@@ -170,7 +171,7 @@ def depthwise(x, w, sh, sw, pt, pl, bias, slope1, lo1, hi1, res, has_res, slope2
         x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
         res_flat = res.reshape(-1)
         zero_row = np.zeros(W * C, np.float32)
-        act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
+        act1, act2 = vector_activations(epilogue)
         for row in prange(N * OH):
             n = row // OH
             y = (row % OH) * sh - pt

@@ -16,6 +16,23 @@ with one activation form that covers every supported activation::
 ReLU is (slope 1, lo 0, hi +inf), ReLU6/Clip is (slope 1, lo, hi), PReLU and
 LeakyReLU are (their slopes, -inf, +inf) and "no activation" is (1, -inf, +inf),
 which is the identity bit for bit.
+
+The epilogue value
+------------------
+Every conv-like kernel (``gemm``, ``conv2d``, ``depthwise``, the fused block)
+takes its epilogue as one argument, a tuple made by :func:`make_epilogue`::
+
+    (bias, slope1, lo1, hi1, residual, has_res, slope2, lo2, hi2)
+
+``bias``, ``slope1`` and ``slope2`` are float32 arrays of one value per output
+channel, ``lo<k>`` and ``hi<k>`` float32 scalars, ``residual`` an array indexed
+like the kernel's output (a GEMM's M x N rows, a conv's N x H x W x C map) and
+read only when ``has_res``; without a residual it is a dummy of the same rank.
+A tuple rather than nine parameters: Numba passes it as one struct, the
+kernels unpack it once per call (outside their loops), and a helper that
+writes part of the output gets the part of the residual that goes with it
+from :func:`with_residual`.  Measured against nine loose parameters (see
+docs/performance.md): the same instruction counts and compile times.
 """
 import numba
 import numpy as np
@@ -38,10 +55,31 @@ def activate(y, slope, lo, hi):
     return y
 
 
+_NO_RESIDUAL = {2: np.zeros((1, 1), np.float32), 4: np.zeros((1, 1, 1, 1), np.float32)}
+
+
+def make_epilogue(bias, act1, act2, residual=None, ndim=4):
+    """The epilogue value (see the module doc) of ``bias``, the activations ``act1`` and
+    ``act2``, each (slope, lo, hi), and ``residual`` (None: none, and a dummy
+    ``ndim``-D array in its place: 2 for a GEMM, 4 for a conv)."""
+    if residual is None:
+        return (bias, *act1, _NO_RESIDUAL[ndim], False, *act2)
+    return (bias, *act1, residual, True, *act2)
+
+
+@numba.njit(inline="always", cache=True)
+def with_residual(epilogue, res):
+    """``epilogue`` with ``res`` as its residual (the part of it that goes with the
+    part of the output a helper writes)."""
+    bias, slope1, lo1, hi1, _, has_res, slope2, lo2, hi2 = epilogue
+    return bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2
+
+
 @numba.njit(inline="always", cache=True)
 def finish(acc, c, bias, slope1, lo1, hi1, res_row, has_res, slope2, lo2, hi2):
     """The whole sequence above for one accumulator of channel ``c``; the residual
-    is ``res_row[c]``, read only when ``has_res``."""
+    is ``res_row[c]``, read only when ``has_res``.  The epilogue's parts, not the
+    tuple: the callers unpack it once, outside their loop over values."""
     y = activate(acc + bias[c], slope1[c], lo1, hi1)
     if has_res:
         y += res_row[c]
@@ -62,6 +100,15 @@ def vector_activation(slope, lo, hi):
     """An activation prepared once per kernel call for ``activate_vector``:
     (slopes, lo, hi as vectors, has a leaky part, has a finite bound)."""
     return slope, splat(lo), splat(hi), has_leaky_part(slope), lo > -np.inf or hi < np.inf
+
+
+@numba.njit(cache=True)
+def vector_activations(epilogue):
+    """``vector_activation`` of the epilogue's two activations, as a pair.  Not inlined:
+    inlined, Numba's array analysis of the parallel kernels fails on the returned pair
+    of tuples holding arrays ("Dimension mismatch")."""
+    return vector_activation(epilogue[1], epilogue[2], epilogue[3]), vector_activation(epilogue[6], epilogue[7],
+                                                                                      epilogue[8])
 
 
 @numba.njit(inline="always", cache=True)

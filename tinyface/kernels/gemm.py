@@ -35,21 +35,22 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activation
-from tinyface.kernels.simd import LANES, REGISTERS, add, fma_run, load, load_run, splat, store, zeros_run
+from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activations
+from tinyface.kernels.simd import FAST, LANES, REGISTERS, add, fma_run, load, load_run, splat, store, zeros_run
+from tinyface.kernels.tuning import GEMM_ROWS as ROWS, K_CHUNK, LEFTOVER_K_UNROLL as KU, \
+    LEFTOVER_ROWS as SMALL, MAX_TILE_VECTORS
 
-FAST = {"contract"}   # only fuse a*b+c into one FMA (one rounding); no reassociation
-KU = 4     # depth of the k-unrolling in ``accumulate_block``
-SMALL = 4  # rows per block in ``accumulate_block``
-ROWS = 4   # rows per register tile
+# ROWS: rows per register tile; KU and SMALL: the k-unrolling and rows per block of
+# ``accumulate_block``; K_CHUNK: reduction rows per task of ``_gemm_split_k`` (measured:
+# see ``kernels.tuning``)
 COLUMN_BLOCK = 16   # the vector tiles take the columns in multiples of this, on every target
 
 
 def tile_vectors(registers):
     """Vectors per tile row for a register file of ``registers`` vectors: the 4 x v
-    accumulators, v loaded vectors of ``w`` and one broadcast fit, at most 4 (the
-    4 x 64 tile measured on AVX-512; wider is untried).  AVX2 (16): 3; AVX-512 (32): 4."""
-    return min(4, (registers - 1) // (ROWS + 1))
+    accumulators, v loaded vectors of ``w`` and one broadcast fit, at most
+    ``MAX_TILE_VECTORS`` (4: see ``kernels.tuning``).  AVX2 (16): 3; AVX-512 (32): 4."""
+    return min(MAX_TILE_VECTORS, (registers - 1) // (ROWS + 1))
 
 
 TILE_VECTORS = tile_vectors(REGISTERS)
@@ -138,16 +139,18 @@ def _tile(a, w, N, out, res, has_res, m0, n0, bias, act1, act2, vectors):
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def gemm_rows(a, w, out, res, m0, rows, flat, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2, act1, act2):
+def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
     """out[m0:m0+rows] = epilogue(a[m0:m0+rows] @ w) for 1 <= rows <= ROWS.
 
-    ``out`` and ``res`` are C-contiguous M x N arrays (``res`` read when has_res);
-    ``flat`` is (w, out, res) flattened; ``act<k>`` is ``epilogue.vector_activation``
-    of (slope<k>, lo<k>, hi<k>).
+    ``out`` and the epilogue's residual are C-contiguous M x N arrays (the residual
+    read when has_res); ``flat`` is (w, out, residual) flattened; ``act1, act2`` are
+    ``epilogue.vector_activations(epilogue)``.
     """
     N = w.shape[1]
     if rows == ROWS:
         w_flat, out_flat, res_flat = flat
+        bias = epilogue[0]
+        has_res = epilogue[5]
         n_tiled = N - N % COLUMN_BLOCK
         n_wide = n_tiled - n_tiled % TILE_COLUMNS
         for n0 in range(0, n_wide, TILE_COLUMNS):
@@ -155,13 +158,13 @@ def gemm_rows(a, w, out, res, m0, rows, flat, bias, slope1, lo1, hi1, has_res, s
         for n0 in range(n_wide, n_tiled, LANES):
             _tile(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, 1)
         if n_tiled < N:
-            leftover_block(a, w, out, res, m0, ROWS, n_tiled, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2)
+            leftover_block(a, w, out, m0, ROWS, n_tiled, epilogue)
     else:
-        leftover_block(a, w, out, res, m0, rows, 0, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2)
+        leftover_block(a, w, out, m0, rows, 0, epilogue)
 
 
 @numba.njit(cache=True, fastmath=FAST)
-def leftover_block(a, w, out, res, m0, rows, n_lo, bias, slope1, lo1, hi1, has_res, slope2, lo2, hi2):
+def leftover_block(a, w, out, m0, rows, n_lo, epilogue):
     """out[m0:m0+rows, n_lo:] = epilogue(a[m0:m0+rows] @ w[:, n_lo:]) by ``accumulate_block``
     and ``finish_block``: what the vector tiles leave (rows mod 4, columns mod ``COLUMN_BLOCK``).
 
@@ -169,25 +172,21 @@ def leftover_block(a, w, out, res, m0, rows, n_lo, bias, slope1, lo1, hi1, has_r
     kernel's compile (LLVM vectorising them), and they run on a few rows or columns.
     """
     accumulate_block(a, w, out, m0, rows, n_lo, w.shape[1])
-    finish_block(out, m0, rows, n_lo, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+    finish_block(out, m0, rows, n_lo, epilogue)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+def _gemm(a, w, epilogue, out):
     M = a.shape[0]
-    act1, act2 = vector_activation(slope1, lo1, hi1), vector_activation(slope2, lo2, hi2)
-    flat = (w.reshape(-1), out.reshape(-1), res.reshape(-1))
+    act1, act2 = vector_activations(epilogue)
+    flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     for b in prange((M + ROWS - 1) // ROWS):
         m0 = b * ROWS
-        gemm_rows(a, w, out, res, m0, min(ROWS, M - m0), flat, bias, slope1, lo1, hi1, has_res,
-                  slope2, lo2, hi2, act1, act2)
-
-
-K_CHUNK = 2048   # reduction rows per parallel task in ``_gemm_split_k``
+        gemm_rows(a, w, out, m0, min(ROWS, M - m0), flat, epilogue, act1, act2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+def _gemm_split_k(a, w, epilogue, out):
     """As ``_gemm`` for a long reduction over few rows (MobiFace's FC: 1 x 25088 @
     25088 x 512, 51 MB of weights): the threads share fixed chunks of k, each
     streaming its own contiguous rows of ``w`` into a partial sum; the partial
@@ -210,26 +209,27 @@ def _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, 
             p = partial[chunk, r]
             for n in range(N):
                 o[n] += p[n]
-    finish_block(out, 0, M, 0, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2)
+    finish_block(out, 0, M, 0, epilogue)
 
 
-def gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out):
+def gemm(a, w, epilogue, out):
     """out = epilogue(a @ w); see the module and ``epilogue`` docs.
 
-    ``res`` is an M x N residual read when ``has_res`` (any 2-D array otherwise).
+    The epilogue's residual is M x N, read when has_res (any 2-D array otherwise).
     Rows are split between threads in blocks of ``ROWS``; fewer rows than that
     with a reduction of at least two ``K_CHUNK`` split k instead.
     """
     if a.shape[0] < ROWS and a.shape[1] >= 2 * K_CHUNK:
-        _gemm_split_k(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
+        _gemm_split_k(a, w, epilogue, out)
     else:
-        _gemm(a, w, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2, out)
+        _gemm(a, w, epilogue, out)
 
 
 @numba.njit(inline="always", cache=True)
-def finish_block(out, m0, rows, n_lo, bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2):
-    """Apply the epilogue to out[m0:m0+rows, n_lo:] in place (``res`` indexed like ``out``);
-    unsigned column indices, as in ``accumulate_block``."""
+def finish_block(out, m0, rows, n_lo, epilogue):
+    """Apply the epilogue to out[m0:m0+rows, n_lo:] in place (its residual indexed like
+    ``out``); unsigned column indices, as in ``accumulate_block``."""
+    bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
     for r in range(rows):
         o = out[m0 + r]
         res_row = res[m0 + r] if has_res else res[0]

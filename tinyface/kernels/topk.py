@@ -46,11 +46,9 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from tinyface.errors import InputError
-from tinyface.kernels.simd import float32x16, fma, load16, splat16, store, zeros16
+from tinyface.kernels.simd import FAST, float32x16, fma, load16, splat16, store, zeros16
+from tinyface.kernels.tuning import TOPK_MANY as MANY, TOPK_TILE_ROWS as TILE_ROWS   # tiled from MANY queries
 
-FAST = {"contract"}      # a*b+c as one FMA; no reassociation
-MANY = 16                # queries from which the tiled kernel is used
-TILE_ROWS = 4
 LANES = 16               # lanes of the score vectors on every CPU: the sums' order must not depend on it
 NO_ID = np.iinfo(np.int64).max     # the id of an empty heap slot (score -inf)
 

@@ -20,14 +20,12 @@ from tinyface.graph.shapes import BATCH
 from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
+from tinyface.kernels.epilogue import make_epilogue
 from tinyface.kernels.gemm import KU, gemm
 from tinyface.kernels.layout import to_nchw, to_nhwc
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
 from tinyface.runtime.block import BlockBinder
-
-_NO_RESIDUAL = {2: np.zeros((1, 1), np.float32), 4: np.zeros((1, 1, 1, 1), np.float32)}
-
 
 def kernel_array(a):
     """``a`` as every parameter array reaches a kernel: float32, C-contiguous and
@@ -68,9 +66,9 @@ class BindContext:
 
 
 class EpilogueArgs:
-    """An op's ``Epilogue`` as the conv-like kernels take it: bias, act1 (slope, lo, hi),
-    residual, whether there is one, act2 (slope, lo, hi); an activation not fused is the
-    identity (slope 1, lo -inf, hi +inf)."""
+    """An op's ``Epilogue`` as the conv-like kernels take it (``kernels.epilogue.make_epilogue``):
+    bias, act1 (slope, lo, hi), residual, act2 (slope, lo, hi); an activation not fused is
+    the identity (slope 1, lo -inf, hi +inf)."""
 
     def __init__(self, epilogue):
         channels = len(epilogue.bias)
@@ -81,17 +79,16 @@ class EpilogueArgs:
         self.act2 = (kernel_array(act2.slope), act2.lo, act2.hi)
         self.residual = epilogue.residual
 
-    def args(self, ctx, ndim):
-        """The kernel arguments; the residual as an ``ndim``-D array (a dummy if none)."""
-        res = ctx.values[self.residual] if self.residual else _NO_RESIDUAL[ndim]
-        return (self.bias, *self.act1, res, self.residual is not None, *self.act2)
-
-    def rows_args(self, ctx, n):
-        """``args`` for the GEMM: the residual as rows of ``n`` values."""
-        args = self.args(ctx, 2)
-        if self.residual:
-            args = args[:4] + (args[4].reshape(-1, n),) + args[5:]
-        return args
+    def value(self, ctx, ndim=4, rows_of=None, calls=None):
+        """The epilogue value, with the residual from ``ctx.values`` (a dummy ``ndim``-D
+        array if none): for the GEMM (``rows_of`` = n) as rows of n values; with ``calls``,
+        made C-contiguous (``BindContext.contiguous``)."""
+        res = ctx.values[self.residual] if self.residual else None
+        if res is not None and calls is not None:
+            res = ctx.contiguous(res, calls)
+        if res is not None and rows_of is not None:
+            res = res.reshape(-1, rows_of)
+        return make_epilogue(self.bias, self.act1, self.act2, res, ndim)
 
 
 class ConvBinder:
@@ -123,12 +120,12 @@ class ConvBinder:
         calls = []
         if op.kind == "pointwise":
             x = ctx.contiguous(x[:, ::sh, ::sw], calls)
-            calls.append((gemm, (x.reshape(-1, c), self.weight, *self.epilogue.rows_args(ctx, co),
+            calls.append((gemm, (x.reshape(-1, c), self.weight, self.epilogue.value(ctx, 2, co),
                                  out.reshape(-1, co))))
         elif op.kind == "depthwise":
-            calls.append((depthwise, (x, self.weight, sh, sw, pt, pl, *self.epilogue.args(ctx, 4), out)))
+            calls.append((depthwise, (x, self.weight, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
         else:
-            calls.append((conv2d, (x, self.weight, kh, kw, sh, sw, pt, pl, *self.epilogue.args(ctx, 4), out)))
+            calls.append((conv2d, (x, self.weight, kh, kw, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
         return calls
 
 
@@ -147,7 +144,7 @@ class GemmBinder:
         rows = x.reshape(-1, k)
         out = ctx.new_buffer((rows.shape[0], n))
         ctx.values[self.op.outputs[0]] = out.reshape(x.shape[:-1] + (n,))
-        calls.append((gemm, (rows, self.weight, *self.epilogue.rows_args(ctx, n), out)))
+        calls.append((gemm, (rows, self.weight, self.epilogue.value(ctx, 2, n), out)))
         return calls
 
 

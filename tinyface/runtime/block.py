@@ -7,13 +7,10 @@ there).  Shapes are checked by the three convs' own ``infer``.
 """
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.block import inverted_residual
-
-# Scratch per thread for a band's expanded and depthwise rows: at most the size of
-# the measured machine's L2 (1 MB), which on MobileFaceNet means one band per image
-# except in the first block (56 x 56 -> 28 x 28, two bands).  Measured (batch 1,
-# one thread, time against unfused): 32 KB 1.16, 128 KB 1.07, 256 KB 1.00,
-# 1 MB 0.97, 4 MB 1.02 -- smaller bands cost more than their locality saves.
-SCRATCH_BYTES = 1024 * 1024
+# Scratch per thread for a band's expanded and depthwise rows (measured: see
+# ``kernels.tuning``); on MobileFaceNet one band per image except in the first block
+# (56 x 56 -> 28 x 28, two bands).
+from tinyface.kernels.tuning import BLOCK_SCRATCH_BYTES as SCRATCH_BYTES
 
 
 def scratch_pixels(rows, stride, width, out_width):
@@ -54,10 +51,9 @@ class BlockBinder:
         expanded_pixels, depthwise_pixels = scratch_pixels(rows, stride, w, ow)
         expanded = ctx.new_buffer((ctx.threads, expanded_pixels, channels))
         depthwised = ctx.new_buffer((ctx.threads, depthwise_pixels, channels))
-        project_args = list(project.epilogue.args(ctx, 4))
-        project_args[4] = ctx.contiguous(project_args[4], calls)
-        calls.append((inverted_residual, (x, expand.weight, expand.epilogue.args(ctx, 4), dw.weight, stride,
-                                          dw.epilogue.args(ctx, 4), project.weight, tuple(project_args),
+        project_epilogue = project.epilogue.value(ctx, calls=calls)     # may add a copy of the residual
+        calls.append((inverted_residual, (x, expand.weight, expand.epilogue.value(ctx), dw.weight, stride,
+                                          dw.epilogue.value(ctx), project.weight, project_epilogue,
                                           rows, expanded, depthwised, out)))
         return calls
 

@@ -29,10 +29,8 @@ import weakref
 from collections import OrderedDict
 
 from tinyface.errors import TinyfaceError
-
-MiB = 2**20
-DEFAULT_MAX_BYTES = 128 * MiB
-DEFAULT_MAX_SCHEDULES = 64
+from tinyface.kernels.tuning import BUFFER_CACHE_BYTES as DEFAULT_MAX_BYTES, \
+    BUFFER_CACHE_SCHEDULES as DEFAULT_MAX_SCHEDULES, RELEASE_BYTES, MiB
 
 
 class LRUDict:
@@ -159,10 +157,6 @@ def _c_malloc_trim():
 
 _malloc_trim = _c_malloc_trim()
 
-# Dropping at least this many bytes of buffers asks the C library to return its
-# free pages to the operating system (see ``release``).
-RELEASE_BYTES = 8 * MiB
-
 
 def release(schedules):
     """Free dropped schedules, and return the C library's free pages to the system.
@@ -170,8 +164,8 @@ def release(schedules):
     Buffers under glibc's mmap threshold (which rises to 32 MB as large blocks
     are freed) live in malloc's heaps, one heap per thread that allocated; freed,
     they stay resident until reused.  ``malloc_trim(0)`` hands their pages back
-    (measured: eight threads with their own input sizes plateau at 300-345 MB
-    RSS instead of 450-520 MB).
+    when ``RELEASE_BYTES`` or more go at once (measured: eight threads with their
+    own input sizes plateau at 300-345 MB RSS instead of 450-520 MB).
     """
     freed = sum(schedule.nbytes for schedule in schedules)
     schedules.clear()

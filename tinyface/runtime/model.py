@@ -11,11 +11,10 @@ from tinyface.errors import InputError
 from tinyface.graph.lower import lower
 from tinyface.graph.onnx_file import read_model
 from tinyface.graph.ops import images_independent
+from tinyface.kernels.tuning import RUN_CHUNK        # images per plan run inside ``Model.run``
 from tinyface.limits import current_limits
 from tinyface.runtime.plan import Plan
 from tinyface.runtime.sizes import check_run
-
-RUN_CHUNK = 8        # images per plan run inside ``Model.run``
 
 
 class Model:

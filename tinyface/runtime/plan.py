@@ -16,6 +16,7 @@ import numpy as np
 from tinyface.errors import InputError
 from tinyface.graph.ops import infer_shapes
 from tinyface.graph.shapes import BATCH, fmt
+from tinyface.kernels.tuning import PARALLEL_MIN_MACS    # steps with less work (``Op.work``) run on one thread
 from tinyface.runtime.binders import BindContext, binder, make_calls
 from tinyface.runtime.memory import SCHEDULES, LRUDict
 from tinyface.runtime.schedule import Schedule
@@ -26,11 +27,6 @@ def _shape_key(feed):
     """What the shape checks depend on: each input's name and shape past the batch axis."""
     return tuple((n, x.shape[1:]) for n, x in sorted(feed.items()))
 
-
-# A step with less work than this many GEMM multiply-adds (over the whole batch;
-# see ``Op.work``) runs on one thread: waking a second worker costs more than it
-# saves (measured on 2 cores).
-PARALLEL_MIN_MACS = 1_000_000
 
 # Shape checks kept per plan (least recently used dropped first).  An entry is
 # each step's input and output shapes: for MobileFaceNet's 24 steps about 10 KB.

@@ -1,0 +1,88 @@
+"""Every measured speed choice of tinyface, with the machine and the measurement it came from.
+
+These are choices a faster machine could make differently: re-measure before
+changing one (``bench/ab.py`` for end-to-end speed, ``bench/layers.py`` for one
+layer).  What follows from the target CPU stays derived where it is used (the
+vector width and register count in ``kernels.simd``, the tile widths in
+``kernels.gemm.tile_vectors`` and ``kernels.conv.WINDOW_VECTORS``), and so do
+the block sizes fixed so that every target computes the same bits (the GEMM's
+16-column blocks, the depthwise's 16-channel blocks, top-k's 16 lanes: see
+their modules).
+
+The machines: "Zen 4" is the 2-core AMD EPYC VM with AVX-512 of the sessions
+of 2026-11-25 (docs/performance.md: the lab notebook), "Zen 3" the 2-core AMD
+EPYC VM with AVX2 + FMA and no AVX-512 of 2026-12-01.  Each entry names the
+commit whose message holds the measurement.  Times are medians of runs on a
+shared machine: rough.
+
+This module lives in ``kernels/`` because the kernels read some of these
+constants when they compile: the JIT cache's stamp covers every file here
+(``tinyface.jit_cache``), so changing one recompiles the kernels.
+"""
+MiB = 2**20
+
+# --- the GEMM (kernels/gemm.py) ---------------------------------------------------
+
+# Rows of a register tile (pixels sharing each loaded vector of weights).  Zen 4,
+# 2026-11-25 (d11ea12): the 4-row tile of vectors replaced an 8 x 16 scalar tile, the
+# model's GEMM shapes 4-7 % faster alone; the 4-row tile's leftover rows are a map's
+# rows mod 4.
+GEMM_ROWS = 4
+# At most this many vectors per tile row, whatever the register file allows: the
+# 4 x 64 tile was measured on Zen 4 (AVX-512, 4 vectors); wider is untried.
+MAX_TILE_VECTORS = 4
+# ``accumulate_block`` (the columns and rows the tiles leave): k unrolled 4 deep over
+# blocks of 4 rows, 12 FMAs per inner step without spilling on AVX2 (docs/kernels.md).
+# From the first engine (2026-11-25, b2d3891; 4 rows since 4b953b6).
+LEFTOVER_K_UNROLL = 4
+LEFTOVER_ROWS = 4
+# Reduction rows per task when a GEMM with fewer rows than a tile splits k (MobiFace's
+# 1 x 25088 FC), and it splits from 2 * K_CHUNK.  Zen 4, 2026-11-25 (dff7c62): that FC
+# alone 1.77 -> 1.50 ms on 1 thread, 1.81 -> 1.26 ms on 2.
+K_CHUNK = 2048
+
+# --- the dense conv (kernels/conv.py) ---------------------------------------------
+
+# The direct path (windows read from a padded copy, no patch matrix) takes multiples of
+# this many output channels.  Zen 3, 2026-12-01 (1e588ac, docs/kernels.md): with its
+# tile the GEMM's widest that divides it (4 x 16 on AVX2) the stem conv ran 1.3x faster
+# than with 4 x 24 tiles, which left 16 of every 64 channels to latency-bound 4 x 8 tiles.
+DIRECT_CHANNELS = 64
+
+# --- the top-k search (kernels/topk.py, gallery/search.py) ------------------------
+
+# Queries from which the search uses register tiles of TOPK_TILE_ROWS rows x 16
+# queries; fewer are memory-bound and read each row once for all queries.  Zen 3,
+# 2026-12-01 (4eee3f0, docs/gallery.md): wider tiles (4 x 64) ran at half the speed
+# (30-37 against 60-78 GFLOP/s on one core), their accumulators spilling.
+TOPK_MANY = 16
+TOPK_TILE_ROWS = 4
+# Gallery rows per kernel call (32 MB of 128-d float32): the memory beyond the mapped
+# file's pages stays k entries per query and thread.
+SEARCH_CHUNK_ROWS = 1 << 16
+# Multiply-adds per thread below which a search uses one thread fewer.  Zen 3,
+# 2026-12-01 (a502793, measured with bench/gallery.py).
+SEARCH_WORK_PER_THREAD = 1 << 22
+
+# --- the engine (runtime/) ----------------------------------------------------------
+
+# A step with less work than this many GEMM multiply-adds (over the batch) runs on one
+# thread.  Zen 4, 2026-11-25 (52a9d2c): batch 1 on 2 threads 7.9 -> 4.2 ms.
+PARALLEL_MIN_MACS = 1_000_000
+# Images per plan run in ``Model.run``: larger batches run in chunks of this many, so
+# each layer's maps stay in cache.  Zen 4, 2026-11-25 (5ccf5ae): batch 32 7.7 -> 6.9
+# ms/face on one thread, 3.8 -> 3.5 on two.
+RUN_CHUNK = 8
+# Scratch per thread of the fused inverted-residual block (runtime/block.py): at most
+# the measured machine's L2 (1 MB).  Zen 4, 2026-11-25 (batch 1, one thread, time
+# against unfused): 32 KB 1.16, 128 KB 1.07, 256 KB 1.00, 1 MB 0.97, 4 MB 1.02.
+BLOCK_SCRATCH_BYTES = 1 * MiB
+# The buffer cache (runtime/memory.py): idle schedules kept up to this many bytes and
+# this many schedules.  2026-12-01 (18f5071): detection on 60 photo sizes, peak RSS
+# 3.55 GB (per-thread pools) -> 0.77 GB.
+BUFFER_CACHE_BYTES = 128 * MiB
+BUFFER_CACHE_SCHEDULES = 64
+# Dropping at least this many bytes at once returns glibc's free pages to the system
+# (malloc_trim).  2026-12-01 (eb9b72e): 8 threads with their own shapes, RSS
+# plateau 450-520 -> 300-345 MB.
+RELEASE_BYTES = 8 * MiB
