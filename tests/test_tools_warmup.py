@@ -32,10 +32,11 @@ sys.exit(code)
 """
 
 
-def tinyface(cache, *args):
-    """Run ``tinyface args`` in a fresh process on ``cache``; returns (exit code, specialisations
-    compiled, stdout, stderr)."""
-    env = dict(os.environ, TINYFACE_CACHE_DIR=str(cache))
+def tinyface(cache, *args, compile_jobs=1):
+    """Run ``tinyface args`` in a fresh process on ``cache``, a first run compiling in
+    ``compile_jobs`` processes; returns (exit code, specialisations compiled in the command's
+    own process, stdout, stderr)."""
+    env = dict(os.environ, TINYFACE_CACHE_DIR=str(cache), TINYFACE_COMPILE_JOBS=str(compile_jobs))
     done = subprocess.run([sys.executable, "-c", COUNTING, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=900)
     counts = [line for line in done.stderr.splitlines() if line.startswith("compiled: ")]
@@ -56,6 +57,23 @@ def test_after_warmup_an_embedding_compiles_nothing(tmp_path, jobs):
     assert (code, compiled) == (0, 0), err
     code, compiled, _, err = tinyface(tmp_path / "cold", "embed", "--aligned", "--model", model, ALIGNED_FACE)
     assert code == 0 and compiled == 3, err
+
+
+def test_a_first_run_compiles_in_workers_and_then_only_checks_a_marker(tmp_path):
+    model = tiny_model(tmp_path / "tiny.onnx")
+    cache = tmp_path / "cache"
+    code, compiled, out, err = tinyface(cache, "embed", "--aligned", "--model", model, ALIGNED_FACE,
+                                        compile_jobs=2)
+    assert (code, compiled) == (0, 0), err           # the workers compiled, this process loaded
+    markers = list(cache.glob("tinyface-ready-*"))
+    assert len(markers) == 1
+    code, compiled, out2, err = tinyface(cache, "embed", "--aligned", "--model", model, ALIGNED_FACE,
+                                         compile_jobs=2)
+    assert (code, compiled, out2) == (0, 0, out), err
+    assert list(cache.glob("tinyface-ready-*")) == markers
+    code, _, _, err = tinyface(tmp_path / "other", "embed", "--aligned", "--model", model, ALIGNED_FACE,
+                               compile_jobs="two")
+    assert code == 2 and "TINYFACE_COMPILE_JOBS must be a whole number of at least 1, got 'two'" in err
 
 
 def test_a_second_warmup_loads_everything_from_the_cache(tmp_path):

@@ -33,9 +33,15 @@ RAW_PHOTOS_HELP = (
 
 
 def load_model(args):
+    """The command's model, its thread count set; on a first run (a JIT cache without the
+    kernels the command needs) they are first compiled side by side in worker processes
+    (``tools.warmup.first_run``; photos need the detector's too, unless --aligned)."""
     import tinyface
+    from tinyface.tools.warmup import first_run
     apply_threads(args)
-    return tinyface.load(args.model)
+    model = tinyface.load(args.model)
+    first_run(model, detector=not getattr(args, "aligned", True))
+    return model
 
 
 def detector_options(args) -> dict:

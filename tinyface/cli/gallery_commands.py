@@ -40,6 +40,8 @@ def cmd_index(args):
             report = index_on_cluster(args.dask, args.paths, gallery, options)
         else:
             from tinyface.gallery.index import index
+            from tinyface.tools.warmup import first_run
+            first_run(gallery.model, detector=not args.aligned)
             report = index(gallery, args.paths, **options)
         print_index_report(report, args)
     return 0
@@ -89,7 +91,9 @@ def cmd_search(args):
     if args.top_k < 1:
         raise TinyfaceError(f"--top-k must be at least 1, got {args.top_k}")
     missing, records = [], []
+    from tinyface.tools.warmup import first_run
     with open_gallery(args) as gallery:
+        first_run(gallery.model, detector=not args.aligned)
         pipeline = None if args.aligned else FacePipeline(gallery.model)
         for photo in args.photos:
             found = gallery.identify(photo, args.top_k, args.threshold, args.aligned, pipeline)

@@ -23,16 +23,23 @@ cache before the job, which then only loads them.  In two phases:
    ``cache=True`` functions it calls), and Numba updates a kernel's cache index
    by read-modify-write, so the workers' saves take turns under one lock.
 
+A command's first run does the same by itself (:func:`first_run`): before its
+job, the specialisations the job needs that the cache lacks are compiled side by
+side in worker processes, instead of one after another in the command's process.
+
 Kernels are found by walking ``tinyface.kernels``: any Numba dispatcher defined
 there.  ``_compile_for_args`` (what a dispatcher calls when no specialisation
 matches) and ``_cache`` are Numba internals, stable since Numba 0.2x; they are
 used here only, and only while warming up.
 """
 import functools
+import hashlib
 import importlib
 import multiprocessing
+import os
 import pkgutil
 from contextlib import contextmanager
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -125,6 +132,65 @@ def _detector_dry_run(batches):
 def _cached(dispatcher, types):
     """Does the JIT cache hold this specialisation?"""
     return dispatcher._cache.load_overload(types, dispatcher.targetctx) is not None
+
+
+def _indexed(dispatcher, types):
+    """Does the JIT cache's index list this specialisation for this CPU?  Reads the kernel's
+    index file only (``_cached`` also loads the code)."""
+    key = dispatcher._cache._index_key(types, dispatcher.targetctx.codegen())
+    return key in dispatcher._cache._cache_file._load_index()
+
+
+def _ready_marker(model, detector, threads):
+    """The file in the cache folder that says a job of this kind found every kernel it needs
+    in the cache: named by a digest of the model (its fingerprint), the detector flag, the
+    thread count, the CPU the code is compiled for and the kernels' sources."""
+    from tinyface.gallery.fingerprint import fingerprint
+    from tinyface.jit_cache import kernels_digest
+    codegen = next(iter(kernels().values())).targetctx.codegen()
+    kind = (fingerprint(model.graph, model.info), bool(detector), threads or numba.get_num_threads(),
+            codegen.magic_tuple(), kernels_digest())
+    return Path(cache_folder()) / f"tinyface-ready-{hashlib.sha256(repr(kind).encode()).hexdigest()[:32]}"
+
+
+def compile_jobs():
+    """Worker processes a command's first run compiles in: ``TINYFACE_COMPILE_JOBS``, else the
+    cores (1: compile in the command's own process, one kernel after another)."""
+    text = os.environ.get("TINYFACE_COMPILE_JOBS")
+    if text is None:
+        return numba.config.NUMBA_DEFAULT_NUM_THREADS
+    if not text.strip().isdigit() or int(text) < 1:
+        raise TinyfaceError(f"TINYFACE_COMPILE_JOBS must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def first_run(model, detector=False, threads=None, jobs=None, stream=None):
+    """Before a command's job: compile in ``jobs`` worker processes (default: ``compile_jobs()``) the
+    specialisations the job needs (see :func:`needed`) that the JIT cache lacks, when there
+    are at least two; return how many were compiled.  With one job, or one missing, the job
+    compiles as it would have.
+
+    The first time a kind of job runs on a cache this costs a dry run (about 0.1 s on this
+    project's VM); once the cache holds all the job needs, a marker file in the cache folder
+    (:func:`_ready_marker`) says so, and later runs only check that the file exists.
+    """
+    jobs = compile_jobs() if jobs is None else jobs
+    marker = _ready_marker(model, detector, threads)
+    if marker.exists():
+        return 0
+    found = kernels()
+    wanted = needed(model, detector, threads)
+    missing = [w for w in wanted if not _indexed(found[w[:2]], w[2])]
+    compiled = 0
+    if jobs > 1 and len(missing) > 1:
+        compiled = compile_ahead(missing, jobs, stream)
+        missing = []
+    if not missing:
+        try:
+            marker.write_text("every kernel specialisation this kind of job needs is in this cache\n")
+        except OSError:
+            pass                # a cache that cannot be written: the check runs again next time
+    return compiled
 
 
 def compile_ahead(wanted, jobs=1, stream=None):
