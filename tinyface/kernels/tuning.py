@@ -7,7 +7,11 @@ vector width and register count in ``kernels.simd``, the tile widths in
 ``kernels.gemm.tile_vectors`` and ``kernels.conv.WINDOW_VECTORS``), and so do
 the block sizes fixed so that every target computes the same bits (the GEMM's
 16-column blocks, the depthwise's 16-channel blocks, top-k's 16 lanes: see
-their modules).
+their modules).  Two measured choices live elsewhere: the weight of 3 on a
+depthwise conv's multiply-adds in ``graph.ops.Conv.work`` (what
+``PARALLEL_MIN_MACS`` is compared with; the graph package imports no kernel
+module), and the face detector's defaults (``face.detection``: ``MAX_SIDE``,
+the thresholds), which trade recall for speed and are options of the API.
 
 The machines: "Zen 4" is the 2-core AMD EPYC VM with AVX-512 of the sessions
 of 2026-11-25 (docs/performance.md: the lab notebook), "Zen 3" the 2-core AMD
