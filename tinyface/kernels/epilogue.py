@@ -28,11 +28,11 @@ takes its epilogue as one argument, a tuple made by :func:`make_epilogue`::
 channel, ``lo<k>`` and ``hi<k>`` float32 scalars, ``residual`` an array indexed
 like the kernel's output (a GEMM's M x N rows, a conv's N x H x W x C map) and
 read only when ``has_res``; without a residual it is a dummy of the same rank.
-A tuple rather than nine parameters: Numba passes it as one struct, the
-kernels unpack it once per call (outside their loops), and a helper that
+The kernels unpack it once per call, outside their loops, and a helper that
 writes part of the output gets the part of the residual that goes with it
-from :func:`with_residual`.  Measured against nine loose parameters (see
-docs/performance.md): the same instruction counts and compile times.
+from :func:`with_residual`.  Measured against the nine loose parameters it
+replaced (docs/performance.md, "One epilogue value"): instruction counts within
+0.15 %, compile times within the noise.
 """
 import numba
 import numpy as np
