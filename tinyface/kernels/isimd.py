@@ -22,11 +22,11 @@ two activations (``x0 | x1 << 16``, each 0..255).  Lane c of ``madd`` is
 to 32 bits, the even and odd ones added.  That is the pattern LLVM selects as
 ``vpmaddwd`` (SSE2/AVX2/AVX-512: two multiply-adds per int32 lane per
 instruction) and, with the accumulation, ``vpdpwssd`` on CPUs with AVX-VNNI or
-AVX512-VNNI (see docs/int8.md for what each target emits).  With activations
-of at most 255 and weights of at most 128 in magnitude no 16-bit product or
-32-bit sum can overflow in a layer of fewer than 2**31 / 65280 = 32896 products
-per output (checked by the binders), so every order of summation gives the
-same, exact, integer.
+AVX512-VNNI (see docs/int8.md for what each target emits).  Activations are at
+most 255 and weights (less their zero point) at most 255 in magnitude, so a
+product is at most 65025 and, within the products per output lowering allows
+(``graph.ops.QUANTIZED_MAX_TERMS``), no int32 sum overflows: every order of
+summation gives the same, exact, integer.
 
 **Requantisation** (``requantize``): ``acc`` (int32) to an output byte, as
 onnxruntime's QLinearConv does it::

@@ -2,8 +2,9 @@
 
 Activations are uint8 with a zero point (an int8 tensor of the model is held as
 uint8 by adding 128 to it and to its zero point: the differences x - z, which
-are all the arithmetic uses, do not change), weights int8 with zero point 0,
-accumulators int32.  Every conv-like kernel computes, for output channel c::
+are all the arithmetic uses, do not change), weights less their zero point
+(-255..255, int16 or int32), accumulators int32, which cannot overflow within
+``graph.ops.QUANTIZED_MAX_TERMS`` products per output (lowering refuses more).  Every conv-like kernel computes, for output channel c::
 
     acc[c] = bias[c] + sum_k (x[k] - zx) * w[k, c]                    exact, int32
     q      = roundeven(min(max(float32(acc) * m[c], lo), hi)) + z     (isimd.requantize)
@@ -40,13 +41,10 @@ from tinyface.kernels.isimd import add_requantized, iadd, iload, izeros_run, mac
 from tinyface.kernels.simd import LANES, load
 
 TILE_COLUMNS = TILE_VECTORS * LANES
-# Most products one output may sum: each is at most 255 * 128 in magnitude, so the
-# int32 accumulator (with a bias of at most 2**30 in magnitude) cannot overflow.
-MAX_TERMS = (2**31 - 2**30) // (255 * 128)
 
 
 def pack_pairs(w):
-    """K x N int8 weights as the GEMM reads them: int16, k in pairs, flat (see the module)."""
+    """K x N integer weights as the GEMM reads them: int16, k in pairs, flat (see the module)."""
     k, n = w.shape
     padded = np.zeros((k + k % 2, n), np.int16)
     padded[:k] = w
