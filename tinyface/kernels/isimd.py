@@ -7,7 +7,7 @@ kernels need, each a Numba ``intrinsic`` emitting generic LLVM vector
 instructions (no x86 intrinsics)::
 
     izeros_run(count)             count vectors of zeros
-    madd_run(pair, w, i, accs)    accs[v] + pairs(pair) . w[i + 2*LANES*v:], see below
+    madd_run(pair, w, j, accs)    accs[v] + (x0, x1) . the pairs of w[j + 2*LANES*v:], see below
     iload(a, i)                   a[i:i+LANES] of a 1-D int32 array
     iadd(u, v)                    u + v
     requantize(acc, m, lo, hi, z) the requantisation below, lane by lane
@@ -16,13 +16,17 @@ instructions (no x86 intrinsics)::
     mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
 
 **Pair multiply-add.**  ``w`` is a 1-D int16 array holding, for each output
-channel, two consecutive k values side by side; ``pair`` is an int32 holding
-two activations (``x0 | x1 << 16``, each 0..255).  Lane c of ``madd`` is
-``acc[c] + x0 * w[2c] + x1 * w[2c + 1]``: the products of 16-bit values widened
-to 32 bits, the even and odd ones added.  That is the pattern LLVM selects as
-``vpmaddwd`` (SSE2/AVX2/AVX-512: two multiply-adds per int32 lane per
-instruction) and, with the accumulation, ``vpdpwssd`` on CPUs with AVX-VNNI or
-AVX512-VNNI (see docs/int8.md for what each target emits).  Activations are at
+channel, two consecutive k values side by side; ``pair`` an int32 holding two
+activations ``x0 | x1 << 16`` (0..255 each: the kernels widen their byte rows to
+16 bits once, so a pair is one 32-bit load).  Lane c of ``madd`` is
+``acc[c] + x0 * w[j + 2c] + x1 * w[j + 2c + 1]``: the pair broadcast, multiplied
+by the weight pairs in 32 bits and each pair's products added.  On x86 that is one
+``pmaddwd`` per vector (two multiply-adds per int32 lane per instruction), called
+as LLVM's x86 intrinsic when the CPU has it (``PAIR_INSTRUCTION``): written in
+generic LLVM operations, LLVM's simplifier saw through the broadcast and left
+two ``pmaddwd`` and four shuffles per vector.  Elsewhere the generic form is
+compiled.  With the accumulation, LLVM may select ``vpdpwssd`` on CPUs with
+AVX-VNNI or AVX512-VNNI (docs/int8.md says what each target emits).  Activations are at
 most 255 and weights (less their zero point) at most 255 in magnitude, so a
 product is at most 65025 and, within the products per output lowering allows
 (``graph.ops.QUANTIZED_MAX_TERMS``), no int32 sum overflows: every order of
@@ -40,13 +44,15 @@ clamping before rounding equals clamping after).
 ``load``/``store`` do not check bounds (Numba never does): callers pass only
 indices they validated.
 """
+import re
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.datamodel import models
 from numba.extending import intrinsic, register_model
 
-from tinyface.kernels.simd import LANES, Float32Vector, vector
+from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector
 
 
 class Int32Vector(types.Type):
@@ -94,13 +100,6 @@ def _lanes(builder, v, start):
     return builder.sext(picked, _VI32)
 
 
-def _madd(builder, pairs, w, acc):
-    """acc + even(pairs) * even(w) + odd(pairs) * odd(w), in int32."""
-    even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
-    odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
-    return builder.add(acc, builder.add(even, odd))
-
-
 @intrinsic
 def izeros_run(typingctx, count):
     """A tuple of ``count`` int32 vectors of zeros."""
@@ -114,9 +113,10 @@ def izeros_run(typingctx, count):
 
 
 @intrinsic
-def madd_run(typingctx, pair, w, index, accs):
-    """(madd(pair, w at index, accs[0]), madd(pair, w at index + 2*LANES, accs[1]), ...)."""
-    if not (isinstance(pair, types.Integer) and _flat(w, types.int16) and isinstance(index, types.Integer)
+def madd_run(typingctx, pair, w, wi, accs):
+    """(accs[v] + pmaddwd(pair in every lane, the int16 pairs w[wi + 2*LANES*v:]) for each v):
+    ``pair`` an int32 holding two activations, x0 | x1 << 16."""
+    if not (isinstance(pair, types.Integer) and _flat(w, types.int16) and isinstance(wi, types.Integer)
             and isinstance(accs, types.UniTuple) and accs.dtype == ivector):
         return None
 
@@ -128,9 +128,44 @@ def madd_run(typingctx, pair, w, index, accs):
         for v, acc in enumerate(cgutils.unpack_tuple(builder, args[3], accs.count)):
             at = builder.add(start, ir.Constant(start.type, 2 * LANES * v))
             wv = builder.load(_pointer(context, builder, sig.args[1], args[1], at, _VI16), align=2)
-            out.append(_madd(builder, pairs, wv, acc))
+            out.append(builder.add(acc, _pmaddwd(builder, pairs, wv)))
         return context.make_tuple(builder, accs, out)
-    return accs(pair, w, index, accs), codegen
+    return accs(pair, w, wi, accs), codegen
+
+
+_I16_PROBE = """
+define void @probe(<{n} x i16>* %p) {{
+  %v = load <{n} x i16>, <{n} x i16>* %p
+  %s = add <{n} x i16> %v, %v
+  store <{n} x i16> %s, <{n} x i16>* %p
+  ret void
+}}
+"""
+
+
+def pair_instruction():
+    """The LLVM intrinsic of x86's ``pmaddwd`` on vectors of LANES int32 lanes when the CPU
+    Numba compiles for has it (SSE2; AVX2 for 8 lanes; AVX-512BW for 16: probed by what
+    LLVM makes of a 16-bit add at that width), else None: then ``_pmaddwd`` is written in
+    generic LLVM operations (ARM, or x86 without 16-bit lanes at the float width)."""
+    asm = compile_probe(_I16_PROBE.format(n=2 * LANES))
+    register = {4: "xmm", 8: "ymm", 16: "zmm"}.get(LANES)
+    if asm is None or register is None or not re.search(rf"v?paddw\s+%{register}", asm):
+        return None
+    return {4: "llvm.x86.sse2.pmadd.wd", 8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}[LANES]
+
+
+PAIR_INSTRUCTION = pair_instruction()
+
+
+def _pmaddwd(builder, pairs, w):
+    """even(pairs) * even(w) + odd(pairs) * odd(w), int16 lanes to int32."""
+    if PAIR_INSTRUCTION:
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VI32, [_VI16, _VI16]), PAIR_INSTRUCTION)
+        return builder.call(fn, [pairs, w])
+    even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
+    odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
+    return builder.add(even, odd)
 
 
 @intrinsic

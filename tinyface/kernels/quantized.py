@@ -25,10 +25,11 @@ row appended to an odd K; ``x - zx`` is folded into the bias for the GEMM and
 the dense conv (bias' = bias - zx * sum_k w[k, c], padding taps read zx), and
 subtracted per tap by the depthwise kernel, which skips taps in the padding.
 
-``qgemm`` computes the bulk in register tiles of 4 rows x ``TILE_VECTORS``
-int32 vectors (as ``gemm``): per k pair, ``TILE_VECTORS`` loads of weight
-pairs and four broadcasts of activation pairs feed ``4 * TILE_VECTORS``
-pair multiply-adds (``isimd.madd_run``); then the epilogue runs in registers
+``qgemm`` widens each block of 4 rows to pairs of 16-bit activations in one
+32-bit word (``_widen_rows``), then computes the bulk in register tiles of
+4 rows x ``TILE_VECTORS`` int32 vectors (as ``gemm``): per k pair,
+``TILE_VECTORS`` loads of weight pairs and four broadcast loads of activation
+pairs feed ``4 * TILE_VECTORS`` pair multiply-adds (``isimd.madd_run``); then the epilogue runs in registers
 and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
 (M mod 4) take a scalar loop with the same arithmetic.
 """
@@ -74,30 +75,18 @@ def add_scalar(q, zq, sq, r, zr, sr, lo, hi, z):
 
 
 @numba.njit(inline="always", cache=True)
-def _pair(a, i):
-    """The activations a[i], a[i + 1] as one int32 (a[i] | a[i + 1] << 16)."""
-    return np.int32(a[i]) | (np.int32(a[i + 1]) << 16)
-
-
-@numba.njit(inline="always", cache=True)
-def _tile(a, K, a0, w, N, n0, epi, out, o, res, vectors):
-    """Rows a0.. a0+3 (offsets a0 + r*K of the flat ``a``) times columns n0.. of w, with the
-    epilogue, stored at out[o + r*N + ...]; ``vectors`` a compile-time constant."""
+def _tile(a, P, a0, w, N, n0, epi, out, o, res, vectors):
+    """Rows a0.. a0+3 (offsets a0 + r*P of the flat pair array ``a``, P pairs a row) times
+    columns n0.. of w, with the epilogue, stored at out[o + r*N + ...]; ``vectors`` a
+    compile-time constant."""
     c0 = c1 = c2 = c3 = izeros_run(vectors)
-    for p in range(K // 2):
+    for p in range(P):
         wi = (p * N + n0) * 2
-        k = a0 + 2 * p
-        c0 = madd_run(_pair(a, k), w, wi, c0)
-        c1 = madd_run(_pair(a, k + K), w, wi, c1)
-        c2 = madd_run(_pair(a, k + 2 * K), w, wi, c2)
-        c3 = madd_run(_pair(a, k + 3 * K), w, wi, c3)
-    if K % 2:
-        wi = ((K // 2) * N + n0) * 2
-        k = a0 + K - 1
-        c0 = madd_run(np.int32(a[k]), w, wi, c0)
-        c1 = madd_run(np.int32(a[k + K]), w, wi, c1)
-        c2 = madd_run(np.int32(a[k + 2 * K]), w, wi, c2)
-        c3 = madd_run(np.int32(a[k + 3 * K]), w, wi, c3)
+        k = a0 + p
+        c0 = madd_run(a[k], w, wi, c0)
+        c1 = madd_run(a[k + P], w, wi, c1)
+        c2 = madd_run(a[k + 2 * P], w, wi, c2)
+        c3 = madd_run(a[k + 3 * P], w, wi, c3)
     for v in range(vectors):
         n = n0 + v * LANES
         _finish(c0[v], n, epi, out, o + n, res)
@@ -117,15 +106,17 @@ def _finish(acc, n, epi, out, o, res):
 
 
 @numba.njit(cache=True)
-def _scalar_block(a, K, a0, rows, w, N, n_lo, epi, out, o, res):
-    """What the tiles leave: ``rows`` rows from a0 (flat offsets, rows K apart) times
+def _scalar_block(a, P, a0, rows, w, N, n_lo, epi, out, o, res):
+    """What the tiles leave: ``rows`` rows from a0 (flat pair offsets, rows P apart) times
     columns n_lo..N-1, one output at a time, the same arithmetic as ``_finish``."""
     bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
     for r in range(rows):
         for n in range(n_lo, N):
             acc = bias[n]
-            for k in range(K):
-                acc += np.int32(a[a0 + r * K + k]) * np.int32(w[((k // 2) * N + n) * 2 + k % 2])
+            for p in range(P):
+                pair = a[a0 + r * P + p]
+                wi = (p * N + n) * 2
+                acc += np.int32(pair & 0xFFFF) * np.int32(w[wi]) + np.int32(pair >> 16) * np.int32(w[wi + 1])
             q = requantize_scalar(acc, m[n], lo, hi, z)
             at = o + r * N + n
             if has_res:
@@ -134,59 +125,78 @@ def _scalar_block(a, K, a0, rows, w, N, n_lo, epi, out, o, res):
 
 
 @numba.njit(inline="always", cache=True)
-def gemm_rows(a, K, a0, rows, w, N, epi, out, o, res):
-    """out[o + r*N + n] for r < rows (<= ROWS) of the flat ``a`` from a0, all n."""
+def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
+    """out[o + r*N + n] for r < rows (<= ROWS) of the flat pair array ``a`` from a0, all n."""
     if rows == ROWS:
         n_tiled = N - N % LANES
         n_wide = n_tiled - n_tiled % TILE_COLUMNS
         for n0 in range(0, n_wide, TILE_COLUMNS):
-            _tile(a, K, a0, w, N, n0, epi, out, o, res, TILE_VECTORS)
+            _tile(a, P, a0, w, N, n0, epi, out, o, res, TILE_VECTORS)
         for n0 in range(n_wide, n_tiled, LANES):
-            _tile(a, K, a0, w, N, n0, epi, out, o, res, 1)
+            _tile(a, P, a0, w, N, n0, epi, out, o, res, 1)
         if n_tiled < N:
-            _scalar_block(a, K, a0, rows, w, N, n_tiled, epi, out, o, res)
+            _scalar_block(a, P, a0, rows, w, N, n_tiled, epi, out, o, res)
     else:
-        _scalar_block(a, K, a0, rows, w, N, 0, epi, out, o, res)
+        _scalar_block(a, P, a0, rows, w, N, 0, epi, out, o, res)
+
+
+@numba.njit(inline="always", cache=True)
+def _widen_rows(a, m0, rows, K, pairs):
+    """pairs[r * P + p] = a[m0 + r, 2p] | a[m0 + r, 2p + 1] << 16 for r < rows (P = pairs a row,
+    the last pair of an odd K holding a zero)."""
+    P = (K + 1) // 2
+    for r in range(rows):
+        row = a[m0 + r]
+        for p in range(K // 2):
+            pairs[r * P + p] = np.uint32(row[2 * p]) | (np.uint32(row[2 * p + 1]) << 16)
+        if K % 2:
+            pairs[r * P + P - 1] = np.uint32(row[K - 1])
 
 
 @numba.njit(parallel=True, cache=True)
 def qgemm(a, w, epi, res, out):
     """out (M x N uint8) = epilogue(a (M x K uint8) @ w (K x N, ``pack_pairs``)); ``epi`` is
     (bias', m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2) and ``res`` the M x N
-    residual bytes (read when has_res)."""
+    residual bytes (read when has_res).  Each block of rows is first widened to pairs."""
     M, K = a.shape
     N = out.shape[1]
-    a_flat, out_flat, res_flat = a.reshape(-1), out.reshape(-1), res.reshape(-1)
+    P = (K + 1) // 2
+    out_flat, res_flat = out.reshape(-1), res.reshape(-1)
     for b in prange((M + ROWS - 1) // ROWS):
         m0 = b * ROWS
-        gemm_rows(a_flat, K, m0 * K, min(ROWS, M - m0), w, N, epi, out_flat, m0 * N, res_flat)
+        rows = min(ROWS, M - m0)
+        pairs = np.empty(ROWS * P, np.uint32)
+        _widen_rows(a, m0, rows, K, pairs)
+        gemm_rows(pairs, P, 0, rows, w, N, epi, out_flat, m0 * N, res_flat)
 
 
 @numba.njit(parallel=True, cache=True)
 def qconv2d(x, zx, w, kh, kw, sh, sw, pt, pl, epi, res, out):
     """Dense conv: each output row's windows gathered into a (OW x KH*KW*C) byte matrix
-    (zx in the padding) and multiplied by ``qgemm``'s rows; ``w`` packed from the
-    (KH*KW*C) x Co weight, rows ordered ky, kx, c."""
+    (zx in the padding), widened to pairs and multiplied by ``qgemm``'s rows; ``w`` packed
+    from the (KH*KW*C) x Co weight, rows ordered ky, kx, c."""
     N, H, W, C = x.shape
     _, OH, OW, CO = out.shape
     K = kh * kw * C
+    P = (K + 1) // 2
     out_flat, res_flat = out.reshape(-1), res.reshape(-1)
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
-        patches = np.empty(OW * K, np.uint8)
+        patches = np.empty((OW, K), np.uint8)
         for j in range(OW):
             for ky in range(kh):
                 y = i * sh + ky - pt
                 for kx in range(kw):
                     xx = j * sw + kx - pl
-                    base = j * K + (ky * kw + kx) * C
+                    base = (ky * kw + kx) * C
                     inside = 0 <= y < H and 0 <= xx < W
                     for c in range(C):
-                        patches[base + c] = x[n, y, xx, c] if inside else zx
+                        patches[j, base + c] = x[n, y, xx, c] if inside else zx
+        pairs = np.empty(OW * P, np.uint32)
+        _widen_rows(patches, 0, OW, K, pairs)
         for m0 in range(0, OW, ROWS):
-            gemm_rows(patches, K, m0 * K, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO,
-                      res_flat)
+            gemm_rows(pairs, P, m0 * P, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO, res_flat)
 
 
 @numba.njit(parallel=True, cache=True)
