@@ -22,7 +22,7 @@ activations ``x0 | x1 << 16`` (0..255 each: the kernels widen their byte rows to
 ``acc[c] + x0 * w[j + 2c] + x1 * w[j + 2c + 1]``: the pair broadcast, multiplied
 by the weight pairs in 32 bits and each pair's products added.  On x86 that is one
 ``pmaddwd`` per vector (two multiply-adds per int32 lane per instruction), called
-as LLVM's x86 intrinsic when the CPU has it (``PAIR_INSTRUCTION``): written in
+as LLVM's x86 intrinsic (``PAIR_INSTRUCTION``, at the widest width the CPU has): written in
 generic LLVM operations, LLVM's simplifier saw through the broadcast and left
 two ``pmaddwd`` and four shuffles per vector.  Elsewhere the generic form is
 compiled.  With the accumulation, LLVM may select ``vpdpwssd`` on CPUs with
@@ -44,8 +44,6 @@ clamping before rounding equals clamping after).
 ``load``/``store`` do not check bounds (Numba never does): callers pass only
 indices they validated.
 """
-import re
-
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -143,29 +141,52 @@ define void @probe(<{n} x i16>* %p) {{
 """
 
 
+_PMADDWD = {4: ("xmm", "llvm.x86.sse2.pmadd.wd"), 8: ("ymm", "llvm.x86.avx2.pmadd.wd"),
+            16: ("zmm", "llvm.x86.avx512.pmaddw.d.512")}
+
+
 def pair_instruction():
-    """The LLVM intrinsic of x86's ``pmaddwd`` on vectors of LANES int32 lanes when the CPU
-    Numba compiles for has it (SSE2; AVX2 for 8 lanes; AVX-512BW for 16: probed by what
-    LLVM makes of a 16-bit add at that width), else None: then ``_pmaddwd`` is written in
-    generic LLVM operations (ARM, or x86 without 16-bit lanes at the float width)."""
-    asm = compile_probe(_I16_PROBE.format(n=2 * LANES))
-    register = {4: "xmm", 8: "ymm", 16: "zmm"}.get(LANES)
-    if asm is None or register is None or not re.search(rf"v?paddw\s+%{register}", asm):
-        return None
-    return {4: "llvm.x86.sse2.pmadd.wd", 8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}[LANES]
+    """(LLVM intrinsic of x86's ``pmaddwd``, its int32 lanes) at the widest width up to LANES
+    that the CPU Numba compiles for has in 16-bit lanes (SSE2; AVX2: 8 lanes; AVX-512BW: 16;
+    probed by what LLVM makes of a 16-bit add of that width: a CPU tuned for 256-bit vectors,
+    as Ice Lake is, splits a 512-bit one); None where there is none (not x86): then
+    ``_pmaddwd`` is written in generic LLVM operations."""
+    for lanes in (16, 8, 4):
+        if lanes > LANES:
+            continue
+        register, name = _PMADDWD[lanes]
+        asm = compile_probe(_I16_PROBE.format(n=2 * lanes))
+        if asm is not None and f"%{register}" in asm:
+            return name, lanes
+    return None
 
 
 PAIR_INSTRUCTION = pair_instruction()
 
 
+def _part(builder, v, start, count):
+    """Lanes start..start+count-1 of the vector v."""
+    return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, count), list(range(start, start + count))))
+
+
 def _pmaddwd(builder, pairs, w):
-    """even(pairs) * even(w) + odd(pairs) * odd(w), int16 lanes to int32."""
-    if PAIR_INSTRUCTION:
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VI32, [_VI16, _VI16]), PAIR_INSTRUCTION)
-        return builder.call(fn, [pairs, w])
-    even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
-    odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
-    return builder.add(even, odd)
+    """even(pairs) * even(w) + odd(pairs) * odd(w), int16 lanes to int32: x86's ``pmaddwd``
+    (in LANES / its width calls, the results joined) or the generic form."""
+    if PAIR_INSTRUCTION is None:
+        even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
+        odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
+        return builder.add(even, odd)
+    name, lanes = PAIR_INSTRUCTION
+    half, full = ir.VectorType(ir.IntType(16), 2 * lanes), ir.VectorType(_I32, lanes)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(full, [half, half]), name)
+    parts = [builder.call(fn, [_part(builder, pairs, i, 2 * lanes), _part(builder, w, i, 2 * lanes)])
+             for i in range(0, 2 * LANES, 2 * lanes)]
+    while len(parts) > 1:                     # join neighbours: 4 -> 8 -> 16 lanes
+        width = parts[0].type.count
+        parts = [builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width))))
+                 for a, b in zip(parts[::2], parts[1::2])]
+    return parts[0]
 
 
 @intrinsic
