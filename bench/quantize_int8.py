@@ -64,9 +64,9 @@ def main(argv=None):
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=args.exclude)
     quantized = onnx.load(args.out)
-    onnx.helper.set_model_props(quantized, {"tinyface.calibration_images": f"{len(images)} of pairsDevTrain.txt",
-                                            "tinyface.quantized_by": "onnxruntime.quantization.quantize_static, "
-                                            "QDQ, per-channel int8 weights, uint8 activations, MinMax"})
+    onnx.helper.set_model_props(quantized, {"calibration_images": f"{len(images)} of pairsDevTrain.txt",
+                                            "quantized_by": "onnxruntime.quantization.quantize_static, QDQ, "
+                                            "per-channel int8 weights, uint8 activations, MinMax"})
     onnx.save(quantized, args.out)
     info = json.loads(FLOAT.with_suffix(".json").read_text())
     for key in ("threshold", "calibration"):
