@@ -185,6 +185,14 @@ def test_a_float_op_reading_bytes_is_refused():
         tinyface.load(model)
 
 
+def test_a_quantised_graph_output_is_refused():
+    model = _qdq_conv()
+    model.graph.node.pop()                               # the last DequantizeLinear
+    model.graph.output[0].name = "yq"
+    with pytest.raises(UnsupportedOpError, match="output 'yq' is quantised"):
+        tinyface.load(model)
+
+
 def test_nonzero_weight_zero_points_are_subtracted_exactly():
     model = _qdq_conv(weight_zero=7, between=None)
     x = _inputs(1)[:, :2, :5, :5] * 3

@@ -145,6 +145,9 @@ class Lowering:
                 raise ModelError(f"{g.source}: graph output '{vi.name}' is produced by no node")
             if self.is_const(vi.name):
                 raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is a constant")
+            if self.name(vi.name) in self.quantized:
+                raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is quantised; tinyface returns float32 "
+                                         f"outputs (end the graph with a DequantizeLinear)")
             outputs.append(self.use(vi.name, "plain"))
         return self.ops, outputs
 

@@ -196,8 +196,8 @@ class Conv(Op):
         (sh, sw), (pt, pl, pb, pr) = self.strides, self.pads
         return conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
 
-    def infer(self, shapes):
-        x = shapes[0]
+    def output_shape(self, x):
+        """The output shape for input shape ``x``, checked (also ``QConv``'s)."""
         if len(x) != 4:
             self.fail(f"expects a 4-D N x C x H x W input, got shape {fmt(x)}")
         if x[1] is not None and x[1] != self.in_channels:
@@ -206,7 +206,10 @@ class Conv(Op):
         oh, ow = self.out_hw(x[2], x[3])
         if oh == 0 or ow == 0:
             self.fail(f"input {fmt(x)} is smaller than the {kh}x{kw} kernel")
-        out = (x[0], co, oh, ow)
+        return (x[0], co, oh, ow)
+
+    def infer(self, shapes):
+        out = self.output_shape(shapes[0])
         _check_residual(self, shapes, out)
         return [out]
 
@@ -578,15 +581,10 @@ class QConv(Op):
     def kind(self):
         return "q" + Conv.kind.fget(self)
 
+    output_shape = Conv.output_shape
+
     def infer(self, shapes):
-        x = shapes[0]
-        if len(x) != 4 or (x[1] is not None and x[1] != self.in_channels):
-            self.fail(f"expects an N x {self.in_channels} x H x W input, got shape {fmt(x)}")
-        co, _, kh, kw = self.weight.shape
-        oh, ow = self.out_hw(x[2], x[3])
-        if oh == 0 or ow == 0:
-            self.fail(f"input {fmt(x)} is smaller than the {kh}x{kw} kernel")
-        out = (x[0], co, oh, ow)
+        out = self.output_shape(shapes[0])
         _check_qresidual(self, shapes, out)
         return [out]
 

@@ -126,35 +126,29 @@ class QAddBinder:
 
 
 class QuantizeBinder:
-    """``Quantize``: ``quantize`` on the flat floats."""
+    """``Quantize``: ``quantize`` on the flat floats (and the base of ``DequantizeBinder``:
+    a kernel from one flat array to another of ``out_dtype``)."""
+    kernel = staticmethod(quantize)
+    out_dtype = np.uint8
 
     def __init__(self, op):
         self.op = op
+        self.args = (F32(op.scale), I32(op.zero), F32(op.lo - op.zero), F32(op.hi - op.zero))
 
     def bind(self, ctx):
-        op = self.op
         calls = []
-        x = ctx.values[op.inputs[0]]
-        flat = _flat(ctx, calls, x)
-        out = ctx.new_buffer(x.shape, np.uint8)
-        ctx.values[op.outputs[0]] = out
-        calls.append((quantize, (flat, F32(op.scale), I32(op.zero), F32(op.lo - op.zero), F32(op.hi - op.zero),
-                                 out.reshape(-1))))
+        x = ctx.values[self.op.inputs[0]]
+        out = ctx.new_buffer(x.shape, self.out_dtype)
+        ctx.values[self.op.outputs[0]] = out
+        calls.append((self.kernel, (_flat(ctx, calls, x), *self.args, out.reshape(-1))))
         return calls
 
 
-class DequantizeBinder:
+class DequantizeBinder(QuantizeBinder):
     """``Dequantize``: ``dequantize`` on the flat bytes."""
+    kernel = staticmethod(dequantize)
+    out_dtype = np.float32
 
     def __init__(self, op):
         self.op = op
-
-    def bind(self, ctx):
-        op = self.op
-        calls = []
-        x = ctx.values[op.inputs[0]]
-        flat = _flat(ctx, calls, x)
-        out = ctx.new_buffer(x.shape)
-        ctx.values[op.outputs[0]] = out
-        calls.append((dequantize, (flat, F32(op.scale), I32(op.zero), out.reshape(-1))))
-        return calls
+        self.args = (F32(op.scale), I32(op.zero))
