@@ -39,7 +39,7 @@ def load_model(args):
     from tinyface.tools.warmup import first_run
     if getattr(args, "threads", None) is not None:
         tinyface.set_num_threads(args.threads)
-    model = tinyface.load(args.model)
+    model = tinyface.load(args.model, precision="int8" if getattr(args, "int8", False) else "fp32")
     first_run(model, detector=not getattr(args, "aligned", True))
     return model
 
@@ -199,6 +199,8 @@ def cmd_verify(args):
 
 def model_options(sp):
     sp.add_argument("--model", help="ONNX model (default: the bundled MobileFaceNet)")
+    sp.add_argument("--int8", action="store_true",
+                    help="the bundled MobileFaceNet's 8-bit form (its own threshold; docs/int8.md)")
     sp.add_argument("--threads", type=int, help="number of threads (default: all cores)")
     sp.add_argument("--flip", action="store_true", help="average with the mirrored face's embedding")
 
