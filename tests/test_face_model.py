@@ -102,3 +102,31 @@ def test_live_onnxruntime_on_faces(model):
     ref = np.concatenate([sess.run(None, {"input0": x[i:i + 1]})[0] for i in range(16)])
     assert_close(m.run(x)[0], ref)
 
+
+
+# -- the bundled 8-bit model (docs/int8.md) ------------------------------------------------
+
+def test_the_int8_model_runs_on_integer_steps_with_its_own_threshold():
+    m = tinyface.load(precision="int8")
+    kinds = [st.kind for st in m.steps]
+    assert sum(kind in ("qconv", "qdepthwise", "qpointwise") for kind in kinds) == 51       # every Conv
+    assert not {"conv", "depthwise", "pointwise", "qadd"} & set(kinds)                     # the Adds fused
+    threshold, calibration = threshold_for(m)
+    assert threshold != threshold_for(tinyface.load())[0] and calibration["pairs"].startswith("pairsDevTrain")
+
+
+def test_int8_embeddings_are_close_to_fp32():
+    """On the test faces (LFW hard pairs): the DevTest measure is cosine 0.992 on average."""
+    files = [FACES / n for n in GOLDEN["faces"]]
+    ours = tinyface.load(precision="int8").embed(files)
+    cos = [cosine_similarity(a, b) for a, b in zip(ours, GOLDEN["opset18"])]
+    assert np.mean(cos) >= 0.99 and min(cos) >= 0.97
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "precision must be one of"),
+    (("model.onnx",), "load a quantised model of your own by its path"),
+])
+def test_precision_is_checked(args, message):
+    with pytest.raises(tinyface.TinyfaceError, match=message):
+        tinyface.load(*args, precision="int4" if not args else "int8")

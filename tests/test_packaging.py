@@ -31,6 +31,7 @@ from onnx_builders import GraphBuilder
 REPO = Path(__file__).resolve().parent.parent
 VERSION = tinyface.__version__
 WEIGHT_FILES = ["mobilefacenet-relu6-opset18.onnx", "mobilefacenet-relu6-opset18.json",
+                "mobilefacenet-int8.onnx", "mobilefacenet-int8.json",
                 "LICENSE-mobilefacenet-weights", "README.md",
                 "mtcnn/pnet.onnx", "mtcnn/rnet.onnx", "mtcnn/onet.onnx",
                 "mtcnn/LICENSE-facenet-pytorch", "mtcnn/README.md"]

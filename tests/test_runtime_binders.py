@@ -12,7 +12,7 @@ import pytest
 
 import tinyface
 from tinyface.graph import ops as O
-from tinyface.runtime import binders, block
+from tinyface.runtime import binders, binders_quantized, block
 from tinyface.runtime.binders import kernel_array
 
 WEIGHTS = tinyface.paths.weights_dir()
@@ -90,7 +90,7 @@ def test_every_kernel_reference_test_and_benchmark_in_the_design_table_exists():
                 continue
             found = importlib.import_module("tinyface.runtime.binders" if module == "binders"
                                             else f"tinyface.kernels.{module}")
-            bound_by = vars(binders) | vars(block)
+            bound_by = vars(binders) | vars(block) | vars(binders_quantized)
             assert callable(getattr(found, function)), (name, kernel)
             assert module == "binders" or bound_by.get(function) is getattr(found, function), (name, kernel)
         for function in names(reference):

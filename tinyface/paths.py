@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 
 DEFAULT_MODEL = "mobilefacenet-relu6-opset18.onnx"
+# The bundled model in each precision ``tinyface.load(precision=...)`` takes
+BUNDLED_MODELS = {"fp32": DEFAULT_MODEL, "int8": "mobilefacenet-int8.onnx"}
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -27,5 +29,6 @@ def weights_dir():
     return installed if installed.is_dir() else PACKAGE.parent / "weights"
 
 
-def default_model_path():
-    return weights_dir() / DEFAULT_MODEL
+def default_model_path(precision="fp32"):
+    """The bundled model of ``precision`` ("fp32" or "int8", a key of ``BUNDLED_MODELS``)."""
+    return weights_dir() / BUNDLED_MODELS[precision]

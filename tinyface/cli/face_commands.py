@@ -39,7 +39,7 @@ def load_model(args):
     import tinyface
     from tinyface.tools.warmup import first_run
     apply_threads(args)
-    model = tinyface.load(args.model)
+    model = tinyface.load(args.model, precision="int8" if getattr(args, "int8", False) else "fp32")
     first_run(model, detector=not getattr(args, "aligned", True))
     return model
 
@@ -198,8 +198,10 @@ def cmd_verify(args):
 # ------------------------------------------------------------------ parser
 
 def embedding_options(sp):
-    """``--model``, ``--threads`` and ``--flip``: what embedding faces takes."""
+    """``--model``, ``--threads``, ``--int8`` and ``--flip``: what embedding faces takes."""
     model_options(sp)
+    sp.add_argument("--int8", action="store_true",
+                    help="the bundled MobileFaceNet's 8-bit form (its own threshold; docs/int8.md)")
     sp.add_argument("--flip", action="store_true", help="average with the mirrored face's embedding")
 
 

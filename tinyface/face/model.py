@@ -14,7 +14,7 @@ import numpy as np
 
 from tinyface.errors import InputError, ModelError, TinyfaceError
 from tinyface.face.metadata import read_info
-from tinyface.paths import default_model_path
+from tinyface.paths import BUNDLED_MODELS, default_model_path
 from tinyface.runtime.model import RUN_CHUNK, Model
 
 
@@ -26,11 +26,17 @@ class FaceModel(Model):
         self.info = read_info(graph, path)
 
     @classmethod
-    def load(cls, source=None):
+    def load(cls, source=None, precision="fp32"):
         """Load an ONNX model from a path, serialized bytes or an ``onnx.ModelProto``
-        (default: the bundled MobileFaceNet)."""
+        (default: the bundled MobileFaceNet; ``precision="int8"``: its 8-bit form, see
+        docs/int8.md).  A quantised model of your own loads from its file like any other."""
+        if precision not in BUNDLED_MODELS:
+            raise InputError(f"precision must be one of {', '.join(map(repr, BUNDLED_MODELS))}, got {precision!r}")
+        if source is not None and precision != "fp32":
+            raise InputError("precision chooses among the bundled models; load a quantised model of your "
+                             "own by its path, without precision")
         if source is None:
-            source = default_model_path()
+            source = default_model_path(precision)
             if not source.is_file():
                 raise ModelError(f"the bundled model is not at {source}: reinstall tinyface (its wheel and "
                                  f"sdist carry the weights) or set TINYFACE_WEIGHTS to a folder that holds it")

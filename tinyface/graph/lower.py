@@ -21,6 +21,7 @@ from tinyface.errors import InputError, ModelError, UnsupportedOpError
 from tinyface.graph import ops as O
 from tinyface.graph.ops import Activation
 from tinyface.graph.passes import optimise
+from tinyface.graph.qdq import fold_qdq
 from tinyface.graph.shapes import BATCH, check_shapes, fmt
 from tinyface.limits import check_limit
 
@@ -34,7 +35,7 @@ class Lowering:
     """State of one lowering pass; ``run()`` returns the ops and the output names."""
 
     def __init__(self, graph):
-        self.graph = graph
+        self.graph = graph = fold_qdq(graph)      # QDQ patterns as integer nodes (graph.qdq)
         self.constants = dict(graph.constants)
         self.shapes = {}          # value -> logical shape
         self.layouts = {}         # value -> "nhwc" | "plain"
@@ -43,6 +44,7 @@ class Lowering:
         self.declared_batch = None
         self.node = None          # the node being lowered (for messages)
         self._converted = {}      # (value, layout) -> converted value
+        self.quantized = set()    # values that are bytes at run time (graph.lower_quantized)
 
     # -- values -------------------------------------------------------------
     def name(self, value):
@@ -126,7 +128,9 @@ class Lowering:
                     raise ModelError(f"{g.source}: {node.describe()} reads '{v}', which no earlier "
                                      f"node produces (graph not in topological order?)")
             try:
+                check_reads(self, node)
                 HANDLERS[node.op](self, node)
+                mark_views(self, node)
             except (ModelError, UnsupportedOpError):
                 raise
             except InputError as exc:
@@ -141,6 +145,9 @@ class Lowering:
                 raise ModelError(f"{g.source}: graph output '{vi.name}' is produced by no node")
             if self.is_const(vi.name):
                 raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is a constant")
+            if self.name(vi.name) in self.quantized:
+                raise UnsupportedOpError(f"{g.source}: output '{vi.name}' is quantised; tinyface returns float32 "
+                                         f"outputs (end the graph with a DequantizeLinear)")
             outputs.append(self.use(vi.name, "plain"))
         return self.ops, outputs
 
@@ -204,24 +211,19 @@ def activation_layout(low, value):
 
 # -- handlers: one per op ------------------------------------------------------
 
-def h_conv(low, node):
+def _conv_geometry(low, node, w, x):
+    """(strides, pads, groups) of a Conv-like node with weight ``w`` (Co x Ci/g x KH x KW) on ``x``."""
     a = node.attrs
-    w = need_const(low, node, 1, "the weight")
     if w.ndim != 4:
         unsupported(low, node, f"only 2-D convolutions are supported (weight shape {list(w.shape)})")
-    b = need_const(low, node, 2, "the bias")
     co, ci_g, kh, kw = w.shape
     if w.size == 0:
         raise ModelError(f"{low.graph.source}: {node.describe()}: the weight of shape {list(w.shape)} is empty")
-    if b is not None and b.shape != (co,):
-        raise ModelError(f"{low.graph.source}: {node.describe()}: the bias of shape {list(b.shape)} "
-                         f"does not match the {co} output channels")
     if any(d != 1 for d in a.get("dilations", [1, 1])):
         unsupported(low, node, f"dilations {a['dilations']} are not supported")
     groups = a.get("group", 1)
     if not _in_range([groups], 1):
         unsupported(low, node, f"group={groups!r} must be a positive integer")
-    x = node.inputs[0]
     c = low.shape(x)[1] if len(low.shape(x)) == 4 else None
     if groups != 1 and not (groups == c and ci_g == 1 and co == groups):
         unsupported(low, node, f"group={groups} is supported only as a depthwise conv "
@@ -229,7 +231,18 @@ def h_conv(low, node):
     if list(a.get("kernel_shape", [kh, kw])) != [kh, kw]:
         unsupported(low, node, f"kernel_shape {list(a['kernel_shape'])} does not match the weight's {kh}x{kw}")
     strides = _strides(low, node)
-    pads = _pads(low, node, low.shape(x), (kh, kw), strides)
+    return strides, _pads(low, node, low.shape(x), (kh, kw), strides), groups
+
+
+def h_conv(low, node):
+    w = need_const(low, node, 1, "the weight")
+    x = node.inputs[0]
+    strides, pads, groups = _conv_geometry(low, node, w, x)
+    b = need_const(low, node, 2, "the bias")
+    co = w.shape[0]
+    if b is not None and b.shape != (co,):
+        raise ModelError(f"{low.graph.source}: {node.describe()}: the bias of shape {list(b.shape)} "
+                         f"does not match the {co} output channels")
     bias = np.zeros(co, np.float32) if b is None else b
     low.emit(O.Conv(node.name, [low.use(x, "nhwc")], node.outputs, w, O.Epilogue(bias), strides, pads, groups),
              "nhwc")
@@ -601,3 +614,9 @@ HANDLERS = {
     "Identity": h_identity, "Dropout": h_identity, "Transpose": h_transpose,
     "MaxPool": h_maxpool, "GlobalAveragePool": h_global_avg_pool, "Softmax": h_softmax,
 }
+
+
+# The 8-bit nodes' handlers use the helpers above (imported last for that reason).
+from tinyface.graph.lower_quantized import HANDLERS as _QUANTIZED, check_reads, mark_views  # noqa: E402
+
+HANDLERS.update(_QUANTIZED)

@@ -196,8 +196,8 @@ class Conv(Op):
         (sh, sw), (pt, pl, pb, pr) = self.strides, self.pads
         return conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
 
-    def infer(self, shapes):
-        x = shapes[0]
+    def output_shape(self, x):
+        """The output shape for input shape ``x``, checked (also ``QConv``'s)."""
         if len(x) != 4:
             self.fail(f"expects a 4-D N x C x H x W input, got shape {fmt(x)}")
         if x[1] is not None and x[1] != self.in_channels:
@@ -206,7 +206,10 @@ class Conv(Op):
         oh, ow = self.out_hw(x[2], x[3])
         if oh == 0 or ow == 0:
             self.fail(f"input {fmt(x)} is smaller than the {kh}x{kw} kernel")
-        out = (x[0], co, oh, ow)
+        return (x[0], co, oh, ow)
+
+    def infer(self, shapes):
+        out = self.output_shape(shapes[0])
         _check_residual(self, shapes, out)
         return [out]
 
@@ -480,6 +483,196 @@ class InvertedResidual(Op):
         channels = f"{expand.in_channels}->{dw.in_channels}->{project.weight.shape[0]}"
         epilogues = " | ".join(conv.epilogue.describe() or "linear" for conv in self.convs)
         return f"3x3/{dw.strides[0]} {channels} {epilogues}"
+
+
+# -- 8-bit ops (QDQ models: graph.qdq folds the patterns, kernels.quantized runs them) ----------
+#
+# Quantised values are uint8 with a zero point; an int8 tensor of the model is held as uint8
+# with 128 added to it and to its zero point (x - z is unchanged).  ``zero``/``lo``/``hi``
+# below are in that byte domain.
+
+# Most products one output of an integer op may sum: each is at most 255 * 255 in magnitude
+# (bytes less a zero point, weights less theirs), so the int32 accumulator with a bias of at
+# most 2**30 in magnitude cannot overflow.
+QUANTIZED_MAX_TERMS = (2**31 - 2**30) // (255 * 255)
+
+
+def frozen_ints(a, dtype):
+    """``a`` as a read-only integer array of ``dtype``."""
+    a = np.array(a, dtype)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Requantize:
+    """How an integer op's int32 accumulators become output bytes, per channel c::
+
+        q = roundeven(clip(float32(acc + bias[c]) * m[c], lo - zero, hi - zero)) + zero
+        m[c] = float32(x_scale * w_scale[c]) / y_scale
+
+    ``lo``..``hi``: the output bytes, narrowed by a fused ReLU/Clip.  With a fused
+    residual Add (``residual``, the name of a byte value r of scale ``residual_scale``
+    and zero point ``residual_zero``) the output is then::
+
+        out = roundeven(clip(float32(q - zero) * (y_scale / sum_scale)
+                             + float32(r - residual_zero) * (residual_scale / sum_scale),
+                             sum_lo - sum_zero, sum_hi - sum_zero)) + sum_zero
+    """
+    bias: np.ndarray                 # int32 per channel: the model's, scale x_scale * w_scale
+    x_scale: np.float32
+    x_zero: int
+    w_scale: np.ndarray              # float32 per channel
+    y_scale: np.float32
+    y_zero: int
+    lo: int = 0
+    hi: int = 255
+    residual: str = None
+    residual_scale: np.float32 = None
+    residual_zero: int = 0
+    sum_scale: np.float32 = None
+    sum_zero: int = 0
+    sum_lo: int = 0
+    sum_hi: int = 255
+
+    def __post_init__(self):
+        object.__setattr__(self, "bias", frozen_ints(self.bias, np.int32))
+        object.__setattr__(self, "w_scale", frozen_array(self.w_scale))
+
+    def multiplier(self):
+        """m[c], float32, in onnxruntime's order of operations."""
+        return (np.float32(self.x_scale) * self.w_scale) / np.float32(self.y_scale)
+
+    def describe(self):
+        parts = [f"clip[{self.lo},{self.hi}]"] if (self.lo, self.hi) != (0, 255) else []
+        if self.residual:
+            parts.append("+residual")
+        return " ".join(parts)
+
+
+def _check_qresidual(op, shapes, out):
+    if op.requant.residual and len(shapes) > 1 and shapes[1] != out:
+        op.fail(f"residual shape {fmt(shapes[1])} does not match output {fmt(out)}")
+
+
+@dataclass(frozen=True, eq=False)
+class QConv(Op):
+    """An 8-bit Conv (QLinearConv): bytes in, bytes out, int32 accumulation, then
+    ``requant``.  ``weight`` is ONNX's Co x Ci/g x KH x KW less the weight zero point
+    (int16: -255..255); geometry as ``Conv``."""
+    weight: np.ndarray = None
+    requant: Requantize = None
+    strides: tuple = (1, 1)
+    pads: tuple = (0, 0, 0, 0)
+    groups: int = 1
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "weight", frozen_ints(self.weight, np.int16))
+        object.__setattr__(self, "strides", tuple(self.strides))
+        object.__setattr__(self, "pads", tuple(self.pads))
+
+    in_channels = Conv.in_channels
+    out_hw = Conv.out_hw
+    macs = Conv.macs
+    work = Conv.work
+
+    @property
+    def kind(self):
+        return "q" + Conv.kind.fget(self)
+
+    output_shape = Conv.output_shape
+
+    def infer(self, shapes):
+        out = self.output_shape(shapes[0])
+        _check_qresidual(self, shapes, out)
+        return [out]
+
+    def params(self):
+        return self.weight.size + self.requant.bias.size
+
+    def detail(self):
+        co, _, kh, kw = self.weight.shape
+        return (f"{kh}x{kw}/{self.strides[0]} {self.in_channels}->{co} int8 " + self.requant.describe()).strip()
+
+
+@dataclass(frozen=True, eq=False)
+class QGemm(Op):
+    """An 8-bit fully connected layer: out (M x N bytes) = requant(x (M x K bytes) @ weight),
+    ``weight`` K x N less its zero point (int16)."""
+    weight: np.ndarray = None
+    requant: Requantize = None
+    kind = "qgemm"
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "weight", frozen_ints(self.weight, np.int16))
+
+    macs = Gemm.macs
+
+    def infer(self, shapes):
+        x = shapes[0]
+        k = self.weight.shape[0]
+        if len(x) != 2 or (x[-1] is not None and x[-1] != k):
+            self.fail(f"expects an input of shape (N, {k}), got {fmt(x)}")
+        out = (x[0], self.weight.shape[1])
+        _check_qresidual(self, shapes, out)
+        return [out]
+
+    def params(self):
+        return self.weight.size + self.requant.bias.size
+
+    def detail(self):
+        k, n = self.weight.shape
+        return (f"{k}->{n} int8 " + self.requant.describe()).strip()
+
+
+@dataclass(frozen=True, eq=False)
+class QAdd(Op):
+    """An 8-bit Add of two byte tensors of one shape::
+
+        out = roundeven(clip(float32(a - a_zero) * (a_scale / y_scale)
+                             + float32(b - b_zero) * (b_scale / y_scale), lo - y_zero, hi - y_zero)) + y_zero
+    """
+    a_scale: np.float32 = None
+    a_zero: int = 0
+    b_scale: np.float32 = None
+    b_zero: int = 0
+    y_scale: np.float32 = None
+    y_zero: int = 0
+    lo: int = 0
+    hi: int = 255
+    kind = "qadd"
+
+    def infer(self, shapes):
+        a, b = shapes
+        if a != b:
+            self.fail(f"cannot add shapes {fmt(a)} and {fmt(b)}")
+        return [a]
+
+
+@dataclass(frozen=True, eq=False)
+class Quantize(Op):
+    """float32 -> bytes: roundeven(clip(x / scale, lo - zero, hi - zero)) + zero (QuantizeLinear)."""
+    scale: np.float32 = None
+    zero: int = 0
+    lo: int = 0
+    hi: int = 255
+    kind = "quantize"
+
+    def detail(self):
+        return f"scale {self.scale:.4g} zero {self.zero}"
+
+
+@dataclass(frozen=True, eq=False)
+class Dequantize(Op):
+    """bytes -> float32: float32(q - zero) * scale (DequantizeLinear)."""
+    scale: np.float32 = None
+    zero: int = 0
+    kind = "dequantize"
+
+    def detail(self):
+        return f"scale {self.scale:.4g} zero {self.zero}"
 
 
 def infer_shapes(ops, shapes):

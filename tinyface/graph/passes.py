@@ -16,6 +16,8 @@ anything (folds first, see there), then :func:`fuse_blocks`.
   that has none.
 * :func:`fuse_residual`: an Add of the producer's output and a value that
   exists when the producer runs becomes the producer's residual.
+* :func:`fuse_quantized_residual`: an 8-bit Add (``QAdd``) of an integer conv's
+  output and an earlier byte value becomes the conv's residual (``Requantize``).
 * :func:`fuse_blocks`: each chain 1x1 conv -> 3x3 depthwise -> 1x1 conv,
   each conv read by the next alone, becomes one ``InvertedResidual``.
 
@@ -175,7 +177,28 @@ def fuse_blocks(ops, outputs):
     return [fused.get(id(op), op) for op in ops if fused.get(id(op), op) is not None]
 
 
-MERGING_PASSES = (fold_batchnorm, fold_scale_shift, fuse_activation, fuse_residual)
+def fuse_quantized_residual(ops, outputs):
+    """A ``QAdd`` whose operand is a ``QConv``'s (or ``QGemm``'s) output, read by it alone,
+    becomes that op's fused residual: the op still rounds its own output to bytes first,
+    then adds them as the QAdd does, so the result is the same bit for bit."""
+    def merge(prod, op, pos, producer_of, j):
+        if not (isinstance(op, O.QAdd) and isinstance(prod, (O.QConv, O.QGemm)) and prod.requant.residual is None):
+            return None
+        other = op.inputs[1 - pos]
+        if producer_of.get(other, -1) >= j or other == op.inputs[pos]:
+            return None
+        own_scale, own_zero = (op.a_scale, op.a_zero) if pos == 0 else (op.b_scale, op.b_zero)
+        r_scale, r_zero = (op.b_scale, op.b_zero) if pos == 0 else (op.a_scale, op.a_zero)
+        rq = prod.requant
+        if (own_scale, own_zero) != (rq.y_scale, rq.y_zero):
+            return None
+        requant = replace(rq, residual=other, residual_scale=r_scale, residual_zero=r_zero,
+                          sum_scale=op.y_scale, sum_zero=op.y_zero, sum_lo=op.lo, sum_hi=op.hi)
+        return replace(prod, inputs=prod.inputs + (other,), requant=requant)
+    return _merge_everywhere(ops, outputs, merge)
+
+
+MERGING_PASSES = (fold_batchnorm, fold_scale_shift, fuse_activation, fuse_residual, fuse_quantized_residual)
 
 
 def optimise(ops, outputs):

@@ -2,7 +2,9 @@
 
 Shapes are shown for batch 1; multiply-adds (MACs) are per image.  A graph
 with unsupported ops is still summarised: every such op is listed with its
-node name, and no steps are given (tinyface would refuse to run it).
+node name, and no steps are given (tinyface would refuse to run it).  In a
+quantised (QDQ) model, the compute steps that no integer pattern covered, and
+that therefore run in float32 between a Dequantize and a Quantize, are noted.
 """
 
 from tinyface.errors import UnsupportedOpError
@@ -14,6 +16,17 @@ from tinyface.graph.shapes import BATCH
 
 def _shape(shape):
     return [1 if d == BATCH else d for d in shape]
+
+
+# Steps that move or convert values without computing on them
+_NOT_COMPUTE = ("layout", "reshape", "transpose", "quantize", "dequantize")
+
+
+def float_in_quantized(ops):
+    """The compute steps of a quantised model that run in float32 (none in a float model)."""
+    if not any(op.kind == "quantize" for op in ops):
+        return []
+    return [op for op in ops if not op.kind.startswith("q") and op.kind not in _NOT_COMPUTE]
 
 
 def summarize(source):
@@ -48,6 +61,7 @@ def summarize(source):
             total_macs += macs
         total_params += params
         info["steps"].append(row)
+    info["float_in_quantized"] = [f"{op.kind} [{op.name}]" for op in float_in_quantized(ops)]
     info["params"] = total_params
     info["macs"] = total_macs if per_step else None
     return info
@@ -70,6 +84,9 @@ def format_summary(info):
         out = "x".join(str(d) for d in s.get("output", [])) or "?"
         macs = f"{s['macs']:,}" if "macs" in s else "?"
         lines.append(f"{i:>3}  {s['kind']:12} {out:18} {s['params']:>9,} {macs:>12}  {s['detail']}  [{s['node']}]")
+    if info.get("float_in_quantized"):
+        lines.append("note: quantised model; these steps run in float32 between DequantizeLinear and "
+                     "QuantizeLinear (no integer pattern covers them): " + ", ".join(info["float_in_quantized"]))
     macs = f"{info['macs']:,}" if info["macs"] is not None else "? (input size not fixed)"
     lines.append(f"total: {len(info['steps'])} fused steps, {info['params']:,} parameters, {macs} multiply-adds per image")
     return "\n".join(lines)

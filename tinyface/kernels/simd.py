@@ -53,6 +53,22 @@ define void @probe(<16 x float>* %p) {
 """
 
 
+def compile_probe(source):
+    """The assembly LLVM makes of the LLVM IR ``source`` (generic operations only) for the
+    CPU Numba compiles for (see ``target``), or None when that is not an x86 CPU."""
+    triple = ll.get_process_triple()
+    if not triple.startswith(("x86_64", "i386", "i686")):
+        return None
+    name = config.CPU_NAME or ll.get_host_cpu_name()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    ll.initialize_native_target()
+    ll.initialize_native_asmprinter()
+    machine = ll.Target.from_triple(triple).create_target_machine(cpu=name, features=features)
+    module = ll.parse_assembly(source)
+    module.triple = triple
+    return machine.emit_assembly(module)
+
+
 def target():
     """(name, lanes, registers) of the CPU Numba compiles for: its LLVM name, the float32
     lanes of the widest vector register LLVM uses for it, and how many such registers it has.
@@ -65,18 +81,11 @@ def target():
     as SSE (16 registers) and NEON (32) have.
     """
     name = config.CPU_NAME or ll.get_host_cpu_name()
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
-    triple = ll.get_process_triple()
-    if triple.startswith(("aarch64", "arm64")):
+    if ll.get_process_triple().startswith(("aarch64", "arm64")):
         return name, 4, 32
-    if not triple.startswith(("x86_64", "i386", "i686")):
+    asm = compile_probe(_PROBE)
+    if asm is None:
         return name, 4, 16
-    ll.initialize_native_target()
-    ll.initialize_native_asmprinter()
-    machine = ll.Target.from_triple(triple).create_target_machine(cpu=name, features=features)
-    module = ll.parse_assembly(_PROBE)
-    module.triple = triple
-    asm = machine.emit_assembly(module)
     if "zmm" in asm:
         return name, 16, 32
     if "ymm" in asm:

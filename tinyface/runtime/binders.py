@@ -25,6 +25,8 @@ from tinyface.kernels.gemm import KU, gemm
 from tinyface.kernels.layout import to_nchw, to_nhwc
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
+from tinyface.runtime.binders_quantized import (DequantizeBinder, QAddBinder, QConvBinder, QGemmBinder,
+                                                QuantizeBinder)
 from tinyface.runtime.block import BlockBinder
 
 def kernel_array(a):
@@ -44,7 +46,8 @@ def make_calls(calls):
 class BindContext:
     """What binding an op needs: ``values`` (value name -> array, the ones bound so
     far), the run's ``batch`` size, the ``threads`` the op will run with, and
-    ``alloc(shape)``, which gives an uninitialised float32 buffer from the run's pool."""
+    ``alloc(shape, dtype)``, which gives an uninitialised buffer from the run's pool
+    (float32 unless an 8-bit op asks for bytes)."""
 
     def __init__(self, values, batch, threads, alloc):
         self.values = values
@@ -52,15 +55,15 @@ class BindContext:
         self.threads = threads
         self.alloc = alloc
 
-    def new_buffer(self, shape):
-        return self.alloc(tuple(shape))
+    def new_buffer(self, shape, dtype=np.float32):
+        return self.alloc(tuple(shape), np.dtype(dtype))
 
     def contiguous(self, x, calls):
         """``x`` itself when it is C-contiguous; otherwise a new buffer that a call,
         appended to ``calls``, fills with a copy of ``x`` at run time."""
         if x.flags.c_contiguous:
             return x
-        buf = self.new_buffer(x.shape)
+        buf = self.new_buffer(x.shape, x.dtype)
         calls.append((np.copyto, (buf, x)))
         return buf
 
@@ -293,7 +296,7 @@ class LayoutBinder:
     def bind(self, ctx):
         x = ctx.values[self.op.inputs[0]]
         perm = (0, 2, 3, 1) if self.op.to_nhwc else (0, 3, 1, 2)
-        out = ctx.new_buffer([x.shape[p] for p in perm])
+        out = ctx.new_buffer([x.shape[p] for p in perm], x.dtype)
         ctx.values[self.op.outputs[0]] = out
         return [(to_nhwc if self.op.to_nhwc else to_nchw, (x, out))]
 
@@ -316,6 +319,11 @@ BINDERS = {
     O.Reshape: ReshapeBinder,
     O.Layout: LayoutBinder,
     O.InvertedResidual: block_binder,
+    O.QConv: QConvBinder,
+    O.QGemm: QGemmBinder,
+    O.QAdd: QAddBinder,
+    O.Quantize: QuantizeBinder,
+    O.Dequantize: DequantizeBinder,
 }
 
 

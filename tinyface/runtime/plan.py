@@ -121,7 +121,7 @@ class Plan:
         """A binding context for running steps by hand (tests, benchmarks): buffers are
         new arrays, the thread count the calling thread's."""
         return BindContext(dict(feed), self.validate_feed(feed), numba.get_num_threads(),
-                           lambda shape: np.empty(shape, np.float32))
+                           lambda shape, dtype=np.float32: np.empty(shape, dtype))
 
     def trace(self, feed):
         """Run the steps one at a time, yielding ``(step, calls, ctx)`` after each: its bound

@@ -20,22 +20,23 @@ from tinyface.runtime.binders import BindContext, make_calls
 
 
 class BufferPool:
-    """Float32 buffers of one schedule, matched by shape; ``nbytes`` counts all it made."""
+    """The buffers of one schedule, matched by shape and dtype (float32, or bytes for 8-bit
+    ops); ``nbytes`` counts all it made."""
 
     def __init__(self):
         self.free = {}
         self.nbytes = 0
 
-    def take(self, shape):
-        shelf = self.free.get(tuple(shape))
+    def take(self, shape, dtype=np.float32):
+        shelf = self.free.get((tuple(shape), np.dtype(dtype)))
         if shelf:
             return shelf.pop()
-        buf = np.empty(shape, np.float32)
+        buf = np.empty(shape, dtype)
         self.nbytes += buf.nbytes
         return buf
 
     def give(self, array):
-        self.free.setdefault(array.shape, []).append(array)
+        self.free.setdefault((array.shape, array.dtype), []).append(array)
 
 
 def _root(array):
@@ -58,8 +59,8 @@ class Schedule:
         held = {}        # id -> buffer taken from the pool and not given back yet
         readers = {}     # id(buffer) -> how many live values are stored in it
 
-        def take(shape):
-            buf = pool.take(shape)
+        def take(shape, dtype=np.float32):
+            buf = pool.take(shape, dtype)
             held[id(buf)] = buf
             readers[id(buf)] = 0
             return buf

@@ -1,0 +1,127 @@
+"""The 8-bit kernels against ``reference.quantized``: equal bit for bit, on random shapes,
+zero points, scales, clamps and residuals (integer arithmetic has no rounding slack)."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from tinyface.kernels import quantized as Q
+from tinyface.kernels.simd import LANES
+from tinyface.reference import quantized as R
+
+F32 = np.float32
+EXAMPLES = settings(max_examples=25, deadline=None)
+
+
+def _epilogue(rng, n, zx_sum, has_res, clamp):
+    """Random epilogue arguments for n channels: (epi tuple for the kernel, the same as a dict)."""
+    z = int(rng.integers(0, 256))
+    lo, hi = (0, 255) if not clamp else sorted(int(v) for v in rng.integers(0, 256, 2))
+    p = dict(bias=rng.integers(-20000, 20000, n).astype(np.int32), m=(rng.random(n) * 0.02).astype(F32),
+             lo=lo - z, hi=hi - z, z=z, sq=F32(rng.random() * 2), zr=int(rng.integers(0, 256)),
+             sr=F32(rng.random() * 2), z2=int(rng.integers(0, 256)))
+    p["lo2"], p["hi2"] = -p["z2"], 255 - p["z2"]
+    epi = ((p["bias"] - zx_sum).astype(np.int32), p["m"], F32(p["lo"]), F32(p["hi"]), np.int32(z), has_res,
+           np.int32(z), p["sq"], np.int32(p["zr"]), p["sr"], F32(p["lo2"]), F32(p["hi2"]), np.int32(p["z2"]))
+    return epi, p
+
+
+def _expected(acc, p, res):
+    q = R.requantize(acc, p["m"], p["lo"], p["hi"], p["z"])
+    if res is not None:
+        q = R.qadd(q, p["z"], p["sq"], res, p["zr"], p["sr"], p["lo2"], p["hi2"], p["z2"])
+    return q
+
+
+def _bytes(rng, shape):
+    return rng.integers(0, 256, shape).astype(np.uint8)
+
+
+@EXAMPLES
+@given(m=st.integers(1, 11), k=st.integers(1, 40), n=st.integers(1, 3 * LANES * 2 + 5),
+       seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans())
+def test_qgemm_equals_reference(m, k, n, seed, has_res, clamp):
+    rng = np.random.default_rng(seed)
+    a, w = _bytes(rng, (m, k)), rng.integers(-128, 128, (k, n)).astype(np.int8)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, clamp)
+    res = _bytes(rng, (m, n))
+    out = np.empty((m, n), np.uint8)
+    Q.qgemm(a, Q.pack_pairs(w), epi, res, out)
+    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
+    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
+
+
+def _nchw(x):
+    return x.transpose(0, 3, 1, 2)
+
+
+@EXAMPLES
+@given(c=st.sampled_from([1, 3, 5, LANES, 2 * LANES]), co=st.sampled_from([1, 7, LANES, 4 * LANES + 3]),
+       h=st.integers(1, 9), w=st.integers(1, 9), k=st.sampled_from([1, 2, 3]), stride=st.integers(1, 2),
+       pad=st.integers(0, 1), seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans())
+def test_qconv2d_equals_reference(c, co, h, w, k, stride, pad, seed, has_res, clamp):
+    rng = np.random.default_rng(seed)
+    if h + 2 * pad < k or w + 2 * pad < k:
+        return
+    x, wq = _bytes(rng, (2, h, w, c)), rng.integers(-128, 128, (co, c, k, k)).astype(np.int8)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, co, zx * wq.astype(np.int32).sum((1, 2, 3)), has_res, clamp)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    res = _bytes(rng, (2, oh, ow, co))
+    out = np.empty((2, oh, ow, co), np.uint8)
+    packed = Q.pack_pairs(wq.transpose(2, 3, 1, 0).reshape(-1, co))
+    Q.qconv2d(x, np.uint8(zx), packed, k, k, stride, stride, pad, pad, epi, res, out)
+    acc = R.qconv_accumulate(_nchw(x), zx, wq, p["bias"], (stride, stride), (pad,) * 4)
+    np.testing.assert_array_equal(_nchw(out), _expected(acc, p, _nchw(res) if has_res else None))
+
+
+@EXAMPLES
+@given(c=st.sampled_from([1, 3, LANES, 3 * LANES]), h=st.integers(1, 9), w=st.integers(1, 9),
+       k=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2), pad=st.integers(0, 2),
+       seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans())
+def test_qdepthwise_equals_reference(c, h, w, k, stride, pad, seed, has_res, clamp):
+    rng = np.random.default_rng(seed)
+    if h + 2 * pad < k or w + 2 * pad < k:
+        return
+    x, wq = _bytes(rng, (2, h, w, c)), rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, c, 0, has_res, clamp)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    res = _bytes(rng, (2, oh, ow, c))
+    out = np.empty((2, oh, ow, c), np.uint8)
+    packed = np.ascontiguousarray(wq[:, 0].transpose(1, 2, 0)).astype(np.int32)
+    Q.qdepthwise(x, np.int32(zx), packed, stride, stride, pad, pad, epi, res, out)
+    acc = R.qconv_accumulate(_nchw(x), zx, wq, p["bias"], (stride, stride), (pad,) * 4, group=c)
+    np.testing.assert_array_equal(_nchw(out), _expected(acc, p, _nchw(res) if has_res else None))
+
+
+def test_extreme_accumulators_round_and_saturate_as_the_reference():
+    """Every byte times the extreme weights, with large multipliers: accumulators up to about
+    2**22, values far outside the byte range and exact halves (m = 0.5 on odd sums)."""
+    a = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    w = np.array([[-128, 127, 1, -1] * 4] * 16, np.int8)
+    for m in (0.5, 1.5, 1e-4, 3.0):
+        epi, p = _epilogue(np.random.default_rng(1), 16, 0, False, False)
+        epi = (epi[0] * 0,) + (np.full(16, m, F32),) + epi[2:]
+        p["bias"], p["m"] = p["bias"] * 0, np.full(16, m, F32)
+        out = np.empty((16, 16), np.uint8)
+        Q.qgemm(a, Q.pack_pairs(w), epi, a, out)
+        acc = a.astype(np.int64) @ w.astype(np.int64)
+        np.testing.assert_array_equal(out, _expected(acc, p, None))
+
+
+@EXAMPLES
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1))
+def test_quantize_dequantize_and_add_equal_reference(n, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 10).astype(F32)
+    x[: n // 4] = np.round(x[: n // 4]) + F32(0.5)             # exact halves, scale 1 below
+    scale, z = F32(rng.choice([1.0, rng.random() * 0.2 + 1e-3])), int(rng.integers(0, 256))
+    q = np.empty(n, np.uint8)
+    Q.quantize(x, scale, np.int32(z), F32(-z), F32(255 - z), q)
+    np.testing.assert_array_equal(q, R.quantize_linear(x, scale, z))
+    back = np.empty(n, F32)
+    Q.dequantize(q, scale, np.int32(z), back)
+    np.testing.assert_array_equal(back, R.dequantize_linear(q, scale, z))
+    b, out = _bytes(rng, n), np.empty(n, np.uint8)
+    Q.qadd(q, np.int32(z), F32(0.3), b, np.int32(9), F32(1.7), F32(-40), F32(215), np.int32(40), out)
+    np.testing.assert_array_equal(out, R.qadd(q, z, F32(0.3), b, 9, F32(1.7), -40, 215, 40))

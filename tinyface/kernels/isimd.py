@@ -1,0 +1,294 @@
+"""int32 vectors for the 8-bit kernels: multiply-adds of byte pairs and exact requantisation.
+
+The companion of ``kernels.simd`` for integer arithmetic: a Numba type
+``ivector`` of ``LANES`` int32 lanes (as many as the float32 vector: 8 on
+AVX2, 16 on AVX-512, 4 on SSE and NEON) and the few operations the 8-bit
+kernels need, each a Numba ``intrinsic`` emitting generic LLVM vector
+instructions (no x86 intrinsics)::
+
+    izeros_run(count)             count vectors of zeros
+    madd_run(pair, w, j, accs)    accs[v] + (x0, x1) . the pairs of w[j + 2*LANES*v:], see below
+    iload(a, i)                   a[i:i+LANES] of a 1-D int32 array
+    iadd(u, v)                    u + v
+    requantize(acc, m, lo, hi, z) the requantisation below, lane by lane
+    add_requantized(q, zq, sq, r, i, zr, sr, lo, hi, z)   a residual Add of two quantised values
+    store_u8(a, i, v)             a[i:i+LANES] = v, truncated to bytes (v in 0..255)
+    mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
+
+**Pair multiply-add.**  ``w`` is a 1-D int16 array holding, for each output
+channel, two consecutive k values side by side; ``pair`` an int32 holding two
+activations ``x0 | x1 << 16`` (0..255 each: the kernels widen their byte rows to
+16 bits once, so a pair is one 32-bit load).  Lane c of ``madd`` is
+``acc[c] + x0 * w[j + 2c] + x1 * w[j + 2c + 1]``: the pair broadcast, multiplied
+by the weight pairs in 32 bits and each pair's products added.  On x86 that is one
+``pmaddwd`` per vector (two multiply-adds per int32 lane per instruction), called
+as LLVM's x86 intrinsic (``PAIR_INSTRUCTION``, at the widest width the CPU has): written in
+generic LLVM operations, LLVM's simplifier saw through the broadcast and left
+two ``pmaddwd`` and four shuffles per vector.  Elsewhere the generic form is
+compiled.  With the accumulation, LLVM may select ``vpdpwssd`` on CPUs with
+AVX-VNNI or AVX512-VNNI (docs/int8.md says what each target emits).  Activations are at
+most 255 and weights (less their zero point) at most 255 in magnitude, so a
+product is at most 65025 and, within the products per output lowering allows
+(``graph.ops.QUANTIZED_MAX_TERMS``), no int32 sum overflows: every order of
+summation gives the same, exact, integer.
+
+**Requantisation** (``requantize``): ``acc`` (int32) to an output byte, as
+onnxruntime's QLinearConv does it::
+
+    y = min(max(float32(acc) * m[c], lo), hi)       float32 multiply
+    q = roundeven(y) + z                            round half to even
+
+with ``lo``, ``hi`` the output's range minus its zero point (integers, so
+clamping before rounding equals clamping after).
+
+``load``/``store`` do not check bounds (Numba never does): callers pass only
+indices they validated.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.datamodel import models
+from numba.extending import intrinsic, register_model
+
+from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector
+
+
+class Int32Vector(types.Type):
+    """The Numba type of a vector of ``lanes`` int32 lanes."""
+
+    def __init__(self, lanes):
+        self.lanes = lanes
+        super().__init__(name=f"int32x{lanes}")
+
+
+ivector = Int32Vector(LANES)
+
+_I32 = ir.IntType(32)
+_VI32 = ir.VectorType(_I32, LANES)
+_VI16 = ir.VectorType(ir.IntType(16), 2 * LANES)
+_VF32 = ir.VectorType(ir.FloatType(), LANES)
+
+
+@register_model(Int32Vector)
+class _Int32VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_I32, fe_type.lanes))
+
+
+def _flat(array, dtype):
+    return isinstance(array, types.Array) and array.dtype == dtype and array.ndim == 1
+
+
+def _pointer(context, builder, array_type, array, index, llvm_type):
+    """Pointer to ``array[index]`` as a pointer to ``llvm_type``."""
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [index]), llvm_type.as_pointer())
+
+
+def _splat(builder, value, vtype):
+    undef = ir.Constant(vtype, ir.Undefined)
+    lane0 = builder.insert_element(undef, value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(_I32, vtype.count), [0] * vtype.count))
+
+
+def _lanes(builder, v, start):
+    """Every other lane of the 2*LANES-lane ``v`` from ``start`` (0: even, 1: odd), widened to int32."""
+    picked = builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                    ir.Constant(ir.VectorType(_I32, LANES), list(range(start, 2 * LANES, 2))))
+    return builder.sext(picked, _VI32)
+
+
+@intrinsic
+def izeros_run(typingctx, count):
+    """A tuple of ``count`` int32 vectors of zeros."""
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    run = types.UniTuple(ivector, count.literal_value)
+
+    def codegen(context, builder, sig, args):
+        return context.make_tuple(builder, run, [ir.Constant(_VI32, [0] * LANES)] * run.count)
+    return run(count), codegen
+
+
+@intrinsic
+def madd_run(typingctx, pair, w, wi, accs):
+    """(accs[v] + pmaddwd(pair in every lane, the int16 pairs w[wi + 2*LANES*v:]) for each v):
+    ``pair`` an int32 holding two activations, x0 | x1 << 16."""
+    if not (isinstance(pair, types.Integer) and _flat(w, types.int16) and isinstance(wi, types.Integer)
+            and isinstance(accs, types.UniTuple) and accs.dtype == ivector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        value = context.cast(builder, args[0], sig.args[0], types.int32)
+        pairs = builder.bitcast(_splat(builder, value, _VI32), _VI16)
+        start = context.cast(builder, args[2], sig.args[2], types.intp)
+        out = []
+        for v, acc in enumerate(cgutils.unpack_tuple(builder, args[3], accs.count)):
+            at = builder.add(start, ir.Constant(start.type, 2 * LANES * v))
+            wv = builder.load(_pointer(context, builder, sig.args[1], args[1], at, _VI16), align=2)
+            out.append(builder.add(acc, _pmaddwd(builder, pairs, wv)))
+        return context.make_tuple(builder, accs, out)
+    return accs(pair, w, wi, accs), codegen
+
+
+_I16_PROBE = """
+define void @probe(<{n} x i16>* %p) {{
+  %v = load <{n} x i16>, <{n} x i16>* %p
+  %s = add <{n} x i16> %v, %v
+  store <{n} x i16> %s, <{n} x i16>* %p
+  ret void
+}}
+"""
+
+
+_PMADDWD = {4: ("xmm", "llvm.x86.sse2.pmadd.wd"), 8: ("ymm", "llvm.x86.avx2.pmadd.wd"),
+            16: ("zmm", "llvm.x86.avx512.pmaddw.d.512")}
+
+
+def pair_instruction():
+    """(LLVM intrinsic of x86's ``pmaddwd``, its int32 lanes) at the widest width up to LANES
+    that the CPU Numba compiles for has in 16-bit lanes (SSE2; AVX2: 8 lanes; AVX-512BW: 16;
+    probed by what LLVM makes of a 16-bit add of that width: a CPU tuned for 256-bit vectors,
+    as Ice Lake is, splits a 512-bit one); None where there is none (not x86): then
+    ``_pmaddwd`` is written in generic LLVM operations."""
+    for lanes in (16, 8, 4):
+        if lanes > LANES:
+            continue
+        register, name = _PMADDWD[lanes]
+        asm = compile_probe(_I16_PROBE.format(n=2 * lanes))
+        if asm is not None and f"%{register}" in asm:
+            return name, lanes
+    return None
+
+
+PAIR_INSTRUCTION = pair_instruction()
+
+
+def _part(builder, v, start, count):
+    """Lanes start..start+count-1 of the vector v."""
+    return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, count), list(range(start, start + count))))
+
+
+def _pmaddwd(builder, pairs, w):
+    """even(pairs) * even(w) + odd(pairs) * odd(w), int16 lanes to int32: x86's ``pmaddwd``
+    (in LANES / its width calls, the results joined) or the generic form."""
+    if PAIR_INSTRUCTION is None:
+        even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
+        odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
+        return builder.add(even, odd)
+    name, lanes = PAIR_INSTRUCTION
+    half, full = ir.VectorType(ir.IntType(16), 2 * lanes), ir.VectorType(_I32, lanes)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(full, [half, half]), name)
+    parts = [builder.call(fn, [_part(builder, pairs, i, 2 * lanes), _part(builder, w, i, 2 * lanes)])
+             for i in range(0, 2 * LANES, 2 * lanes)]
+    while len(parts) > 1:                     # join neighbours: 4 -> 8 -> 16 lanes
+        width = parts[0].type.count
+        parts = [builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width))))
+                 for a, b in zip(parts[::2], parts[1::2])]
+    return parts[0]
+
+
+@intrinsic
+def iload(typingctx, array, index):
+    """array[index:index+LANES] of a 1-D int32 array."""
+    if not (_flat(array, types.int32) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], _VI32), align=4)
+    return ivector(array, index), codegen
+
+
+def _round_clamped(context, builder, y, lo, hi, z):
+    """roundeven(min(max(y, lo), hi)) + z as int32 lanes (lo, hi float32, z int32 scalars)."""
+    lo_v, hi_v = _splat(builder, lo, _VF32), _splat(builder, hi, _VF32)
+    y = builder.select(builder.fcmp_ordered("<", y, lo_v), lo_v, y)
+    y = builder.select(builder.fcmp_ordered("<", hi_v, y), hi_v, y)
+    roundeven = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF32, [_VF32]),
+                                               f"llvm.roundeven.v{LANES}f32")
+    q = builder.fptosi(builder.call(roundeven, [y]), _VI32)
+    return builder.add(q, _splat(builder, z, _VI32))
+
+
+def _scalars(context, builder, sig, args, first, kinds):
+    return [context.cast(builder, args[i], sig.args[i], kind) for i, kind in zip(range(first, first + len(kinds)), kinds)]
+
+
+@intrinsic
+def requantize(typingctx, acc, m, lo, hi, z):
+    """roundeven(clamp(float32(acc) * m, lo, hi)) + z (see the module)."""
+    if not (acc == ivector and isinstance(m, Float32Vector) and m == vector
+            and all(isinstance(t, (types.Float, types.Integer)) for t in (lo, hi, z))):
+        return None
+
+    def codegen(context, builder, sig, args):
+        lo_, hi_, z_ = _scalars(context, builder, sig, args, 2, (types.float32, types.float32, types.int32))
+        y = builder.fmul(builder.sitofp(args[0], _VF32), args[1])
+        return _round_clamped(context, builder, y, lo_, hi_, z_)
+    return ivector(acc, m, lo, hi, z), codegen
+
+
+@intrinsic
+def add_requantized(typingctx, q, zq, sq, res, index, zr, sr, lo, hi, z):
+    """A quantised Add, lane by lane: roundeven(clamp(float32(q - zq) * sq + float32(r - zr) * sr,
+    lo, hi)) + z, with r the bytes res[index:index+LANES] (uint8) and sq, sr the ratios of
+    the operands' scales to the output's (float32; no fused multiply-add)."""
+    if not (q == ivector and _flat(res, types.uint8) and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        zq_, sq_, zr_, sr_, lo_, hi_, z_ = (
+            context.cast(builder, args[i], sig.args[i], kind) for i, kind in
+            ((1, types.int32), (2, types.float32), (5, types.int32), (6, types.float32), (7, types.float32),
+             (8, types.float32), (9, types.int32)))
+        r = builder.load(_pointer(context, builder, sig.args[3], args[3], args[4],
+                                  ir.VectorType(ir.IntType(8), LANES)), align=1)
+        r = builder.zext(r, _VI32)
+        a = builder.fmul(builder.sitofp(builder.sub(args[0], _splat(builder, zq_, _VI32)), _VF32),
+                         _splat(builder, sq_, _VF32))
+        b = builder.fmul(builder.sitofp(builder.sub(r, _splat(builder, zr_, _VI32)), _VF32),
+                         _splat(builder, sr_, _VF32))
+        return _round_clamped(context, builder, builder.fadd(a, b), lo_, hi_, z_)
+    return ivector(q, zq, sq, res, index, zr, sr, lo, hi, z), codegen
+
+
+@intrinsic
+def store_u8(typingctx, array, index, value):
+    """array[index:index+LANES] = value truncated to bytes (uint8 array)."""
+    if not (_flat(array, types.uint8) and isinstance(index, types.Integer) and value == ivector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        vtype = ir.VectorType(ir.IntType(8), LANES)
+        builder.store(builder.trunc(args[2], vtype),
+                      _pointer(context, builder, sig.args[0], args[0], args[1], vtype), align=1)
+        return context.get_dummy_value()
+    return types.void(array, index, value), codegen
+
+
+@intrinsic
+def mac_u8(typingctx, acc, x, i, zx, w, j):
+    """acc + (x[i:i+LANES] - zx) * w[j:j+LANES], lane by lane in int32 (x uint8, w int32)."""
+    if not (acc == ivector and _flat(x, types.uint8) and _flat(w, types.int32)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        xv = builder.load(_pointer(context, builder, sig.args[1], args[1], args[2],
+                                   ir.VectorType(ir.IntType(8), LANES)), align=1)
+        zx_ = context.cast(builder, args[3], sig.args[3], types.int32)
+        xv = builder.sub(builder.zext(xv, _VI32), _splat(builder, zx_, _VI32))
+        wv = builder.load(_pointer(context, builder, sig.args[4], args[4], args[5], _VI32), align=4)
+        return builder.add(args[0], builder.mul(xv, wv))
+    return ivector(acc, x, i, zx, w, j), codegen
+
+
+@intrinsic
+def iadd(typingctx, u, v):
+    """u + v, lane by lane (int32, wrapping)."""
+    if not (u == ivector and v == ivector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.add(args[0], args[1])
+    return ivector(u, v), codegen

@@ -1,0 +1,261 @@
+"""8-bit kernels: integer convolutions with requantisation, Quantize, Dequantize, Add.
+
+Activations are uint8 with a zero point (an int8 tensor of the model is held as
+uint8 by adding 128 to it and to its zero point: the differences x - z, which
+are all the arithmetic uses, do not change), weights less their zero point
+(-255..255, int16 or int32), accumulators int32, which cannot overflow within
+``graph.ops.QUANTIZED_MAX_TERMS`` products per output (lowering refuses more).  Every conv-like kernel computes, for output channel c::
+
+    acc[c] = bias[c] + sum_k (x[k] - zx) * w[k, c]                    exact, int32
+    q      = roundeven(min(max(float32(acc) * m[c], lo), hi)) + z     (isimd.requantize)
+
+``m[c]`` = x_scale * w_scale[c] / y_scale (float32, as onnxruntime forms it),
+``lo``/``hi`` the output's clamp minus ``z`` (the byte range 0..255, narrowed by
+a fused ReLU/Clip).  With a fused residual Add (``has_res``) the result ``q``
+(the conv's own quantised output) is then added to the residual byte ``r``::
+
+    out = roundeven(min(max(float32(q - zq) * sq + float32(r - zr) * sr, lo2), hi2)) + z2
+
+The integer sums are exact, so every summation order gives the same bits and
+the NumPy reference (``reference.quantized``) equals the kernels bit for bit.
+
+Layouts: maps N x H x W x C (NHWC) uint8.  GEMM weights are packed in k pairs
+(``pack_pairs``): int16, flat, w16[(p * N + n) * 2 + t] = w[2p + t, n], a zero
+row appended to an odd K; ``x - zx`` is folded into the bias for the GEMM and
+the dense conv (bias' = bias - zx * sum_k w[k, c], padding taps read zx), and
+subtracted per tap by the depthwise kernel, which skips taps in the padding.
+
+``qgemm`` widens each block of 4 rows to pairs of 16-bit activations in one
+32-bit word (``_widen_rows``), then computes the bulk in register tiles of
+4 rows x ``TILE_VECTORS`` int32 vectors (as ``gemm``): per k pair,
+``TILE_VECTORS`` loads of weight pairs and four broadcast loads of activation
+pairs feed ``4 * TILE_VECTORS`` pair multiply-adds (``isimd.madd_run``); then the epilogue runs in registers
+and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
+(M mod 4) take a scalar loop with the same arithmetic.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from tinyface.kernels.gemm import ROWS, TILE_VECTORS
+from tinyface.kernels.isimd import add_requantized, iadd, iload, izeros_run, mac_u8, madd_run, requantize, store_u8
+from tinyface.kernels.simd import LANES, load
+
+TILE_COLUMNS = TILE_VECTORS * LANES
+
+
+def pack_pairs(w):
+    """K x N integer weights as the GEMM reads them: int16, k in pairs, flat (see the module)."""
+    k, n = w.shape
+    padded = np.zeros((k + k % 2, n), np.int16)
+    padded[:k] = w
+    return np.ascontiguousarray(padded.reshape(-1, 2, n).transpose(0, 2, 1)).reshape(-1)
+
+
+@numba.njit(inline="always", cache=True)
+def _round_clamped(y, lo, hi, z):
+    """roundeven(min(max(y, lo), hi)) + z for a float32 ``y``."""
+    if y < lo:
+        y = lo
+    if y > hi:
+        y = hi
+    return np.int32(np.rint(y)) + z
+
+
+@numba.njit(inline="always", cache=True)
+def requantize_scalar(acc, m, lo, hi, z):
+    """``isimd.requantize`` on one accumulator."""
+    return _round_clamped(np.float32(acc) * m, lo, hi, z)
+
+
+@numba.njit(inline="always", cache=True)
+def add_scalar(q, zq, sq, r, zr, sr, lo, hi, z):
+    """``isimd.add_requantized`` on one pair of values."""
+    return _round_clamped(np.float32(q - zq) * sq + np.float32(np.int32(r) - zr) * sr, lo, hi, z)
+
+
+@numba.njit(inline="always", cache=True)
+def _tile(a, P, a0, w, N, n0, epi, out, o, res, vectors):
+    """Rows a0.. a0+3 (offsets a0 + r*P of the flat pair array ``a``, P pairs a row) times
+    columns n0.. of w, with the epilogue, stored at out[o + r*N + ...]; ``vectors`` a
+    compile-time constant."""
+    c0 = c1 = c2 = c3 = izeros_run(vectors)
+    for p in range(P):
+        wi = (p * N + n0) * 2
+        k = a0 + p
+        c0 = madd_run(a[k], w, wi, c0)
+        c1 = madd_run(a[k + P], w, wi, c1)
+        c2 = madd_run(a[k + 2 * P], w, wi, c2)
+        c3 = madd_run(a[k + 3 * P], w, wi, c3)
+    for v in range(vectors):
+        n = n0 + v * LANES
+        _finish(c0[v], n, epi, out, o + n, res)
+        _finish(c1[v], n, epi, out, o + N + n, res)
+        _finish(c2[v], n, epi, out, o + 2 * N + n, res)
+        _finish(c3[v], n, epi, out, o + 3 * N + n, res)
+
+
+@numba.njit(inline="always", cache=True)
+def _finish(acc, n, epi, out, o, res):
+    """Bias, requantisation, residual and store of one vector of channels n.. at out[o]."""
+    bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
+    q = requantize(iadd(acc, iload(bias, n)), load(m, n), lo, hi, z)
+    if has_res:
+        q = add_requantized(q, zq, sq, res, o, zr, sr, lo2, hi2, z2)
+    store_u8(out, o, q)
+
+
+@numba.njit(cache=True)
+def _scalar_block(a, P, a0, rows, w, N, n_lo, epi, out, o, res):
+    """What the tiles leave: ``rows`` rows from a0 (flat pair offsets, rows P apart) times
+    columns n_lo..N-1, one output at a time, the same arithmetic as ``_finish``."""
+    bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
+    for r in range(rows):
+        for n in range(n_lo, N):
+            acc = bias[n]
+            for p in range(P):
+                pair = a[a0 + r * P + p]
+                wi = (p * N + n) * 2
+                acc += np.int32(pair & 0xFFFF) * np.int32(w[wi]) + np.int32(pair >> 16) * np.int32(w[wi + 1])
+            q = requantize_scalar(acc, m[n], lo, hi, z)
+            at = o + r * N + n
+            if has_res:
+                q = add_scalar(q, zq, sq, res[at], zr, sr, lo2, hi2, z2)
+            out[at] = q
+
+
+@numba.njit(inline="always", cache=True)
+def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
+    """out[o + r*N + n] for r < rows (<= ROWS) of the flat pair array ``a`` from a0, all n."""
+    if rows == ROWS:
+        n_tiled = N - N % LANES
+        n_wide = n_tiled - n_tiled % TILE_COLUMNS
+        for n0 in range(0, n_wide, TILE_COLUMNS):
+            _tile(a, P, a0, w, N, n0, epi, out, o, res, TILE_VECTORS)
+        for n0 in range(n_wide, n_tiled, LANES):
+            _tile(a, P, a0, w, N, n0, epi, out, o, res, 1)
+        if n_tiled < N:
+            _scalar_block(a, P, a0, rows, w, N, n_tiled, epi, out, o, res)
+    else:
+        _scalar_block(a, P, a0, rows, w, N, 0, epi, out, o, res)
+
+
+@numba.njit(inline="always", cache=True)
+def _widen_rows(a, m0, rows, K, pairs):
+    """pairs[r * P + p] = a[m0 + r, 2p] | a[m0 + r, 2p + 1] << 16 for r < rows (P = pairs a row,
+    the last pair of an odd K holding a zero)."""
+    P = (K + 1) // 2
+    for r in range(rows):
+        row = a[m0 + r]
+        for p in range(K // 2):
+            pairs[r * P + p] = np.uint32(row[2 * p]) | (np.uint32(row[2 * p + 1]) << 16)
+        if K % 2:
+            pairs[r * P + P - 1] = np.uint32(row[K - 1])
+
+
+@numba.njit(parallel=True, cache=True)
+def qgemm(a, w, epi, res, out):
+    """out (M x N uint8) = epilogue(a (M x K uint8) @ w (K x N, ``pack_pairs``)); ``epi`` is
+    (bias', m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2) and ``res`` the M x N
+    residual bytes (read when has_res).  Each block of rows is first widened to pairs."""
+    M, K = a.shape
+    N = out.shape[1]
+    P = (K + 1) // 2
+    out_flat, res_flat = out.reshape(-1), res.reshape(-1)
+    for b in prange((M + ROWS - 1) // ROWS):
+        m0 = b * ROWS
+        rows = min(ROWS, M - m0)
+        pairs = np.empty(ROWS * P, np.uint32)
+        _widen_rows(a, m0, rows, K, pairs)
+        gemm_rows(pairs, P, 0, rows, w, N, epi, out_flat, m0 * N, res_flat)
+
+
+@numba.njit(parallel=True, cache=True)
+def qconv2d(x, zx, w, kh, kw, sh, sw, pt, pl, epi, res, out):
+    """Dense conv: each output row's windows gathered into a (OW x KH*KW*C) byte matrix
+    (zx in the padding), widened to pairs and multiplied by ``qgemm``'s rows; ``w`` packed
+    from the (KH*KW*C) x Co weight, rows ordered ky, kx, c."""
+    N, H, W, C = x.shape
+    _, OH, OW, CO = out.shape
+    K = kh * kw * C
+    P = (K + 1) // 2
+    out_flat, res_flat = out.reshape(-1), res.reshape(-1)
+    for row in prange(N * OH):
+        n = row // OH
+        i = row % OH
+        patches = np.empty((OW, K), np.uint8)
+        for j in range(OW):
+            for ky in range(kh):
+                y = i * sh + ky - pt
+                for kx in range(kw):
+                    xx = j * sw + kx - pl
+                    base = (ky * kw + kx) * C
+                    inside = 0 <= y < H and 0 <= xx < W
+                    for c in range(C):
+                        patches[j, base + c] = x[n, y, xx, c] if inside else zx
+        pairs = np.empty(OW * P, np.uint32)
+        _widen_rows(patches, 0, OW, K, pairs)
+        for m0 in range(0, OW, ROWS):
+            gemm_rows(pairs, P, m0 * P, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO, res_flat)
+
+
+@numba.njit(parallel=True, cache=True)
+def qdepthwise(x, zx, w, sh, sw, pt, pl, epi, res, out):
+    """Depthwise conv: out[n, i, j, c] from bias[c] + the taps inside the map of
+    (x - zx) * w[ky, kx, c]; ``w`` int32 KH x KW x C.  Channels in vectors when C is a
+    multiple of LANES, else one at a time."""
+    N, H, W, C = x.shape
+    KH, KW, _ = w.shape
+    _, OH, OW, _ = out.shape
+    bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
+    x_flat, w_flat, out_flat, res_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1), res.reshape(-1)
+    vectors = C % LANES == 0
+    for row in prange(N * OH):
+        n = row // OH
+        i = row % OH
+        y_lo, y_hi = max(0, pt - i * sh), min(KH, H + pt - i * sh)
+        for j in range(OW):
+            x_lo, x_hi = max(0, pl - j * sw), min(KW, W + pl - j * sw)
+            o = (row * OW + j) * C
+            if vectors:
+                for c0 in range(0, C, LANES):
+                    acc = izeros_run(1)[0]
+                    for ky in range(y_lo, y_hi):
+                        src = ((n * H + i * sh + ky - pt) * W + j * sw - pl) * C + c0
+                        for kx in range(x_lo, x_hi):
+                            acc = mac_u8(acc, x_flat, src + kx * C, zx, w_flat, (ky * KW + kx) * C + c0)
+                    _finish(acc, c0, epi, out_flat, o + c0, res_flat)
+            else:
+                for c in range(C):
+                    acc = bias[c]
+                    for ky in range(y_lo, y_hi):
+                        for kx in range(x_lo, x_hi):
+                            acc += (np.int32(x[n, i * sh + ky - pt, j * sw + kx - pl, c]) - zx) * w[ky, kx, c]
+                    q = requantize_scalar(acc, m[c], lo, hi, z)
+                    if has_res:
+                        q = add_scalar(q, zq, sq, res_flat[o + c], zr, sr, lo2, hi2, z2)
+                    out_flat[o + c] = q
+
+
+@numba.njit(parallel=True, cache=True)
+def quantize(x, scale, z, lo, hi, out):
+    """out = roundeven(min(max(x / scale, lo), hi)) + z, x float32 and out uint8, flat
+    (onnxruntime's QuantizeLinear divides by the scale)."""
+    for i in prange(x.size):
+        out[i] = _round_clamped(x[i] / scale, lo, hi, z)
+
+
+@numba.njit(parallel=True, cache=True)
+def dequantize(q, scale, z, out):
+    """out = float32(q - z) * scale, q uint8 and out float32, flat."""
+    for i in prange(q.size):
+        out[i] = np.float32(np.int32(q[i]) - z) * scale
+
+
+@numba.njit(parallel=True, cache=True)
+def qadd(a, za, sa, b, zb, sb, lo, hi, z, out):
+    """out = roundeven(min(max(float32(a - za) * sa + float32(b - zb) * sb, lo), hi)) + z,
+    all uint8 and flat (``add_scalar``)."""
+    for i in prange(a.size):
+        out[i] = add_scalar(np.int32(a[i]), za, sa, b[i], zb, sb, lo, hi, z)
+
