@@ -1,8 +1,8 @@
-"""Dense convolution (groups = 1) with few or odd output channels: MTCNN's 10, 16, 28, 32, 48.
+"""Dense convolution (groups = 1) in tiles of pixels, for few or odd output channels (MTCNN's 10-128).
 
 Layout: ``x`` is N x H x W x Ci (NHWC), ``out`` N x OH x OW x Co, and ``w`` is
 K x Cp: the rows of ``kernels.conv``'s packing (ky, kx, ci; any zero rows after
-KH*KW*Ci are not read) with Co rounded up to whole vectors, Cp = ``padded(Co)``,
+KH*KW*Ci are not read) with Co rounded up to whole tiles of columns, Cp = ``padded(Co)``,
 by zero columns (``pad_columns``, at load time).  The epilogue is one tuple
 (bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2) whose bias and slopes
 have Cp entries (``pad_epilogue``); ``res`` is N x OH x OW x Co.  As in
@@ -15,23 +15,24 @@ Why a kernel of its own.  The GEMM's register tiles get their independent
 accumulators from four pixels times up to three vectors of channels; with ten
 output channels that is one vector (on AVX2: 4 accumulators, while the FMA's
 latency of 4 cycles on 2 pipes needs 8 in flight) or none (columns mod 16 go to
-the GEMM's scalar leftover path).  Here the accumulators come from pixels: a
-tile is ``PIXELS`` consecutive output pixels of one row times one vector of
-channels, 12 accumulators on every target, whatever Co is.  Per reduction term
-it loads one vector of ``w`` and broadcasts one input value per pixel, read
-straight from a zero-padded copy of ``x`` (``conv._padded``): window row ky of
-pixel r is the KW*Ci contiguous floats at ``src + r*sw*Ci + ky*Wp*Ci``.
+the GEMM's scalar leftover path).  Here more accumulators come from pixels: a
+tile is ``PIXELS`` = 6 consecutive output pixels of one row times ``VECTORS``
+vectors of channels (AVX2: 6 x 2, 12 accumulators).  Per reduction term it loads
+``VECTORS`` vectors of ``w`` and broadcasts one input value per pixel, read
+straight from a zero-padded copy of ``x`` (``conv._padded``): term k of pixel r
+is xp[src + r*sw*Ci + offsets[k]], one table of the KH*KW*Ci window offsets per
+call, so the tile is one flat loop over the reduction.
 
-The cost of the padding: a tile computes whole vectors, so Co = 10 on AVX2 does
-16 columns of work (62 % useful), 28 does 32 (88 %); on AVX-512 10 and 16 do
-16, 28 and 32 do 32, 48 does 64 (75 %).  Only the real columns are stored
+The cost of the padding: a tile computes whole tiles of columns, so on AVX2
+(16 columns) Co = 10 does 16 columns of work (62 % useful), 28 does 32 (88 %);
+16, 32, 48, 64 and 128 do no extra work.  Only the real columns are stored
 (``simd.store_part``).  A row's last tile takes ``PIXELS`` pixels too: those
 past the row's end read the next row's windows (the copy has spare rows of
 zeros below each image, so they stay inside it), are computed and not stored.
 
 Each output is one chain of fused multiply-adds over (ky, kx, ci) in order,
 from zero, as the GEMM's and the direct conv's tiles sum it: where those take
-every output (Co a multiple of 16 with the rows in fours, or the direct path),
+every output (Co a multiple of 16, either path of ``kernels.conv``),
 the results are the same bits.  Output rows run in parallel.
 """
 import numba
@@ -40,7 +41,8 @@ from numba import prange
 
 from tinyface.kernels.conv import _padded
 from tinyface.kernels.epilogue import activate_vector, block_activation, vector_activation
-from tinyface.kernels.simd import LANES, REGISTERS, add, fma_run, load, load_part, load_run, splat, store_part, zeros_run
+from tinyface.kernels.simd import (LANES, REGISTERS, add, fma_run, load, load_part, load_run, splat, store_part,
+                                   zeros_run)
 
 WIDEST = 128   # runtime.binders routes dense convs with at most this many output channels here:
 # every MTCNN conv (10-128) and MobileFaceNet's stem (64) measured faster than on kernels.conv
@@ -66,7 +68,7 @@ def pad_columns(w, fill=0.0):
 
 
 def pad_epilogue(epilogue):
-    """The epilogue tuple with its bias (zeros) and slopes (ones) padded to whole vectors."""
+    """The epilogue tuple with its bias (zeros) and slopes (ones) padded as ``pad_columns`` pads ``w``."""
     bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
     return (pad_columns(bias), pad_columns(slope1, 1.0), lo1, hi1, res, has_res,
             pad_columns(slope2, 1.0), lo2, hi2)
@@ -118,8 +120,8 @@ def _pixel_tile(xp, src, step, offsets, w, CP, n0, out, o, CO, count, res, has_r
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def narrow_conv(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
-    """out = epilogue(conv(x, w)) in tiles of ``PIXELS`` pixels x one vector (see the module
-    doc); shapes are checked by the caller."""
+    """out = epilogue(conv(x, w)) in tiles of ``PIXELS`` pixels x ``VECTORS`` vectors (see the
+    module doc); shapes are checked by the caller."""
     bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
     N, OH, OW, CO = out.shape
     C = x.shape[3]
