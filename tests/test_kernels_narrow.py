@@ -9,16 +9,23 @@ Bit for bit: each output is one FMA chain over (ky, kx, ci) in order, as the dir
 path's and the GEMM's tiles sum it, so wherever kernels.conv takes every output with
 those tiles (Co a multiple of 16) the two kernels must agree exactly, on random floats.
 The partial vectors of odd Co are stored lane by lane: the output is checked not to be
-written past its end (sentinels after it in one buffer).
+written past its end (sentinels after it in one buffer).  The tile's loop is read in the
+compiled assembly: it must not touch the stack (spill), whatever the target.
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from kernel_testing import assert_same_on_1_and_2_threads, check, examples, needs_2_threads, nhwc_residual
+from kernel_testing import (assert_same_on_1_and_2_threads, check, examples, fma_loops, needs_2_threads,
+                            nhwc_residual)
 from test_kernels_conv import RELU, make_case, run_conv
 from tinyface.graph.shapes import conv_output_size
-from tinyface.kernels.narrow import LANES, PIXELS, VECTORS, narrow_conv, pad_columns, pad_epilogue, padded
+from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.narrow import (LANES, PIXELS, VECTORS, _pixel_tile, narrow_conv, pad_columns, pad_epilogue,
+                                     padded)
+from tinyface.reference import epilogue as reference_epilogue
+from tinyface.testing.data import activation_params, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
 
 
@@ -93,3 +100,29 @@ def test_padding_of_the_packing():
 def test_same_result_on_1_and_2_threads(case, kinds, seed):
     _, args = make_case(case, kinds, False, seed)
     assert_same_on_1_and_2_threads(lambda: run_narrow(*args))
+
+
+@numba.njit(fastmath={"contract"})      # not cached: its assembly is read
+def _pixel_tiles(xp, offsets, w, bias, slope, lo, hi, out):
+    """The tile on PIXELS pixels whose windows are consecutive runs of ``xp``, over all of
+    ``w``'s columns."""
+    act = vector_activation(slope, lo, hi)
+    CP = w.shape[1]
+    w_flat, out_flat = w.reshape(-1), out.reshape(-1)
+    for n0 in range(0, CP, VECTORS * LANES):
+        _pixel_tile(xp, numba.uint64(0), numba.uint64(offsets.size), offsets, w_flat, CP, n0, out_flat, n0, CP,
+                    PIXELS, out_flat, False, bias, act, act)
+
+
+def test_pixel_tile_loop_does_not_spill():
+    """The tile's loop keeps its accumulators and broadcasts in registers (no stack access)."""
+    rng = np.random.default_rng(0)
+    k, n = 27, padded(10)
+    xp, w = values(rng, PIXELS * k, False), values(rng, (k, n), False)
+    bias, act = values(rng, n, False), activation_params("relu", n, rng)
+    out = np.empty((PIXELS, n), np.float32)
+    _pixel_tiles(xp, np.arange(k, dtype=np.uint64), w, bias, *act, out)
+    check(out, reference_epilogue(xp.reshape(PIXELS, k).astype(np.float64) @ w, bias, act), k)
+    loops = fma_loops(_pixel_tiles.inspect_asm(_pixel_tiles.signatures[0]), "_pixel_tiles")
+    assert max(f for f, _ in loops) >= PIXELS * VECTORS, loops
+    assert all(stack == 0 for _, stack in loops), loops

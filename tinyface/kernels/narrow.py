@@ -16,16 +16,16 @@ accumulators from four pixels times up to three vectors of channels; with ten
 output channels that is one vector (on AVX2: 4 accumulators, while the FMA's
 latency of 4 cycles on 2 pipes needs 8 in flight) or none (columns mod 16 go to
 the GEMM's scalar leftover path).  Here more accumulators come from pixels: a
-tile is ``PIXELS`` = 6 consecutive output pixels of one row times ``VECTORS``
-vectors of channels (AVX2: 6 x 2, 12 accumulators).  Per reduction term it loads
+tile is ``PIXELS`` = 5 consecutive output pixels of one row times ``VECTORS``
+vectors of channels (AVX2: 5 x 2, 10 accumulators).  Per reduction term it loads
 ``VECTORS`` vectors of ``w`` and broadcasts one input value per pixel, read
 straight from a zero-padded copy of ``x`` (``conv._padded``): term k of pixel r
 is xp[src + r*sw*Ci + offsets[k]], one table of the KH*KW*Ci window offsets per
 call, so the tile is one flat loop over the reduction.
 
-The cost of the padding: a tile computes whole tiles of columns, so on AVX2
-(16 columns) Co = 10 does 16 columns of work (62 % useful), 28 does 32 (88 %);
-16, 32, 48, 64 and 128 do no extra work.  Only the real columns are stored
+The cost of the padding: a tile computes whole tiles of columns (16 on AVX2 and
+AVX-512, 8 on SSE), so Co = 10 does 16 columns of work (62 % useful), 28 does 32
+(88 %); 16, 32, 48, 64 and 128 do no extra work.  Only the real columns are stored
 (``simd.store_part``).  A row's last tile takes ``PIXELS`` pixels too: those
 past the row's end read the next row's windows (the copy has spare rows of
 zeros below each image, so they stay inside it), are computed and not stored.
@@ -47,11 +47,12 @@ from tinyface.kernels.simd import (LANES, REGISTERS, add, fma_run, load, load_pa
 WIDEST = 128   # runtime.binders routes dense convs with at most this many output channels here:
 # every MTCNN conv (10-128) and MobileFaceNet's stem (64) measured faster than on kernels.conv
 # (bench/mtcnn_convs.py); wider ones were not measured and stay there
-PIXELS = 6     # output pixels per tile
-# vectors of channels per tile: its PIXELS x VECTORS accumulators, a run of w and a broadcast
-# fit in the registers (AVX2 and SSE: 6 x 2 in 16; AVX-512: 6 x 4 in 32)
-VECTORS = (REGISTERS - 2) // (PIXELS + 1)
-U2, U3, U4, U5 = (np.uint64(k) for k in range(2, PIXELS))    # unsigned multiples of the pixel step
+PIXELS = 5     # output pixels per tile: 6 x 2 on AVX2 (15 of 16 registers) spilled (see docs/kernels.md)
+# vectors of channels per tile: at most 16 columns (so Co pads at most to a multiple of 16), and
+# its PIXELS x VECTORS accumulators, a run of w and a broadcast fit in the registers (AVX2:
+# 5 x 2, 13 of 16 registers; SSE and NEON: 5 x 2, 8 columns; AVX-512: 5 x 1, untested)
+VECTORS = max(1, min((REGISTERS - 2) // (PIXELS + 1), 16 // LANES))
+U2, U3, U4 = (np.uint64(k) for k in range(2, PIXELS))    # unsigned multiples of the pixel step
 
 
 def padded(channels):
@@ -93,7 +94,7 @@ def _pixel_tile(xp, src, step, offsets, w, CP, n0, out, o, CO, count, res, has_r
     pixels are stored, pixel r at flat offset o + r*CO.  Term k of pixel r's window is
     xp[src + r*step + offsets[k]] (all unsigned: no test for Python's negative indexing per
     load); ``w`` is flat, rows of CP."""
-    c0 = c1 = c2 = c3 = c4 = c5 = zeros_run(VECTORS)
+    c0 = c1 = c2 = c3 = c4 = zeros_run(VECTORS)
     p = numba.uint64(n0)
     for k in range(numba.uint64(offsets.size)):
         q = src + offsets[k]
@@ -103,7 +104,6 @@ def _pixel_tile(xp, src, step, offsets, w, CP, n0, out, o, CO, count, res, has_r
         c2 = fma_run(splat(xp[q + U2 * step]), wk, c2)
         c3 = fma_run(splat(xp[q + U3 * step]), wk, c3)
         c4 = fma_run(splat(xp[q + U4 * step]), wk, c4)
-        c5 = fma_run(splat(xp[q + U5 * step]), wk, c5)
         p += numba.uint64(CP)
     _finish_pixel(c0, n0, out, o, CO, res, has_res, bias, act1, act2)
     if count > 1:
@@ -114,8 +114,6 @@ def _pixel_tile(xp, src, step, offsets, w, CP, n0, out, o, CO, count, res, has_r
         _finish_pixel(c3, n0, out, o + 3 * CO, CO, res, has_res, bias, act1, act2)
     if count > 4:
         _finish_pixel(c4, n0, out, o + 4 * CO, CO, res, has_res, bias, act1, act2)
-    if count > 5:
-        _finish_pixel(c5, n0, out, o + 5 * CO, CO, res, has_res, bias, act1, act2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
