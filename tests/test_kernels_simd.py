@@ -21,7 +21,8 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kernel_testing import examples
-from tinyface.kernels.simd import LANES, add, fma, fma_run, load, load_run, mul, splat, store, zeros, zeros_run
+from tinyface.kernels.simd import (LANES, add, fma, fma_run, load, load_part, load_run, mul, splat, store, store_part,
+                                   zeros, zeros_run)
 
 any_float32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 finite_float32 = st.floats(-2.0**60, 2.0**60, width=32)
@@ -175,3 +176,24 @@ def test_vector_width_follows_numba_cpu_name(cpu, lanes, registers):
 def test_vector_width_follows_numba_cpu_features():
     """Features switched off narrow the vectors (what Numba's cache keys on, with the name)."""
     assert _target_in({"NUMBA_CPU_NAME": "x86-64-v4", "NUMBA_CPU_FEATURES": "-avx512f"})[1:] == (8, 16)
+
+
+@numba.njit(cache=True)
+def _parts(a, i, count, out):
+    """out[j:j+count] = load_part(a, i, count) for out's first LANES; then store_part of
+    load_part(a, i, count) + 1 into out from LANES on."""
+    store(out, 0, load_part(a, i, count))
+    store_part(out, LANES, add(load_part(a, i, count), splat(1.0)), count)
+
+
+@pytest.mark.parametrize("count", range(LANES + 2))
+def test_load_part_and_store_part_touch_only_their_lanes(count):
+    """load_part reads count floats (zeros after: its input ends there) and store_part writes
+    count floats (the sentinels after them stay); count >= LANES is a whole vector."""
+    real = min(count, LANES)
+    a = np.arange(1, real + 1, dtype=np.float32)
+    out = np.full(3 * LANES, np.nan, np.float32)
+    _parts(a, 0, count, out)
+    np.testing.assert_array_equal(out[:LANES], np.concatenate([a, np.zeros(LANES - real, np.float32)]))
+    np.testing.assert_array_equal(out[LANES:LANES + real], a + 1)
+    assert np.isnan(out[LANES + real:]).all()

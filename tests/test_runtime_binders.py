@@ -38,7 +38,7 @@ def test_each_kernel_is_called_with_one_signature_across_the_pipelines_models():
     for name in MODELS:
         for kernel, types in bound_signatures(WEIGHTS / name).items():
             every.setdefault(kernel, set()).update(types)
-    for kernel in ("gemm", "depthwise", "conv2d", "inverted_residual"):
+    for kernel in ("gemm", "depthwise", "narrow_conv", "inverted_residual"):
         assert len(every[kernel]) == 1, (kernel, every[kernel])
 
 

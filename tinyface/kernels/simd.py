@@ -15,6 +15,8 @@ code compiles for any of them.  The operations::
     zeros()                  0.0 in every lane
     add(u, v), mul(u, v)     lane by lane
     fma(u, v, w)             u * v + w with one rounding (like math.fma)
+    load_part(a, i, count)   a[i:i+count] in the first lanes, zeros after (count >= LANES: load)
+    store_part(a, i, v, count)  a[i:i+count] = the first count lanes of v (>= LANES: store)
 
 and on runs, tuples of ``count`` vectors side by side (a register tile's row)::
 
@@ -278,3 +280,82 @@ def fma_run(typingctx, x, ws, cs):
         ws_, cs_ = (cgutils.unpack_tuple(builder, t, ws.count) for t in args[1:])
         return context.make_tuple(builder, ws, [_fma(builder, args[0], w, c) for w, c in zip(ws_, cs_)])
     return ws(x, ws, cs), codegen
+
+
+
+def _by_lanes(builder, count, whole, lane, value=None):
+    """Code for ``count`` (an intp) lanes of a vector: ``whole()`` when count >= LANES;
+    otherwise ``lane(k, value)`` for k = 0, 1, ... while k < count, each behind a branch,
+    threading ``value`` (None, or an LLVM value each step returns).  Returns the value
+    merged from both ways (None if there is none)."""
+    with builder.if_else(builder.icmp_signed(">=", count, ir.Constant(count.type, LANES))) as (full, part):
+        with full:
+            whole_value, whole_end = whole(), builder.block
+        with part:
+            for k in range(LANES):
+                before = builder.block
+                with builder.if_then(builder.icmp_signed("<", ir.Constant(count.type, k), count)):
+                    changed, then_end = lane(k, value), builder.block
+                if value is not None:
+                    value = _merge(builder, (changed, then_end), (value, before))
+            part_end = builder.block
+    return None if value is None else _merge(builder, (whole_value, whole_end), (value, part_end))
+
+
+def _merge(builder, *incoming):
+    """A phi of (value, block) pairs."""
+    merged = builder.phi(incoming[0][0].type)
+    for value, block in incoming:
+        merged.add_incoming(value, block)
+    return merged
+
+
+def _element(builder, data, index, k):
+    """Pointer to data[index + k] (``index`` an intp value, ``k`` a Python int)."""
+    return builder.gep(data, [builder.add(index, ir.Constant(index.type, k))])
+
+
+@intrinsic
+def load_part(typingctx, array, index, count):
+    """array[index:index+count] in the first ``count`` lanes and zeros in the rest: a whole
+    ``load`` when count >= LANES; otherwise reads only those ``count`` floats."""
+    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(count, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array_type, index_type, count_type = sig.args
+        index = context.cast(builder, args[1], index_type, types.intp)
+        count = context.cast(builder, args[2], count_type, types.intp)
+        data = context.make_array(array_type)(context, builder, args[0]).data
+
+        def lane(k, value):
+            return builder.insert_element(value, builder.load(_element(builder, data, index, k)),
+                                          ir.Constant(ir.IntType(32), k))
+        return _by_lanes(builder, count, lambda: _load(context, builder, array_type, args[0], index, vector),
+                         lane, _zeros(vector))
+    return vector(array, index, count), codegen
+
+
+@intrinsic
+def store_part(typingctx, array, index, value, count):
+    """array[index:index+count] = the first ``count`` lanes of ``value``: a whole ``store``
+    when count >= LANES; otherwise writes only those ``count`` floats."""
+    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and value == vector
+            and isinstance(count, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        array_type, index_type, _, count_type = sig.args
+        index = context.cast(builder, args[1], index_type, types.intp)
+        count = context.cast(builder, args[3], count_type, types.intp)
+        data = context.make_array(array_type)(context, builder, args[0]).data
+
+        def whole():
+            builder.store(args[2], _address(context, builder, array_type, args[0], index, vector), align=4)
+
+        def lane(k, _):
+            builder.store(builder.extract_element(args[2], ir.Constant(ir.IntType(32), k)),
+                          _element(builder, data, index, k))
+        _by_lanes(builder, count, whole, lane)
+        return context.get_dummy_value()
+    return types.void(array, index, value, count), codegen

@@ -53,6 +53,18 @@ K_CHUNK = 2048
 # than with 4 x 24 tiles, which left 16 of every 64 channels to latency-bound 4 x 8 tiles.
 DIRECT_CHANNELS = 64
 
+# --- the narrow conv (kernels/narrow.py) ------------------------------------------
+
+# runtime.binders routes dense convs with at most this many output channels to
+# narrow.narrow_conv.  Zen 3, 2026-12-01 (4d72ab6, docs/detection.md): every MTCNN
+# conv (10-128 channels) and MobileFaceNet's stem (64) ran faster there than on
+# kernels.conv (bench/mtcnn_convs.py); wider ones were not measured and stay there.
+NARROW_WIDEST = 128
+# Output pixels per tile.  Zen 3, 2026-12-01 (e1d8036, docs/kernels.md): 6 pixels x 2
+# vectors (15 of AVX2's 16 registers) spilled ten broadcasts per pass; 5 x 2 none, and
+# ran 1.4-2.6x faster per conv, alternating.
+NARROW_PIXELS = 5
+
 # --- the top-k search (kernels/topk.py, gallery/search.py) ------------------------
 
 # Queries from which the search uses register tiles of TOPK_TILE_ROWS rows x 16

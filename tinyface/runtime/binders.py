@@ -23,6 +23,7 @@ from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import make_epilogue
 from tinyface.kernels.gemm import KU, gemm
 from tinyface.kernels.layout import to_nchw, to_nhwc
+from tinyface.kernels.narrow import WIDEST, narrow_conv, pad_columns, pad_epilogue
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
 from tinyface.runtime.binders_quantized import (DequantizeBinder, QAddBinder, QConvBinder, QGemmBinder,
@@ -96,7 +97,7 @@ class EpilogueArgs:
 
 class ConvBinder:
     """``Conv``: pointwise -> ``gemm`` on (pixels x Ci) rows, depthwise -> ``depthwise``,
-    dense -> ``conv2d``."""
+    dense -> ``narrow_conv`` up to ``narrow.WIDEST`` output channels, ``conv2d`` above."""
 
     def __init__(self, op):
         self.op = op
@@ -109,6 +110,8 @@ class ConvBinder:
             rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
             self.weight = np.zeros((-(-len(rows) // KU) * KU, w.shape[0]), np.float32)
             self.weight[:len(rows)] = rows
+            if w.shape[0] <= WIDEST:
+                self.weight = pad_columns(self.weight)
         self.epilogue = EpilogueArgs(op.epilogue)
 
     def bind(self, ctx):
@@ -127,6 +130,9 @@ class ConvBinder:
                                  out.reshape(-1, co))))
         elif op.kind == "depthwise":
             calls.append((depthwise, (x, self.weight, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
+        elif co <= WIDEST:
+            epilogue = pad_epilogue(self.epilogue.value(ctx))
+            calls.append((narrow_conv, (x, self.weight, kh, kw, sh, sw, pt, pl, epilogue, out)))
         else:
             calls.append((conv2d, (x, self.weight, kh, kw, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
         return calls
