@@ -21,7 +21,7 @@ from kernel_testing import (assert_same_on_1_and_2_threads, check, examples, fma
                             nhwc_residual)
 from test_kernels_conv import RELU, make_case, run_conv
 from tinyface.graph.shapes import conv_output_size
-from tinyface.kernels.epilogue import vector_activation
+from tinyface.kernels.epilogue import make_epilogue, vector_activation
 from tinyface.kernels.narrow import (LANES, PIXELS, VECTORS, _pixel_tile, narrow_conv, pad_columns, pad_epilogue,
                                      padded)
 from tinyface.reference import epilogue as reference_epilogue
@@ -38,7 +38,8 @@ def run_narrow(x, wt, strides, pads, bias, act1, res, act2, spare=0):
     oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     packed = pad_columns(wt.transpose(2, 3, 1, 0).reshape(-1, co).astype(np.float32))
-    epilogue = pad_epilogue((bias, *act1, nhwc_residual(res, (n, co, oh, ow)), res is not None, *act2))
+    res_nhwc = None if res is None else nhwc_residual(res, (n, co, oh, ow))
+    epilogue = pad_epilogue(make_epilogue(bias, act1, act2, res_nhwc))
     size = n * oh * ow * co
     buffer = np.full(size + spare, np.nan, np.float32)
     out = buffer[:size].reshape(n, oh, ow, co)
