@@ -32,15 +32,16 @@ RAW_PHOTOS_HELP = (
     "--aligned skips detection: inputs are aligned crops, embedded as they are.")
 
 
-def load_model(args):
+def load_model(args, faces=None):
     """The command's model, its thread count set; on a first run (a JIT cache without the
     kernels the command needs) they are first compiled side by side in worker processes
-    (``tools.warmup.first_run``; photos need the detector's too, unless --aligned)."""
+    (``tools.warmup.first_run``; photos need the detector's too, unless --aligned; ``faces``:
+    how many the command embeds at once, when it knows)."""
     import tinyface
     from tinyface.tools.warmup import first_run
     apply_threads(args)
     model = tinyface.load(args.model, precision="int8" if getattr(args, "int8", False) else "fp32")
-    first_run(model, detector=not getattr(args, "aligned", True))
+    first_run(model, detector=not getattr(args, "aligned", True), faces=faces)
     return model
 
 
@@ -134,7 +135,7 @@ def cmd_align(args):
 
 def embed_inputs(args, paths, model=None):
     """N x D embeddings of ``paths``: photos (detect + align) unless --aligned."""
-    model = load_model(args) if model is None else model
+    model = load_model(args, faces=len(paths)) if model is None else model
     if args.aligned:
         return model.embed(paths, flip=args.flip), [None] * len(paths)
     from tinyface.face.pipeline import FacePipeline
@@ -180,7 +181,7 @@ def cmd_embed(args):
 
 
 def cmd_verify(args):
-    model = load_model(args)
+    model = load_model(args, faces=2)
     emb, _ = embed_inputs(args, [args.a, args.b], model)
     sim = cosine_similarity(emb[0], emb[1])
     if args.threshold is not None:

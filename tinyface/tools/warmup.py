@@ -89,24 +89,26 @@ def recording():
             del dispatcher._compile_for_args
 
 
-def needed(model, detector=False, threads=None):
+def needed(model, detector=False, threads=None, batches=None):
     """The ``(module, name, types)`` a job compiles that embeds faces with ``model`` (and
     with ``detector``, finds them in photos) on ``threads`` threads (default: the
-    current count), found by running it dry."""
+    current count), found by running it dry; the model runs at ``batches`` (default: 1
+    and the thread count, the two kinds of schedule), the detector's nets at 1 and the
+    thread count."""
     if model.info.input_size is None:
         raise TinyfaceError(f"{model.graph.source}: the model's input size is unknown (no metadata "
                             f"and no fixed input shape), so warmup cannot make faces for it")
     h, w = model.info.input_size
     before = numba.get_num_threads()
     threads = threads or before
-    batches = sorted({1, threads})
+    net_batches = sorted({1, threads})
     numba.set_num_threads(threads)
     try:
         with recording() as wanted:
-            for batch in batches:
+            for batch in batches or net_batches:
                 model.embed(np.zeros((batch, h, w, 3), np.uint8))
             if detector:
-                _detector_dry_run(batches)
+                _detector_dry_run(net_batches)
     finally:
         numba.set_num_threads(before)
     return list(wanted)
@@ -141,14 +143,14 @@ def _indexed(dispatcher, types):
     return key in dispatcher._cache._cache_file._load_index()
 
 
-def _ready_marker(model, detector, threads):
+def _ready_marker(model, detector, threads, faces=None):
     """The file in the cache folder that says a job of this kind found every kernel it needs
     in the cache: named by a digest of the model (its fingerprint), the detector flag, the
-    thread count, the CPU the code is compiled for and the kernels' sources."""
+    thread count, the faces embedded at once, the CPU the code is compiled for and the kernels' sources."""
     from tinyface.gallery.fingerprint import fingerprint
     from tinyface.jit_cache import kernels_digest
     codegen = next(iter(kernels().values())).targetctx.codegen()
-    kind = (fingerprint(model.graph, model.info), bool(detector), threads or numba.get_num_threads(),
+    kind = (fingerprint(model.graph, model.info), bool(detector), threads or numba.get_num_threads(), faces,
             codegen.magic_tuple(), kernels_digest())
     return Path(cache_folder()) / f"tinyface-ready-{hashlib.sha256(repr(kind).encode()).hexdigest()[:32]}"
 
@@ -164,10 +166,17 @@ def compile_jobs():
     return int(text)
 
 
-def first_run(model, detector=False, threads=None, jobs=None, stream=None):
+def job_batches(faces):
+    """The batches ``Model.run`` runs ``faces`` images in (chunks of ``RUN_CHUNK``)."""
+    from tinyface.runtime.model import RUN_CHUNK
+    return sorted({b for b in (min(faces, RUN_CHUNK), faces % RUN_CHUNK) if b})
+
+
+def first_run(model, detector=False, threads=None, faces=None, jobs=None, stream=None):
     """Before a command's job: compile in ``jobs`` worker processes (default: ``compile_jobs()``) the
-    specialisations the job needs (see :func:`needed`) that the JIT cache lacks, when there
-    are at least two; return how many were compiled.  With one job, or one missing, the job
+    specialisations the job needs (see :func:`needed`; with ``faces``, the job embeds that
+    many at once: only their batches, not those of :func:`needed`'s default) that the JIT
+    cache lacks, when there are at least two; return how many were compiled.  With one job, or one missing, the job
     compiles as it would have.
 
     The first time a kind of job runs on a cache this costs a dry run (about 0.1 s on this
@@ -175,11 +184,11 @@ def first_run(model, detector=False, threads=None, jobs=None, stream=None):
     (:func:`_ready_marker`) says so, and later runs only check that the file exists.
     """
     jobs = compile_jobs() if jobs is None else jobs
-    marker = _ready_marker(model, detector, threads)
+    marker = _ready_marker(model, detector, threads, faces)
     if marker.exists():
         return 0
     found = kernels()
-    wanted = needed(model, detector, threads)
+    wanted = needed(model, detector, threads, job_batches(faces) if faces else None)
     missing = [w for w in wanted if not _indexed(found[w[:2]], w[2])]
     compiled = 0
     if jobs > 1 and len(missing) > 1:
