@@ -76,6 +76,18 @@ def test_a_first_run_compiles_in_workers_and_then_only_checks_a_marker(tmp_path)
     assert code == 2 and "TINYFACE_COMPILE_JOBS must be a whole number of at least 1, got 'two'" in err
 
 
+def test_a_script_without_a_main_guard_compiles_in_its_own_process(tmp_path):
+    """Spawn workers would import the script again and run its unguarded top level."""
+    model = tiny_model(tmp_path / "tiny.onnx")
+    script = tmp_path / "script.py"
+    script.write_text(COUNTING)
+    env = dict(os.environ, TINYFACE_CACHE_DIR=str(tmp_path / "cache"), TINYFACE_COMPILE_JOBS="2")
+    done = subprocess.run([sys.executable, script, "embed", "--aligned", "--model", model, ALIGNED_FACE],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "compiled: 3 " in done.stderr and "error" not in done.stderr, done.stderr
+
+
 def test_a_second_warmup_loads_everything_from_the_cache(tmp_path):
     model = tiny_model(tmp_path / "tiny.onnx")
     tinyface(tmp_path / "cache", "warmup", "--model", model, "--jobs", 1)

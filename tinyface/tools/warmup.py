@@ -38,6 +38,7 @@ import importlib
 import multiprocessing
 import os
 import pkgutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -172,12 +173,22 @@ def job_batches(faces):
     return sorted({b for b in (min(faces, RUN_CHUNK), faces % RUN_CHUNK) if b})
 
 
+def _workers_can_start():
+    """Whether ``spawn`` workers may start: each imports the process's main module, which
+    runs a script's unguarded top level again.  Safe for tinyface's command line (the
+    console script calls ``main`` under a ``__name__`` guard) and where there is no main
+    file (``python -c``, a REPL)."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is None or Path(path).name == "tinyface"
+
+
 def first_run(model, detector=False, threads=None, faces=None, jobs=None, stream=None):
     """Before a command's job: compile in ``jobs`` worker processes (default: ``compile_jobs()``) the
     specialisations the job needs (see :func:`needed`; with ``faces``, the job embeds that
     many at once: only their batches, not those of :func:`needed`'s default) that the JIT
-    cache lacks, when there are at least two; return how many were compiled.  With one job, or one missing, the job
-    compiles as it would have.
+    cache lacks, when there are at least two; return how many were compiled.  With one job,
+    or one missing, or in a program whose main module the workers cannot import safely
+    (:func:`_workers_can_start`), the job compiles as it would have.
 
     The first time a kind of job runs on a cache this costs a dry run (about 0.1 s on this
     project's VM); once the cache holds all the job needs, a marker file in the cache folder
@@ -191,7 +202,7 @@ def first_run(model, detector=False, threads=None, faces=None, jobs=None, stream
     wanted = needed(model, detector, threads, job_batches(faces) if faces else None)
     missing = [w for w in wanted if not _indexed(found[w[:2]], w[2])]
     compiled = 0
-    if jobs > 1 and len(missing) > 1:
+    if jobs > 1 and len(missing) > 1 and _workers_can_start():
         compiled = compile_ahead(missing, jobs, stream)
         missing = []
     if not missing:
