@@ -148,8 +148,9 @@ class Op:
         return ""
 
 
-def _check_residual(op, shapes, out):
-    if op.epilogue.residual and len(shapes) > 1 and shapes[1] != out:
+def _check_residual(op, residual, shapes, out):
+    """A fused residual (value name ``residual``, the op's second input) must match the output."""
+    if residual and len(shapes) > 1 and shapes[1] != out:
         op.fail(f"residual shape {fmt(shapes[1])} does not match output {fmt(out)}")
 
 
@@ -210,7 +211,7 @@ class Conv(Op):
 
     def infer(self, shapes):
         out = self.output_shape(shapes[0])
-        _check_residual(self, shapes, out)
+        _check_residual(self, self.epilogue.residual, shapes, out)
         return [out]
 
     def params(self):
@@ -269,7 +270,7 @@ class Gemm(Op):
         if len(x) < 2 or (x[-1] is not None and x[-1] != k):
             self.fail(f"expects an input of shape (..., {k}), got {fmt(x)}")
         out = tuple(x[:-1]) + (self.weight.shape[1],)
-        _check_residual(self, shapes, out)
+        _check_residual(self, self.epilogue.residual, shapes, out)
         return [out]
 
     def params(self):
@@ -550,11 +551,6 @@ class Requantize:
         return " ".join(parts)
 
 
-def _check_qresidual(op, shapes, out):
-    if op.requant.residual and len(shapes) > 1 and shapes[1] != out:
-        op.fail(f"residual shape {fmt(shapes[1])} does not match output {fmt(out)}")
-
-
 @dataclass(frozen=True, eq=False)
 class QConv(Op):
     """An 8-bit Conv (QLinearConv): bytes in, bytes out, int32 accumulation, then
@@ -585,7 +581,7 @@ class QConv(Op):
 
     def infer(self, shapes):
         out = self.output_shape(shapes[0])
-        _check_qresidual(self, shapes, out)
+        _check_residual(self, self.requant.residual, shapes, out)
         return [out]
 
     def params(self):
@@ -616,7 +612,7 @@ class QGemm(Op):
         if len(x) != 2 or (x[-1] is not None and x[-1] != k):
             self.fail(f"expects an input of shape (N, {k}), got {fmt(x)}")
         out = (x[0], self.weight.shape[1])
-        _check_qresidual(self, shapes, out)
+        _check_residual(self, self.requant.residual, shapes, out)
         return [out]
 
     def params(self):
