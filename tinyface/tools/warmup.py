@@ -148,10 +148,10 @@ def _ready_marker(model, detector, threads, faces=None):
     """The file in the cache folder that says a job of this kind found every kernel it needs
     in the cache: named by a digest of the model (its fingerprint), the detector flag, the
     thread count, the faces embedded at once, the CPU the code is compiled for and the kernels' sources."""
-    from tinyface.gallery.fingerprint import fingerprint
+    from tinyface.gallery.fingerprint import model_card
     from tinyface.jit_cache import kernels_digest
     codegen = next(iter(kernels().values())).targetctx.codegen()
-    kind = (fingerprint(model.graph, model.info), bool(detector), threads or numba.get_num_threads(), faces,
+    kind = (model_card(model).fingerprint, bool(detector), threads or numba.get_num_threads(), faces,
             codegen.magic_tuple(), kernels_digest())
     return Path(cache_folder()) / f"tinyface-ready-{hashlib.sha256(repr(kind).encode()).hexdigest()[:32]}"
 
