@@ -30,6 +30,7 @@ Numba picks a kernel's cache folder when the kernel is defined, from
 program imported Numba before tinyface.
 """
 import atexit
+import functools
 import hashlib
 import os
 import shutil
@@ -76,8 +77,11 @@ def apply_environment():
 STAMP = "tinyface-kernels.sha256"
 
 
+@functools.cache
 def kernels_digest():
-    """sha256 of the kernels' sources: every ``tinyface/kernels/*.py``, in name order."""
+    """sha256 of the kernels' sources: every ``tinyface/kernels/*.py``, in name order; read
+    once per process (:func:`drop_stale` at import, ``tools.warmup``'s marker later), as the
+    kernels a process compiled are those of the sources it imported."""
     h = hashlib.sha256()
     for path in sorted(KERNELS.glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
