@@ -17,6 +17,7 @@ from PIL import Image
 
 from tinyface.errors import ImageError
 from tinyface.face.image import load_rgb
+from tinyface.face.png import expected_bytes
 from fuzz_harness import measure_big_cases, run_seeded
 from fuzz_image_cases import PIL_MODES, encode, pixels
 from kernel_testing import examples
@@ -51,7 +52,7 @@ def _png(width, height):
 @given(width=st.integers(0, 2**32 - 1), height=st.integers(0, 2**32 - 1))
 def test_png_header_of_any_size(tmp_path_factory, width, height):
     """A PNG whose header claims any size and holds 64 bytes: refused (by the limit when it
-    claims more than MAX_IMAGE_PIXELS, before decoding) or, when tiny, read."""
+    claims more than MAX_IMAGE_PIXELS, before decoding) or, when 64 bytes fill it, read."""
     path = tmp_path_factory.mktemp("png") / "a.png"
     path.write_bytes(_png(width, height))
     try:
@@ -60,7 +61,7 @@ def test_png_header_of_any_size(tmp_path_factory, width, height):
         if 2**26 < width * height <= 2**31:                       # beyond Pillow's own check: either message
             assert "MAX_IMAGE_PIXELS" in str(exc) or "decompression bomb" in str(exc)
         return
-    assert image.shape == (height, width, 3) and width * height <= 64 // 3
+    assert image.shape == (height, width, 3) and expected_bytes(width, height, 8, 2, False) <= 64
 
 
 @settings(max_examples=examples(60), deadline=10_000)

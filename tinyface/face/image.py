@@ -27,7 +27,8 @@ the first frame of an animated or multi-page file is read.
 An image of more than ``MAX_IMAGE_PIXELS`` pixels (:mod:`tinyface.limits`) by
 its header is refused before it is decoded.  Pillow's own limit on files,
 ``PIL.Image.MAX_IMAGE_PIXELS`` (about 89 Mpx), applies too: to read larger
-files, raise both.  Pillow's other warnings about a file (corrupt EXIF data,
+files, raise both.  A PNG file whose pixel data ends early is refused
+(:mod:`tinyface.face.png`: Pillow would zero the missing rows).  Pillow's other warnings about a file (corrupt EXIF data,
 odd TIFF tags) are not passed on, nor what libtiff prints to stderr about a
 corrupt TIFF: the image is either read or refused with an ``ImageError``.
 """
@@ -41,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tinyface.errors import ImageError
+from tinyface.face.png import check_png_data
 from tinyface.limits import check_limit
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -119,8 +121,11 @@ def _read_file(path: str) -> np.ndarray:
             warnings.simplefilter("ignore")
             # Between PIL.Image.MAX_IMAGE_PIXELS and twice that, PIL only warns: refuse.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return _pil_to_rgb(im, path, owned=True)
+            with open(path, "rb") as f, Image.open(f) as im:
+                rgb = _pil_to_rgb(im, path, owned=True)
+                if im.format == "PNG":
+                    check_png_data(f, path)
+                return rgb
     except ImageError:
         raise
     except Exception as exc:
