@@ -73,7 +73,7 @@ def test_a_first_run_compiles_in_workers_and_then_only_checks_a_marker(tmp_path)
     assert list(cache.glob("tinyface-ready-*")) == markers
     code, _, _, err = tinyface(tmp_path / "other", "embed", "--aligned", "--model", model, ALIGNED_FACE,
                                compile_jobs="two")
-    assert code == 2 and "TINYFACE_COMPILE_JOBS must be a whole number of at least 1, got 'two'" in err
+    assert code == 2 and "TINYFACE_COMPILE_JOBS must be a positive integer, got 'two'" in err
 
 
 def test_a_script_without_a_main_guard_compiles_in_its_own_process(tmp_path):

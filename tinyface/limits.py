@@ -50,7 +50,7 @@ def set_limits(**values):
         if value is None:
             _overrides.pop(name, None)
         else:
-            _overrides[name] = _positive_int(value, name)
+            _overrides[name] = positive_int(value, name)
 
 
 def get_limit(name):
@@ -58,7 +58,7 @@ def get_limit(name):
     if name in _overrides:
         return _overrides[name]
     text = os.environ.get(f"TINYFACE_{name}")
-    return DEFAULTS[name] if text is None else _positive_int(text, f"TINYFACE_{name}")
+    return DEFAULTS[name] if text is None else positive_int(text, f"TINYFACE_{name}")
 
 
 def current_limits():
@@ -78,7 +78,8 @@ def check_limit(name, amount, error, what):
                     f"(set TINYFACE_{name} to allow more)")
 
 
-def _positive_int(value, name):
+def positive_int(value, name):
+    """``value`` (an int or its text) as a positive int, else a TinyfaceError naming ``name``."""
     try:
         number = int(value)
         ok = number > 0 and (not isinstance(value, float) or number == value) and not isinstance(value, bool)

@@ -48,6 +48,7 @@ from numba.core.dispatcher import Dispatcher
 
 import tinyface.kernels
 from tinyface.errors import TinyfaceError
+from tinyface.limits import positive_int
 from tinyface.progress import Progress
 
 
@@ -162,9 +163,7 @@ def compile_jobs():
     text = os.environ.get("TINYFACE_COMPILE_JOBS")
     if text is None:
         return numba.config.NUMBA_DEFAULT_NUM_THREADS
-    if not text.strip().isdigit() or int(text) < 1:
-        raise TinyfaceError(f"TINYFACE_COMPILE_JOBS must be a whole number of at least 1, got {text!r}")
-    return int(text)
+    return positive_int(text, "TINYFACE_COMPILE_JOBS")
 
 
 def job_batches(faces):
