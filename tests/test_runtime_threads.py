@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,18 @@ def test_a_keyboard_interrupt_during_runs_leaves_the_model_usable():
         timer.join()
         assert tinyface.get_num_threads() == threads_before
         np.testing.assert_array_equal(model.run(x)[0], expected)
+
+
+def test_the_launch_context_is_entered_in_c(monkeypatch):
+    """Where it serialises, ``launches()`` hands out the lock itself: its ``__enter__`` is C
+    code, so no Python-level instant exists at which an interrupt leaves the lock held with
+    nothing to release it.  On a thread-safe layer it holds nothing."""
+    monkeypatch.setattr(threads_module, "_layer_is_thread_safe", False)
+    context = threads_module.launches()
+    assert context is threads_module._launch_lock
+    assert isinstance(context.__enter__, types.BuiltinMethodType)
+    monkeypatch.setattr(threads_module, "_layer_is_thread_safe", True)
+    assert threads_module.launches() is not threads_module._launch_lock
 
 
 def test_launches_are_serialised_while_the_layer_is_unknown_or_unsafe(monkeypatch):

@@ -16,7 +16,7 @@ the first launch), and for good when it is ``workqueue``.
 """
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import nullcontext
 
 import numba
 
@@ -49,20 +49,27 @@ _launch_lock = threading.Lock()
 _layer_is_thread_safe = None       # unknown until the first launch
 
 
-@contextmanager
+_NO_LOCK = nullcontext()
+
+
 def launches():
-    """Hold this around kernel launches: exclusive unless the layer is thread-safe."""
+    """The context to hold around kernel launches: the launch lock, unless the layer is thread-safe.
+
+    It is the lock itself (or a context doing nothing), not a Python context manager
+    wrapped around it: ``with`` takes and gives back a lock in C, so an interrupt
+    (Ctrl-C) arriving at any instant cannot leave it held.  A generator-based wrapper
+    could be interrupted after taking the lock and before its ``with`` began; the
+    lock then stayed held as long as the traceback lived, and the next run waited
+    for ever (the likely cause of one hang of the keyboard-interrupt test on a loaded
+    machine).
+    """
     global _layer_is_thread_safe
-    if _layer_is_thread_safe:
-        yield
-        return
-    with _launch_lock:
-        yield
-        if _layer_is_thread_safe is None:
-            try:
-                _layer_is_thread_safe = numba.threading_layer() in THREAD_SAFE_LAYERS
-            except ValueError:          # no parallel kernel has run yet
-                pass
+    if _layer_is_thread_safe is None:
+        try:
+            _layer_is_thread_safe = numba.threading_layer() in THREAD_SAFE_LAYERS
+        except ValueError:          # no parallel kernel has run yet
+            return _launch_lock
+    return _NO_LOCK if _layer_is_thread_safe else _launch_lock
 
 
 def _after_fork_in_child():
