@@ -81,28 +81,22 @@ class Stages:
     def measure(self, image, max_side):
         """Detect once with the cascade's resamplers timed; returns seconds by stage."""
         self.reset()
-        crop_area, resize_area = mtcnn.crop_area, mtcnn.resize_area
+        net_input = mtcnn.net_input
 
-        def timed_crops(image, regions, size):
+        def timed_resampling(image, regions, size):     # levels pass (rows, cols), crops one side
             start = time.perf_counter()
-            out = crop_area(image, regions, size)
-            self.seconds["onet crops" if np.ndim(size) == 0 and size == 48 else "rnet crops"] += \
-                time.perf_counter() - start
+            out = net_input(image, regions, size)
+            stage = "levels" if np.ndim(size) else "onet crops" if size == 48 else "rnet crops"
+            self.seconds[stage] += time.perf_counter() - start
             return out
 
-        def timed_levels(image, height, width):
-            start = time.perf_counter()
-            out = crop_area(image, np.array([[0.0, 0.0, image.shape[1], image.shape[0]]]), (height, width))[0]
-            self.seconds["levels"] += time.perf_counter() - start
-            return out
-
-        mtcnn.crop_area, mtcnn.resize_area = timed_crops, timed_levels
+        mtcnn.net_input = timed_resampling
         try:
             start = time.perf_counter()
             detect_faces(image, self.nets, max_side=max_side)
             total = time.perf_counter() - start
         finally:
-            mtcnn.crop_area, mtcnn.resize_area = crop_area, resize_area
+            mtcnn.net_input = net_input
         self.seconds["rest"] = total - sum(self.seconds.values())
         return dict(self.seconds, total=total)
 

@@ -112,13 +112,26 @@ def test_crop_area_matches_float64_matrix_reference_on_a_large_image():
         np.testing.assert_allclose(got[n], want, atol=1e-4)
 
 
-def test_resize_area_is_block_mean_for_integer_factors_and_keeps_constants():
+def test_whole_image_is_block_mean_for_integer_factors_and_keeps_constants():
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (12, 18, 3)).astype(np.uint8)
     blocks = image.reshape(4, 3, 6, 3, 3).mean(axis=(1, 3))
-    np.testing.assert_allclose(mtcnn.resize_area(image, 4, 6), blocks, atol=1e-9)
+    np.testing.assert_allclose(mtcnn.crop_area(image, [[0, 0, 18, 12]], (4, 6))[0], blocks, atol=1e-9)
     grey = np.full((37, 23, 3), 77, np.uint8)
-    np.testing.assert_allclose(mtcnn.resize_area(grey, 13, 10), 77, atol=1e-9)
+    np.testing.assert_allclose(mtcnn.crop_area(grey, [[0, 0, 23, 37]], (13, 10)), 77, atol=1e-9)
+
+
+def test_net_input_is_the_normalised_means_bit_for_bit():
+    """One pass from the photo to the nets' float32 planes: the bits of normalising crop_area's means."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (61, 47, 3)).astype(np.uint8)
+    regions = np.array([[0, 0, 47, 61], [3.5, -2.25, 40.75, 30.5], [30.0, 50.0, 58.0, 78.0]])
+    means = mtcnn.crop_area(image, regions, (24, 24))
+    want = ((means - 127.5) * 0.0078125).transpose(0, 3, 1, 2).astype(np.float32)
+    got = mtcnn.net_input(image, regions, 24)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(mtcnn.level_input(image, 20, 15), mtcnn.net_input(image, regions[:1], (20, 15)))
 
 
 # ---------------------------------------------------------------- boxes

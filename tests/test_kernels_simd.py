@@ -21,8 +21,8 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from kernel_testing import examples
-from tinyface.kernels.simd import (LANES, add, fma, fma_run, load, load_part, load_run, mul, splat, store, store_part,
-                                   zeros, zeros_run)
+from tinyface.kernels.simd import (LANES, add, fma, fma_run, load, load_part, load_run, maximum, mul, splat, store,
+                                   store_part, zeros, zeros_run)
 
 any_float32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True)
 finite_float32 = st.floats(-2.0**60, 2.0**60, width=32)
@@ -43,6 +43,8 @@ def _apply(op, u, v, w, x, out):
             r = mul(a, b)
         elif op == 2:
             r = fma(a, b, c)
+        elif op == 3:
+            r = maximum(a, b)
         elif op == 4:
             r = zeros()
         else:
@@ -69,6 +71,13 @@ def test_add_and_mul_are_numpys_float32(u, v):
     with np.errstate(all="ignore"):
         same_bits_or_both_nan(apply(0, u, v), u + v)
         same_bits_or_both_nan(apply(1, u, v), u * v)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(u=vectors(4), v=vectors(4))
+def test_maximum_is_the_running_maximum_of_a_comparison(u, v):
+    """v where v > u, else u: NaN in v never wins, NaN in u is kept, -0.0 stays against 0.0."""
+    same_bits_or_both_nan(apply(3, u, v), np.where(v > u, v, u))
 
 
 @settings(max_examples=examples(50), deadline=None)

@@ -46,6 +46,7 @@ import numpy as np
 
 from tinyface.errors import TinyfaceError
 from tinyface.kernels.area import area_resample
+from tinyface.kernels.nms import suppress
 
 #: NMS thresholds: P-Net within a level, P-Net across levels, R-Net, O-Net ("min").
 NMS_THRESHOLDS = (0.5, 0.7, 0.7, 0.7)
@@ -56,10 +57,15 @@ _WIDTH = {"prob": 2, "reg": 4, "landmarks": 10}     # R-Net / O-Net output width
 
 # ---------------------------------------------------------------- resampling
 
-def normalise(pixels: np.ndarray) -> np.ndarray:
-    """N×H×W×3 pixel values -> float32 N×3×H×W, (v − 127.5)·0.0078125."""
-    x = (pixels - 127.5) * 0.0078125
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+def _resample(image, regions, size, offset, factor, dtype):
+    """``area_resample`` of ``regions`` of the uint8 image to N×C×rows×cols of ``dtype``."""
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise TinyfaceError(f"area resampling takes uint8 H×W×C images, got {image.dtype} {image.shape}")
+    rows, cols = (size, size) if np.ndim(size) == 0 else size
+    regions = np.ascontiguousarray(regions, dtype=np.float64).reshape(-1, 4)
+    out = np.empty((len(regions), image.shape[2], rows, cols), dtype)
+    area_resample(image, regions, offset, factor, out)
+    return out
 
 
 def crop_area(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
@@ -71,19 +77,21 @@ def crop_area(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
     pixel (r, c) of region n is the mean of the image over its footprint
     (see :mod:`tinyface.kernels.area`).
     """
-    if image.dtype != np.uint8:
-        raise TinyfaceError(f"crop_area resamples uint8 images, got {image.dtype}")
-    rows, cols = (size, size) if np.ndim(size) == 0 else size
-    regions = np.ascontiguousarray(regions, dtype=np.float64).reshape(-1, 4)
-    out = np.empty((len(regions), rows, cols, image.shape[2]))
-    area_resample(image, regions, out)
-    return out
+    return _resample(image, regions, size, 0.0, 1.0, np.float64).transpose(0, 2, 3, 1)
 
 
-def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """The whole image at height×width (float64), by exact area averaging."""
+def net_input(image: np.ndarray, regions: np.ndarray, size) -> np.ndarray:
+    """The nets' input: :func:`crop_area`'s means m as float32 N×3×rows×cols, (m − 127.5)·0.0078125.
+
+    The same bits as normalising ``crop_area``'s float64 means, in one pass.
+    """
+    return _resample(image, regions, size, 127.5, 0.0078125, np.float32)
+
+
+def level_input(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The whole image at height×width as the nets' input (1×3×height×width, see :func:`net_input`)."""
     whole = [[0.0, 0.0, float(image.shape[1]), float(image.shape[0])]]
-    return crop_area(image, np.array(whole), (height, width))[0]
+    return net_input(image, np.array(whole), (height, width))
 
 
 # ---------------------------------------------------------------- boxes
@@ -144,26 +152,19 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
     a = (x2 − x1 + 1)(y2 − y1 + 1), and the overlap o of boxes i, j is
         "union": |i ∩ j| / (a_i + a_j − |i ∩ j|)      (IoU)
         "min":   |i ∩ j| / min(a_i, a_j).
-    Equal scores are taken in index order.
+    Equal scores are taken in index order.  The loop is
+    :func:`tinyface.kernels.nms.suppress`.
     """
     if method not in ("union", "min"):
         raise ValueError(f"nms method must be 'union' or 'min', got {method!r}")
-    x1, y1, x2, y2 = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).T
-    area = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        iw = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
-        ih = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
-        inter = iw * ih
-        if method == "min":
-            overlap = inter / np.minimum(area[best], area[rest])
-        else:
-            overlap = inter / (area[best] + area[rest] - inter)
-        order = rest[overlap <= threshold]
-    return np.array(keep, dtype=np.intp)
+    boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(boxes):
+        raise TinyfaceError(f"nms got {len(boxes)} boxes and {len(scores)} scores")
+    order = np.argsort(-scores, kind="stable").astype(np.int64)
+    keep = np.empty(len(boxes), np.int64)
+    kept = suppress(boxes, order, float(threshold), method == "min", keep)
+    return keep[:kept].astype(np.intp)
 
 
 def regress(boxes: np.ndarray, reg: np.ndarray, inclusive: bool) -> np.ndarray:
@@ -204,8 +205,8 @@ def propose(image: np.ndarray, pnet, scales, threshold: float, nms_level: float,
     height, width = image.shape[:2]
     found = []
     for scale in scales:
-        level = resize_area(image, *level_size(height, width, scale))
-        reg, prob = _outputs(pnet, normalise(level[None]), ("reg", "prob"))
+        level = level_input(image, *level_size(height, width, scale))
+        reg, prob = _outputs(pnet, level, ("reg", "prob"))
         boxes, scores, deltas = generate_boxes(prob[0, 1], reg[0], scale, threshold)
         pick = nms(boxes, scores, nms_level)
         found.append((boxes[pick], scores[pick], deltas[pick]))
@@ -233,8 +234,8 @@ def refine(image: np.ndarray, net, boxes: np.ndarray, size: int, threshold: floa
     regions = boxes - np.array([1.0, 1.0, 0.0, 0.0])
     parts = []
     for start in range(0, len(boxes), chunk):
-        crops = crop_area(image, regions[start:start + chunk], size)
-        parts.append(_outputs(net, normalise(crops), ("prob",) + names))
+        crops = net_input(image, regions[start:start + chunk], size)
+        parts.append(_outputs(net, crops, ("prob",) + names))
     if not parts:
         return boxes, np.zeros(0), [np.zeros((0, _WIDTH[n])) for n in names]
     prob, *outputs = (np.concatenate(p) for p in zip(*parts))

@@ -14,6 +14,7 @@ code compiles for any of them.  The operations::
     splat(x)                 x in every lane
     zeros()                  0.0 in every lane
     add(u, v), mul(u, v)     lane by lane
+    maximum(u, v)            v where v > u, else u, lane by lane (a NaN in v never wins)
     fma(u, v, w)             u * v + w with one rounding (like math.fma)
     load_part(a, i, count)   a[i:i+count] in the first lanes, zeros after (count >= LANES: load)
     store_part(a, i, v, count)  a[i:i+count] = the first count lanes of v (>= LANES: store)
@@ -232,6 +233,13 @@ def add(typingctx, u, v):
 def mul(typingctx, u, v):
     """u * v."""
     return _typed((u, v), lambda b, u, v: b.fmul(u, v))
+
+
+@intrinsic
+def maximum(typingctx, u, v):
+    """v where v > u, else u: a running maximum ``u`` that keeps its value against NaN, and
+    against an equal v (so -0.0 stays -0.0 against 0.0), as ``if v > u: u = v`` does."""
+    return _typed((u, v), lambda b, u, v: b.select(b.fcmp_ordered(">", v, u), v, u))
 
 
 @intrinsic

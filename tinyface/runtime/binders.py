@@ -213,12 +213,13 @@ class MaxPoolBinder:
 
     def bind(self, ctx):
         op = self.op
-        x = ctx.values[op.inputs[0]]
+        calls = []
+        x = ctx.contiguous(ctx.values[op.inputs[0]], calls)      # the kernel reads it flat
         n, h, w, c = x.shape
         oh, ow = op.out_hw(h, w)
         out = ctx.new_buffer((n, oh, ow, c))
         ctx.values[op.outputs[0]] = out
-        return [(max_pool, (x, *op.kernel, *op.strides, op.pads[0], op.pads[1], out))]
+        return calls + [(max_pool, (x, *op.kernel, *op.strides, op.pads[0], op.pads[1], out))]
 
 
 class SoftmaxBinder:

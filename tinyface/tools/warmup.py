@@ -15,7 +15,7 @@ cache before the job, which then only loads them.  In two phases:
    inverted-residual block runs as three separate steps, other kernels);
    with the detector, P-Net on every level of the pyramid of a ``MAX_SIDE``
    photo (a conv picks its kernel by the width of its output), R-Net and O-Net
-   at those batches, the resampling and the alignment warp.
+   at those batches, the resampling, the NMS and the alignment warp.
 2. **Compile** each of them with ``Dispatcher.compile``: in this process, or
    spread over ``jobs`` worker processes (``spawn``), each compiling into the
    shared cache; this process then loads every one from the cache.  Two
@@ -119,7 +119,7 @@ def needed(model, detector=False, threads=None, batches=None):
 def _detector_dry_run(batches):
     from tinyface.face.alignment import warp_affine
     from tinyface.face.detection import MAX_SIDE, default_nets
-    from tinyface.face.mtcnn import crop_area, level_size, pyramid_scales
+    from tinyface.face.mtcnn import level_size, net_input, nms, pyramid_scales
 
     nets = default_nets()
     photo = np.zeros((MAX_SIDE, MAX_SIDE, 3), np.uint8)
@@ -129,7 +129,8 @@ def _detector_dry_run(batches):
     for b in batches:
         nets.rnet(np.zeros((b, 3, 24, 24), np.float32))
         nets.onet(np.zeros((b, 3, 48, 48), np.float32))
-    crop_area(photo, np.array([[0.0, 0.0, 48.0, 48.0]]), 48)
+    net_input(photo, np.array([[0.0, 0.0, 48.0, 48.0]]), 48)
+    nms(np.zeros((1, 4)), np.ones(1), 0.5)
     warp_affine(photo, np.eye(2, 3), (112, 112))
 
 
