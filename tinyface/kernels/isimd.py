@@ -6,7 +6,7 @@ AVX2, 16 on AVX-512, 4 on SSE and NEON) and the few operations the 8-bit
 kernels need, each a Numba ``intrinsic`` emitting generic LLVM vector
 instructions (no x86 intrinsics)::
 
-    izeros_run(count)             count vectors of zeros
+    izeros_run(count)             count vectors of zeros (``simd.zeros_run_of(ivector)``)
     madd_run(pair, w, j, accs)    accs[v] + (x0, x1) . the pairs of w[j + 2*LANES*v:], see below
     iload(a, i)                   a[i:i+LANES] of a 1-D int32 array
     iadd(u, v)                    u + v
@@ -50,7 +50,7 @@ from numba.core import cgutils
 from numba.core.datamodel import models
 from numba.extending import intrinsic, register_model
 
-from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector
+from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector, zeros_run_of
 
 
 class Int32Vector(types.Type):
@@ -98,16 +98,7 @@ def _lanes(builder, v, start):
     return builder.sext(picked, _VI32)
 
 
-@intrinsic
-def izeros_run(typingctx, count):
-    """A tuple of ``count`` int32 vectors of zeros."""
-    if not isinstance(count, types.IntegerLiteral):
-        return None
-    run = types.UniTuple(ivector, count.literal_value)
-
-    def codegen(context, builder, sig, args):
-        return context.make_tuple(builder, run, [ir.Constant(_VI32, [0] * LANES)] * run.count)
-    return run(count), codegen
+izeros_run = zeros_run_of(ivector)
 
 
 @intrinsic
