@@ -143,14 +143,18 @@ def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
 @numba.njit(inline="always", cache=True)
 def _widen_rows(a, m0, rows, K, pairs):
     """pairs[r * P + p] = a[m0 + r, 2p] | a[m0 + r, 2p + 1] << 16 for r < rows (P = pairs a row,
-    the last pair of an odd K holding a zero)."""
+    the last pair of an odd K holding a zero): each byte widened to the 16-bit half of its
+    pair (little-endian, as on every target Numba runs on: the low half first), a loop LLVM
+    vectorises."""
     P = (K + 1) // 2
+    halves = pairs.view(np.uint16)
     for r in range(rows):
         row = a[m0 + r]
-        for p in range(K // 2):
-            pairs[r * P + p] = np.uint32(row[2 * p]) | (np.uint32(row[2 * p + 1]) << 16)
+        out = halves[2 * r * P:2 * r * P + K]
+        for k in range(K):
+            out[k] = row[k]
         if K % 2:
-            pairs[r * P + P - 1] = np.uint32(row[K - 1])
+            halves[2 * r * P + K] = 0
 
 
 @numba.njit(parallel=True, cache=True)
