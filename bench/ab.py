@@ -1,10 +1,11 @@
 """A/B of steady-state speed between two source trees of tinyface (two commits checked out).
 
-    python bench/ab.py A_TREE B_TREE [--batches 1 8 32] [--threads 1 2] [--rounds 5]
+    python bench/ab.py A_TREE B_TREE [--batches 1 8 32] [--threads 1 2] [--rounds 5] [--model M]
     git worktree add /tmp/before <commit>; python bench/ab.py /tmp/before .
 
 Each measurement is a fresh worker process with ``PYTHONPATH`` set to one tree,
-running the bundled MobileFaceNet (the file of tree B, so both run the same
+running the bundled MobileFaceNet or ``--model`` (a path in tree B, e.g.
+``weights/mobilefacenet-int8.onnx``; the file of tree B, so both run the same
 weights): it loads the model, runs it once (JIT compile or cache load, not
 timed), then times ``runs`` calls and reports their median.  The trees alternate
 A, B, A, B ... for ``rounds`` rounds per (batch, threads), so a slow spell of the
@@ -64,9 +65,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=0, help="timed calls per worker (default: ~0.5 s worth)")
     ap.add_argument("--json", help="also write the rows here")
+    ap.add_argument("--model", default="weights/mobilefacenet-relu6-opset18.onnx",
+                    help="the model, a path in tree B (default: the bundled fp32 MobileFaceNet)")
     args = ap.parse_args()
     a, b = args.a.resolve(), args.b.resolve()
-    model = b / "weights/mobilefacenet-relu6-opset18.onnx"
+    model = b / args.model
     rows = []
     print(f"A = {a}\nB = {b}\n")
     print(f"{'batch':>5} {'threads':>7} {'A ms/img':>9} {'B ms/img':>9} {'B/A':>6} {'first A/B s':>12}")

@@ -32,7 +32,8 @@ def sig(fn, *args):
     return dict(collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:\{vex\}\s+)?([a-z0-9]+)\s", asm, re.M)))
 g = sig(Q.qgemm, np.zeros((8, 64), np.uint8), np.zeros(64 * 64, np.int16), epi(64), np.zeros(1, np.uint8),
         np.zeros((8, 64), np.uint8))
-d = sig(Q.qdepthwise, np.zeros((1, 8, 8, 64), np.uint8), I32(0), np.zeros((3, 3, 64), np.int32), 1, 1, 1, 1, epi(64),
+d = sig(Q.qdepthwise, np.zeros((1, 8, 8, 64), np.uint8), I32(0), *Q.pack_depthwise(np.zeros((3, 3, 64), np.int32), 0),
+        1, 1, 1, 1, epi(64),
         np.zeros(1, np.uint8), np.zeros((1, 8, 8, 64), np.uint8))
 print(json.dumps({"cpu": CPU, "lanes": LANES, "pair_instruction": isimd.PAIR_INSTRUCTION, "qgemm": g, "qdepthwise": d}))
 """

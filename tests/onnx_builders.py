@@ -221,3 +221,40 @@ def op_mix_model(seed=0):
     feats = g.add("MatMul", [rows, g.const(rng.standard_normal((6 * 5 * 12, 8)) / 20)])
     g.add("Clip", [g.add("Mul", [feats, g.const(0.5)]), g.const(-1.0), g.const(4.0)], outputs=["features"])
     return g.build(inputs={"x": ["N", 3, 20, 18]}, outputs=["prob", "features"], name="op_mix")
+
+
+def float_block(seed=0):
+    """A small float net of the bundled model's shapes of layers: stem conv + ReLU6, an
+    inverted-residual block with a residual Add, GDConv, a 1x1 conv, Flatten and a Gemm."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder(opset=13)
+    relu6 = [g.const(0.0), g.const(6.0)]
+    y = g.add("Clip", [add_conv(g, "x", rng, 3, 16, k=3, stride=2)] + relu6)
+    e = g.add("Clip", [add_conv(g, y, rng, 16, 32, k=1)] + relu6)
+    d = g.add("Clip", [add_conv(g, e, rng, 32, 32, k=3, group=32)] + relu6)
+    p = add_conv(g, d, rng, 32, 16, k=1)
+    s = g.add("Add", [y, p])
+    gd = add_conv(g, s, rng, 16, 16, k=4, group=16, pad=0)
+    f = g.add("Flatten", [add_conv(g, gd, rng, 16, 24, k=1)])
+    w, b = g.const(rng.standard_normal((10, 24)) / 5), g.const(rng.normal(0, 0.1, 10))
+    out = g.add("Gemm", [f, w, b], transB=1)
+    return g.build(inputs={"x": [1, 3, 8, 8]}, outputs=[out])
+
+
+def quantize_qdq(fp32_path, out_path, count=16, seed=1, **options):
+    """onnxruntime's ``quantize_static`` of ``float_block``'s file into ``out_path``, QDQ,
+    uint8 activations and int8 weights unless ``options`` say otherwise, calibrated on
+    ``count`` random inputs."""
+    from onnxruntime import quantization
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(seed)
+            self.feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(count)]
+
+        def get_next(self):
+            return self.feeds.pop() if self.feeds else None
+
+    quantization.quantize_static(str(fp32_path), str(out_path), Reader(), quant_format=quantization.QuantFormat.QDQ,
+                                 **{"activation_type": quantization.QuantType.QUInt8,
+                                    "weight_type": quantization.QuantType.QInt8, **options})

@@ -314,3 +314,17 @@ def test_eval_identify_on_a_missing_gallery_is_one_error(tmp_path, capsys):
     code, out, err = run(capsys, "eval", "identify", "--gallery", tmp_path / "none.db", "--probes", HARD)
     assert_one_line_error(code, out, err)
     assert "no gallery there" in err
+
+
+def test_eval_identify_int8_runs_against_an_int8_gallery_only(tmp_path, capsys, single_thread):
+    trees = identify_trees(tmp_path, people=(0, 1, 2))
+    for name, extra in (("int8.db", ["--int8"]), ("fp32.db", [])):
+        assert run(capsys, "index", trees / "gallery", "--gallery", tmp_path / name, "--aligned", "--quiet",
+                   *extra)[0] == 0
+    code, out, err = run(capsys, "eval", "identify", "--gallery", tmp_path / "int8.db", "--probes",
+                         trees / "probes", "--aligned", "--int8")
+    assert code == 0 and "3 probes against 3 identities" in out, err
+    code, out, err = run(capsys, "eval", "identify", "--gallery", tmp_path / "fp32.db", "--probes",
+                         trees / "probes", "--aligned", "--int8")
+    assert_one_line_error(code, out, err)
+    assert "was made with model mobilefacenet-relu6-opset18.onnx" in err

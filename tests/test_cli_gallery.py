@@ -143,3 +143,26 @@ def test_another_model_is_one_line(gallery, capsys):
                          "--aligned", "--model", OPSET10)
     assert_one_line_error(code, out, err)
     assert "was made with model mobilefacenet-relu6-opset18.onnx" in err
+
+
+def test_an_int8_gallery_is_its_own_model(gallery, photos, tmp_path, capsys):
+    """--int8 indexes and searches with the bundled 8-bit model, whose fingerprint is not the
+    fp32 model's: faces of one never go into a gallery of the other."""
+    g = tmp_path / "int8.db"
+    code, _, err = run(capsys, "index", photos / "p0", photos / "p1", "--gallery", g, "--aligned", "--int8", "--quiet")
+    assert code == 0, err
+    code, out, _ = run(capsys, "gallery", "info", g)
+    assert "model: mobilefacenet-int8.onnx (fingerprint " in out and "faces: 4 of 2 identities" in out
+    crop = next((photos / "p1").iterdir())
+    code, out, err = run(capsys, "search", crop, "--gallery", g, "--aligned", "--int8", "--top-k", "1")
+    assert code == 0 and out.split(": ")[1].startswith("p1 1.000"), err
+    for argv in (["index", photos / "p2", "--gallery", g, "--aligned"],                 # fp32 into int8
+                 ["index", photos / "p2", "--gallery", gallery, "--aligned", "--int8"],  # int8 into fp32
+                 ["search", crop, "--gallery", g, "--aligned"]):
+        code, out, err = run(capsys, *argv)
+        assert_one_line_error(code, out, err)
+        assert "embeddings of different models cannot be compared" in err
+    assert "was made with model mobilefacenet-int8.onnx" in err
+    code, out, err = run(capsys, "search", crop, "--gallery", g, "--int8", "--model", OPSET10)
+    assert_one_line_error(code, out, err)
+    assert "give --model or --int8, not both" in err

@@ -10,37 +10,10 @@ from tinyface.errors import UnsupportedOpError
 from tinyface.graph.onnx_file import read_model
 from tinyface.graph.qdq import fold_qdq
 
-from onnx_builders import GraphBuilder, add_conv, ort_session, step_kinds
+from onnx_builders import float_block, ort_session, quantize_qdq, step_kinds
 
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
-
-
-def float_block(seed=0):
-    """A small float net of the bundled model's shapes of layers: stem conv + ReLU6, an
-    inverted-residual block with a residual Add, GDConv, a 1x1 conv, Flatten and a Gemm."""
-    rng = np.random.default_rng(seed)
-    g = GraphBuilder(opset=13)
-    relu6 = [g.const(0.0), g.const(6.0)]
-    y = g.add("Clip", [add_conv(g, "x", rng, 3, 16, k=3, stride=2)] + relu6)
-    e = g.add("Clip", [add_conv(g, y, rng, 16, 32, k=1)] + relu6)
-    d = g.add("Clip", [add_conv(g, e, rng, 32, 32, k=3, group=32)] + relu6)
-    p = add_conv(g, d, rng, 32, 16, k=1)
-    s = g.add("Add", [y, p])
-    gd = add_conv(g, s, rng, 16, 16, k=4, group=16, pad=0)
-    f = g.add("Flatten", [add_conv(g, gd, rng, 16, 24, k=1)])
-    w, b = g.const(rng.standard_normal((10, 24)) / 5), g.const(rng.normal(0, 0.1, 10))
-    out = g.add("Gemm", [f, w, b], transB=1)
-    return g.build(inputs={"x": [1, 3, 8, 8]}, outputs=[out])
-
-
-class Reader(quantization.CalibrationDataReader):
-    def __init__(self, count, seed=1):
-        rng = np.random.default_rng(seed)
-        self.feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(count)]
-
-    def get_next(self):
-        return self.feeds.pop() if self.feeds else None
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +29,7 @@ def qdq_models(tmp_path_factory):
     paths = {"fp32": fp32}
     for name, options in forms.items():
         paths[name] = folder / f"{name}.onnx"
-        quantization.quantize_static(str(fp32), str(paths[name]), Reader(16), quant_format=quantization.QuantFormat.QDQ,
-                                     **{"activation_type": quantization.QuantType.QUInt8,
-                                        "weight_type": quantization.QuantType.QInt8, **options})
+        quantize_qdq(fp32, paths[name], **options)
     return paths
 
 

@@ -1,6 +1,14 @@
 """The 8-bit kernels against ``reference.quantized``: equal bit for bit, on random shapes,
-zero points, scales, clamps and residuals (integer arithmetic has no rounding slack)."""
+zero points, scales, clamps and residuals (integer arithmetic has no rounding slack); and
+the pair multiply-adds in their generic LLVM form too (``isimd.PAIR_INSTRUCTION`` None,
+what a CPU without x86's ``pmaddwd`` compiles)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from tinyface.kernels import quantized as Q
@@ -75,21 +83,21 @@ def test_qconv2d_equals_reference(c, co, h, w, k, stride, pad, seed, has_res, cl
 
 
 @EXAMPLES
-@given(c=st.sampled_from([1, 3, LANES, 3 * LANES]), h=st.integers(1, 9), w=st.integers(1, 9),
+@given(c=st.sampled_from([1, 3, LANES, 2 * LANES, 3 * LANES]), h=st.integers(1, 9), w=st.integers(1, 9),
        k=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2), pad=st.integers(0, 2),
        seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans())
 def test_qdepthwise_equals_reference(c, h, w, k, stride, pad, seed, has_res, clamp):
     rng = np.random.default_rng(seed)
     if h + 2 * pad < k or w + 2 * pad < k:
         return
-    x, wq = _bytes(rng, (2, h, w, c)), rng.integers(-128, 128, (c, 1, k, k)).astype(np.int8)
+    x, wq = _bytes(rng, (2, h, w, c)), rng.integers(-255, 256, (c, 1, k, k))   # less a zero point: -255..255
     zx = int(rng.integers(0, 256))
     epi, p = _epilogue(rng, c, 0, has_res, clamp)
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     res = _bytes(rng, (2, oh, ow, c))
     out = np.empty((2, oh, ow, c), np.uint8)
-    packed = np.ascontiguousarray(wq[:, 0].transpose(1, 2, 0)).astype(np.int32)
-    Q.qdepthwise(x, np.int32(zx), packed, stride, stride, pad, pad, epi, res, out)
+    packed = Q.pack_depthwise(wq[:, 0].transpose(1, 2, 0), zx)
+    Q.qdepthwise(x, np.int32(zx), *packed, stride, stride, pad, pad, epi, res, out)
     acc = R.qconv_accumulate(_nchw(x), zx, wq, p["bias"], (stride, stride), (pad,) * 4, group=c)
     np.testing.assert_array_equal(_nchw(out), _expected(acc, p, _nchw(res) if has_res else None))
 
@@ -125,3 +133,24 @@ def test_quantize_dequantize_and_add_equal_reference(n, seed):
     b, out = _bytes(rng, n), np.empty(n, np.uint8)
     Q.qadd(q, np.int32(z), F32(0.3), b, np.int32(9), F32(1.7), F32(-40), F32(215), np.int32(40), out)
     np.testing.assert_array_equal(out, R.qadd(q, z, F32(0.3), b, 9, F32(1.7), -40, 215, 40))
+
+
+GENERIC = """
+import sys
+import pytest
+from tinyface.kernels import isimd
+isimd.PAIR_INSTRUCTION = None          # before any kernel compiles: the generic form
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_the_generic_pair_form_equals_the_reference_too(tmp_path):
+    """The kernels that multiply-add pairs (GEMM, dense conv, depthwise), compiled afresh with
+    ``_pmaddwd`` in generic LLVM operations, pass the same tests."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), TINYFACE_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", GENERIC, "-q", "-p", "no:cacheprovider", str(Path(__file__)),
+                           "-k", "qgemm or qconv2d or qdepthwise or extreme"], env=env, capture_output=True,
+                          text=True, timeout=900, cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "4 passed" in done.stdout, done.stdout[-3000:]

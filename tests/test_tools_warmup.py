@@ -137,3 +137,36 @@ def test_after_warmup_with_the_detector_verify_and_one_embedding_compile_nothing
     assert out.startswith("cosine similarity ")
     code, compiled, out, err = tinyface(tmp_path, "embed", "--aligned", "--threads", 2, ALIGNED_FACE)
     assert (code, compiled) == (0, 0), err
+
+
+WANTED = """
+import sys
+from tinyface.cli.main import main
+from tinyface.tools import warmup
+warmup.compile_ahead = lambda wanted, jobs, stream=None: print(*sorted({name for _, name, _ in wanted})) or 0
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("int8", [True, False])
+def test_warmup_int8_wants_the_8_bit_kernels(tmp_path, int8):
+    """What ``warmup --int8`` would compile (its dry run only, in a fresh process): the
+    bundled 8-bit model's kernels, which the fp32 model's warmup does not want."""
+    env = dict(os.environ, TINYFACE_CACHE_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", WANTED, "warmup", "--jobs", "1"] + ["--int8"] * int8, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    wanted = set(done.stdout.split("\n")[0].split())
+    quantized = {"quantize", "qconv2d", "qdepthwise", "qgemm", "dequantize"}
+    assert (quantized <= wanted) if int8 else not (quantized & wanted), wanted
+
+
+@pytest.mark.slow
+def test_after_warmup_int8_embedding_and_indexing_with_int8_compile_nothing(tmp_path):
+    code, _, out, err = tinyface(tmp_path, "warmup", "--int8", "--threads", 2)
+    assert code == 0 and int(out.split()[0]) >= 7, err
+    code, compiled, out, err = tinyface(tmp_path, "embed", "--aligned", "--int8", "--threads", 2, ALIGNED_FACE)
+    assert (code, compiled) == (0, 0), err
+    code, compiled, out, err = tinyface(tmp_path, "index", "--aligned", "--int8", "--threads", 2, "--quiet",
+                                        "--gallery", tmp_path / "g.db", ALIGNED_FACE)
+    assert (code, compiled) == (0, 0), err

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 
-from tinyface.cli.face_commands import detector_options, embedding_options, load_model, photo_options
-from tinyface.cli.options import apply_threads, json_option
+from tinyface.cli.face_commands import detector_options, load_model, photo_options
+from tinyface.cli.options import apply_threads, embedding_options, json_option, model_source
 from tinyface.errors import TinyfaceError
 from tinyface.evaluation import calibrate, verification
 from tinyface.evaluation.pairs import FORMATS, read_pairs
@@ -63,7 +63,7 @@ def gallery_items(args):
     """(model, gallery embeddings G x D, their identities) of the gallery named by ``args``."""
     from tinyface.gallery.store import Gallery
     apply_threads(args)
-    with Gallery(args.gallery, args.model, create=False) as gallery:
+    with Gallery(args.gallery, model_source(args), create=False) as gallery:
         gallery.check_model()
         faces = gallery.faces()
         if not faces:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyface.cli.options import apply_threads, json_option, model_options
+from tinyface.cli.options import apply_threads, embedding_options, json_option, model_source
 from tinyface.errors import NoFaceError, TinyfaceError
 from tinyface.face.detection import MAX_SIDE
 from tinyface.hxw import parse_hxw
@@ -40,7 +40,7 @@ def load_model(args, faces=None):
     import tinyface
     from tinyface.tools.warmup import first_run
     apply_threads(args)
-    model = tinyface.load(args.model, precision="int8" if getattr(args, "int8", False) else "fp32")
+    model = tinyface.load(model_source(args))
     first_run(model, detector=not getattr(args, "aligned", True), faces=faces)
     return model
 
@@ -197,14 +197,6 @@ def cmd_verify(args):
 
 
 # ------------------------------------------------------------------ parser
-
-def embedding_options(sp):
-    """``--model``, ``--threads``, ``--int8`` and ``--flip``: what embedding faces takes."""
-    model_options(sp)
-    sp.add_argument("--int8", action="store_true",
-                    help="the bundled MobileFaceNet's 8-bit form (its own threshold; docs/int8.md)")
-    sp.add_argument("--flip", action="store_true", help="average with the mirrored face's embedding")
-
 
 def photo_options(sp, aligned=True):
     sp.add_argument("--min-face-size", type=float, default=20, metavar="PX",

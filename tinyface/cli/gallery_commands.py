@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from tinyface.cli.options import MODEL_HELP, apply_threads, json_option, model_options
+from tinyface.cli.options import MODEL_HELP, apply_threads, int8_option, json_option, model_options, model_source
 from tinyface.errors import NoFaceError, TinyfaceError
 
 EXIT_ERROR = 2
@@ -24,7 +24,7 @@ EXIT_ERROR = 2
 def open_gallery(args, create=False):
     from tinyface.gallery.store import Gallery
     apply_threads(args)
-    return Gallery(args.gallery, getattr(args, "model", None), create=create)
+    return Gallery(args.gallery, model_source(args), create=create)
 
 
 # ------------------------------------------------------------------ index
@@ -234,6 +234,7 @@ def register(sub):
     x.add_argument("--dask", metavar="tcp://HOST:PORT",
                    help="run on the Dask cluster with this scheduler (needs tinyface[dask])")
     model_options(x, MODEL_HELP + "; must be the gallery's own")
+    int8_option(x)
     x.set_defaults(run=cmd_index)
 
     s = sub.add_parser("search", help="who is in a photo? (1:N search of a gallery)",
@@ -250,6 +251,7 @@ def register(sub):
                         "model's threshold, 0.35 for the bundled model)")
     json_option(s)
     model_options(s, MODEL_HELP + "; must be the gallery's own")
+    int8_option(s)
     s.set_defaults(run=cmd_search)
 
     g = sub.add_parser("gallery", help="upkeep of a gallery: info, list, remove",

@@ -31,11 +31,6 @@ def dequantize_linear(q, scale, zero, axis):
         s.reshape(shape if s.size > 1 else [])
 
 
-# int8 held as uint8: this is added to its values and zero points
-INT8_OFFSET = 128
-# Ops that pass a quantised value's bytes on unchanged
-BYTE_VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
-
 
 def _scale(low, node, index, what):
     """A per-tensor scale: a positive finite float32."""
@@ -64,7 +59,7 @@ def _offset(low, node, dtype, what):
     if dtype == np.uint8:
         return 0
     if dtype == np.int8:
-        return INT8_OFFSET
+        return O.INT8_OFFSET
     unsupported(low, node, f"the {what} is quantised to {dtype}; tinyface runs 8-bit quantisation "
                            f"(uint8 or int8)")
 
@@ -221,13 +216,13 @@ def check_reads(low, node):
     read = [v for v in node.inputs if v and low.name(v) in low.quantized]
     if not read or node.op in HANDLERS:
         return
-    if node.op not in BYTE_VIEWS:
+    if node.op not in O.BYTE_VIEWS:
         unsupported(low, node, f"reads the quantised value '{read[0]}' without a DequantizeLinear")
 
 
 def mark_views(low, node):
     """After a byte view is lowered: its output is quantised too."""
-    if node.op in BYTE_VIEWS and any(v and low.name(v) in low.quantized for v in node.inputs[:1]):
+    if node.op in O.BYTE_VIEWS and any(v and low.name(v) in low.quantized for v in node.inputs[:1]):
         low.quantized.update(low.name(o) for o in node.outputs[:1])
 
 

@@ -491,6 +491,9 @@ class InvertedResidual(Op):
 # Quantised values are uint8 with a zero point; an int8 tensor of the model is held as uint8
 # with 128 added to it and to its zero point (x - z is unchanged).  ``zero``/``lo``/``hi``
 # below are in that byte domain.
+INT8_OFFSET = 128
+# ONNX ops that pass a quantised value's bytes on unchanged
+BYTE_VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 
 # Most products one output of an integer op may sum: each is at most 255 * 255 in magnitude
 # (bytes less a zero point, weights less theirs), so the int32 accumulator with a bias of at

@@ -6,7 +6,7 @@ AVX2, 16 on AVX-512, 4 on SSE and NEON) and the few operations the 8-bit
 kernels need, each a Numba ``intrinsic`` emitting generic LLVM vector
 instructions (no x86 intrinsics)::
 
-    izeros_run(count)             count vectors of zeros
+    izeros_run(count)             count vectors of zeros (``simd.zeros_run_of(ivector)``)
     madd_run(pair, w, j, accs)    accs[v] + (x0, x1) . the pairs of w[j + 2*LANES*v:], see below
     iload(a, i)                   a[i:i+LANES] of a 1-D int32 array
     iadd(u, v)                    u + v
@@ -14,6 +14,7 @@ instructions (no x86 intrinsics)::
     add_requantized(q, zq, sq, r, i, zr, sr, lo, hi, z)   a residual Add of two quantised values
     store_u8(a, i, v)             a[i:i+LANES] = v, truncated to bytes (v in 0..255)
     mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
+    madd_taps_run(accs, x, i0, i1, w, j)   two depthwise taps at once, see below
 
 **Pair multiply-add.**  ``w`` is a 1-D int16 array holding, for each output
 channel, two consecutive k values side by side; ``pair`` an int32 holding two
@@ -31,6 +32,13 @@ most 255 and weights (less their zero point) at most 255 in magnitude, so a
 product is at most 65025 and, within the products per output lowering allows
 (``graph.ops.QUANTIZED_MAX_TERMS``), no int32 sum overflows: every order of
 summation gives the same, exact, integer.
+
+**Two taps at once** (``madd_taps_run``): the bytes of two taps of a depthwise
+window, ``x[i0:]`` and ``x[i1:]`` (the same channels), interleaved and widened to
+16-bit pairs, times ``w`` holding each channel's two weights side by side (as
+``madd_run``'s pairs): lane c of vector v gains ``x[i0 + c'] * w[j + 2c'] +
+x[i1 + c'] * w[j + 2c' + 1]``, c' = c + LANES * v -- one ``pmaddwd`` per vector
+where the taps one at a time take two int32 multiplies.
 
 **Requantisation** (``requantize``): ``acc`` (int32) to an output byte, as
 onnxruntime's QLinearConv does it::
@@ -50,7 +58,7 @@ from numba.core import cgutils
 from numba.core.datamodel import models
 from numba.extending import intrinsic, register_model
 
-from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector
+from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector, zeros_run_of
 
 
 class Int32Vector(types.Type):
@@ -98,16 +106,7 @@ def _lanes(builder, v, start):
     return builder.sext(picked, _VI32)
 
 
-@intrinsic
-def izeros_run(typingctx, count):
-    """A tuple of ``count`` int32 vectors of zeros."""
-    if not isinstance(count, types.IntegerLiteral):
-        return None
-    run = types.UniTuple(ivector, count.literal_value)
-
-    def codegen(context, builder, sig, args):
-        return context.make_tuple(builder, run, [ir.Constant(_VI32, [0] * LANES)] * run.count)
-    return run(count), codegen
+izeros_run = zeros_run_of(ivector)
 
 
 @intrinsic
@@ -281,6 +280,32 @@ def mac_u8(typingctx, acc, x, i, zx, w, j):
         wv = builder.load(_pointer(context, builder, sig.args[4], args[4], args[5], _VI32), align=4)
         return builder.add(args[0], builder.mul(xv, wv))
     return ivector(acc, x, i, zx, w, j), codegen
+
+
+@intrinsic
+def madd_taps_run(typingctx, accs, x, i0, i1, w, j):
+    """(accs[v] + pmaddwd(interleave(x[i0 + LANES*v:], x[i1 + LANES*v:]) widened to 16 bits,
+    the int16 pairs w[j + 2*LANES*v:]) for each v): x uint8, w int16 (see the module)."""
+    if not (isinstance(accs, types.UniTuple) and accs.dtype == ivector and _flat(x, types.uint8)
+            and _flat(w, types.int16)):
+        return None
+    count = accs.count
+
+    def codegen(context, builder, sig, args):
+        bytes_ = ir.VectorType(ir.IntType(8), LANES)
+        interleave = ir.Constant(ir.VectorType(_I32, 2 * LANES), [i // 2 + (i % 2) * LANES for i in range(2 * LANES)])
+        starts = [context.cast(builder, args[k], sig.args[k], types.intp) for k in (2, 3, 5)]
+        out = []
+        for v, acc in enumerate(cgutils.unpack_tuple(builder, args[0], count)):
+            a, b = (builder.load(_pointer(context, builder, sig.args[1], args[1],
+                                          builder.add(at, ir.Constant(at.type, LANES * v)), bytes_), align=1)
+                    for at in starts[:2])
+            pairs = builder.zext(builder.shuffle_vector(a, b, interleave), _VI16)
+            at = builder.add(starts[2], ir.Constant(starts[2].type, 2 * LANES * v))
+            wv = builder.load(_pointer(context, builder, sig.args[4], args[4], at, _VI16), align=2)
+            out.append(builder.add(acc, _pmaddwd(builder, pairs, wv)))
+        return context.make_tuple(builder, accs, out)
+    return accs(accs, x, i0, i1, w, j), codegen
 
 
 @intrinsic

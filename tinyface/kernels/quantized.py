@@ -38,7 +38,8 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.gemm import ROWS, TILE_VECTORS
-from tinyface.kernels.isimd import add_requantized, iadd, iload, izeros_run, mac_u8, madd_run, requantize, store_u8
+from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, mac_u8, madd_run, madd_taps_run, requantize,
+                                    store_u8)
 from tinyface.kernels.simd import LANES, load
 
 TILE_COLUMNS = TILE_VECTORS * LANES
@@ -143,14 +144,18 @@ def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
 @numba.njit(inline="always", cache=True)
 def _widen_rows(a, m0, rows, K, pairs):
     """pairs[r * P + p] = a[m0 + r, 2p] | a[m0 + r, 2p + 1] << 16 for r < rows (P = pairs a row,
-    the last pair of an odd K holding a zero)."""
+    the last pair of an odd K holding a zero): each byte widened to the 16-bit half of its
+    pair (little-endian, as on every target Numba runs on: the low half first), a loop LLVM
+    vectorises."""
     P = (K + 1) // 2
+    halves = pairs.view(np.uint16)
     for r in range(rows):
         row = a[m0 + r]
-        for p in range(K // 2):
-            pairs[r * P + p] = np.uint32(row[2 * p]) | (np.uint32(row[2 * p + 1]) << 16)
+        out = halves[2 * r * P:2 * r * P + K]
+        for k in range(K):
+            out[k] = row[k]
         if K % 2:
-            pairs[r * P + P - 1] = np.uint32(row[K - 1])
+            halves[2 * r * P + K] = 0
 
 
 @numba.njit(parallel=True, cache=True)
@@ -199,17 +204,39 @@ def qconv2d(x, zx, w, kh, kw, sh, sw, pt, pl, epi, res, out):
             gemm_rows(pairs, P, m0 * P, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO, res_flat)
 
 
+@numba.njit(inline="always", cache=True)
+def _tap_pairs(accs, x, base, taps, pairs, wp, C, c0):
+    """``accs`` plus the window's taps two at a time from the flat map offset ``base``
+    (``taps``: each tap's offset), channels c0.. (``isimd.madd_taps_run``)."""
+    for p in range(pairs):
+        accs = madd_taps_run(accs, x, base + taps[2 * p] + c0, base + taps[2 * p + 1] + c0, wp, (p * C + c0) * 2)
+    return accs
+
+
 @numba.njit(parallel=True, cache=True)
-def qdepthwise(x, zx, w, sh, sw, pt, pl, epi, res, out):
+def qdepthwise(x, zx, w, wp, zsum, sh, sw, pt, pl, epi, res, out):
     """Depthwise conv: out[n, i, j, c] from bias[c] + the taps inside the map of
-    (x - zx) * w[ky, kx, c]; ``w`` int32 KH x KW x C.  Channels in vectors when C is a
-    multiple of LANES, else one at a time."""
+    (x - zx) * w[ky, kx, c]; ``w`` int32 KH x KW x C.
+
+    Where the window lies inside the map and C is a multiple of LANES, the taps go in
+    pairs on the raw bytes (``_tap_pairs``; ``wp`` = ``pack_pairs`` of the (KH*KW) x C
+    weights, taps in ky, kx order) and the zero point's share, ``zsum[c]`` = -zx * (the sum
+    of channel c's weights), is added once: two channel vectors at a time when C is a
+    multiple of 2 * LANES, else one.  At the map's borders the taps inside go one at a time
+    as (x - zx) * w (``isimd.mac_u8``); other channel counts take a scalar loop."""
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
     bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
     x_flat, w_flat, out_flat, res_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1), res.reshape(-1)
     vectors = C % LANES == 0
+    wide = C % (2 * LANES) == 0
+    T = KH * KW
+    pairs = (T + 1) // 2
+    taps = np.empty(T + 1, np.int64)
+    for t in range(T):
+        taps[t] = ((t // KW) * W + t % KW) * C
+    taps[T] = taps[T - 1]                  # the second of an odd count's last pair: weight 0
     for row in prange(N * OH):
         n = row // OH
         i = row % OH
@@ -217,7 +244,19 @@ def qdepthwise(x, zx, w, sh, sw, pt, pl, epi, res, out):
         for j in range(OW):
             x_lo, x_hi = max(0, pl - j * sw), min(KW, W + pl - j * sw)
             o = (row * OW + j) * C
-            if vectors:
+            if vectors and y_hi - y_lo == KH and x_hi - x_lo == KW:
+                base = ((n * H + i * sh - pt) * W + j * sw - pl) * C
+                if wide:
+                    for c0 in range(0, C, 2 * LANES):
+                        a0, a1 = _tap_pairs((iload(zsum, c0), iload(zsum, c0 + LANES)), x_flat, base, taps, pairs,
+                                            wp, C, c0)
+                        _finish(a0, c0, epi, out_flat, o + c0, res_flat)
+                        _finish(a1, c0 + LANES, epi, out_flat, o + c0 + LANES, res_flat)
+                else:
+                    for c0 in range(0, C, LANES):
+                        (acc,) = _tap_pairs((iload(zsum, c0),), x_flat, base, taps, pairs, wp, C, c0)
+                        _finish(acc, c0, epi, out_flat, o + c0, res_flat)
+            elif vectors:
                 for c0 in range(0, C, LANES):
                     acc = izeros_run(1)[0]
                     for ky in range(y_lo, y_hi):
@@ -235,6 +274,16 @@ def qdepthwise(x, zx, w, sh, sw, pt, pl, epi, res, out):
                     if has_res:
                         q = add_scalar(q, zq, sq, res_flat[o + c], zr, sr, lo2, hi2, z2)
                     out_flat[o + c] = q
+
+
+def pack_depthwise(w, zx):
+    """A depthwise weight (KH x KW x C, less its zero point) as ``qdepthwise`` takes it:
+    (int32 KH x KW x C, the taps' pairs ``pack_pairs`` of (KH*KW) x C, zsum = -zx * the
+    sum of each channel's weights as int32)."""
+    kh, kw, c = w.shape
+    taps = w.reshape(kh * kw, c).astype(np.int64)
+    return (np.ascontiguousarray(w, np.int32), pack_pairs(taps),
+            (-int(zx) * taps.sum(0)).astype(np.int32))
 
 
 @numba.njit(parallel=True, cache=True)

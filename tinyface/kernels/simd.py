@@ -266,16 +266,22 @@ def load_run(typingctx, array, index, count):
     return run(array, index, count), codegen
 
 
-@intrinsic
-def zeros_run(typingctx, count):
-    """A tuple of ``count`` vectors of zeros."""
-    if not isinstance(count, types.IntegerLiteral):
-        return None
-    run = types.UniTuple(vector, count.literal_value)
+def zeros_run_of(vtype):
+    """The intrinsic ``zeros_run(count)`` for the Numba vector type ``vtype`` (``vector``
+    here, ``isimd.ivector`` for int32 lanes): a tuple of ``count`` vectors of zeros."""
+    @intrinsic
+    def zeros_run(typingctx, count):
+        if not isinstance(count, types.IntegerLiteral):
+            return None
+        run = types.UniTuple(vtype, count.literal_value)
 
-    def codegen(context, builder, sig, args):
-        return context.make_tuple(builder, run, [_zeros(vector)] * run.count)
-    return run(count), codegen
+        def codegen(context, builder, sig, args):
+            return context.make_tuple(builder, run, [ir.Constant(context.get_value_type(vtype), None)] * run.count)
+        return run(count), codegen
+    return zeros_run
+
+
+zeros_run = zeros_run_of(vector)
 
 
 @intrinsic

@@ -9,7 +9,7 @@ flat array, so each kernel compiles once.
 """
 import numpy as np
 
-from tinyface.kernels.quantized import dequantize, pack_pairs, qadd, qconv2d, qdepthwise, qgemm, quantize
+from tinyface.kernels.quantized import dequantize, pack_depthwise, pack_pairs, qadd, qconv2d, qdepthwise, qgemm, quantize
 
 F32, I32 = np.float32, np.int32
 _NO_RESIDUAL = np.zeros(1, np.uint8)
@@ -58,7 +58,7 @@ class QConvBinder:
         self.op = op
         w = op.weight.astype(np.int32)
         if op.kind == "qdepthwise":
-            self.weight = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0))          # KH x KW x C
+            self.weight = pack_depthwise(w[:, 0].transpose(1, 2, 0), op.requant.x_zero)   # from KH x KW x C
             self.requant = RequantizeArgs(op.requant, None)
         else:
             rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])                # (KH*KW*Ci) x Co
@@ -82,7 +82,7 @@ class QConvBinder:
             x = ctx.contiguous(x[:, ::sh, ::sw], calls)
             calls.append((qgemm, (x.reshape(-1, c), self.weight, epi, res, out.reshape(-1, co))))
         elif op.kind == "qdepthwise":
-            calls.append((qdepthwise, (x, I32(zx), self.weight, sh, sw, pt, pl, epi, res, out)))
+            calls.append((qdepthwise, (x, I32(zx), *self.weight, sh, sw, pt, pl, epi, res, out)))
         else:
             calls.append((qconv2d, (x, np.uint8(zx), self.weight, kh, kw, sh, sw, pt, pl, epi, res, out)))
         return calls

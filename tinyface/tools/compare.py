@@ -16,6 +16,12 @@ reference's (computed in float64):
 - cosine: the smallest, over the images of the batch (the first axis), of
   t_i . r_i / (|t_i| |r_i|); 1 where both are zero
 
+A quantised value (uint8 or int8 in the reference; tinyface holds int8 as
+uint8 plus 128, ``graph.lower_quantized``) is compared as the real numbers it
+stands for, ``(q - zero_point) * scale`` with the scale and zero point of the
+QuantizeLinear that makes it, so its errors read like a float step's; its max
+abs error is also given in quantisation steps ("steps").
+
 A step is past the tolerance when its max rel error exceeds it (NaN counts
 as infinitely far).  Errors accumulate along the graph, so the first step
 past the tolerance is where to look.
@@ -25,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import onnx
 
+from tinyface.graph.ops import BYTE_VIEWS, INT8_OFFSET
 from tinyface.tools.engines import ONNX_REFERENCE, ONNXRUNTIME, onnxruntime_installed, run_reference
 
 DEFAULT_TOLERANCE = 1e-4
@@ -42,6 +49,7 @@ class StepResult:
     max_abs: float
     max_rel: float
     cosine: float
+    steps: float = None  # a quantised value's max abs error in quantisation steps; None for floats
 
 
 @dataclass
@@ -69,12 +77,14 @@ class Comparison:
 
     def format(self):
         lines = [f"tinyface vs {self.engine}: {self.model}, {self.inputs}",
-                 f"{'#':>3}  {'kind':15} {'shape':16} {'max abs':>9} {'max rel':>9} {'cosine':>11}    nodes"]
+                 f"{'#':>3}  {'kind':15} {'shape':16} {'max abs':>9} {'max rel':>9} {'cosine':>11} {'steps':>5}"
+                 f"    nodes"]
         first = self.first_past
         for s in self.steps:
             mark = "x" if not s.max_rel <= self.tolerance else " "
+            steps = "" if s.steps is None else f"{s.steps:.0f}"
             line = (f"{s.index:>3}  {s.kind:15} {'x'.join(map(str, s.shape)):16} {s.max_abs:>9.2e} "
-                    f"{s.max_rel:>9.2e} {s.cosine:>11.8f} {mark}  {describe_nodes(s)}")
+                    f"{s.max_rel:>9.2e} {s.cosine:>11.8f} {steps:>5} {mark}  {describe_nodes(s)}")
             lines.append(line + ("   <- first step past the tolerance" if s.index == first else ""))
         past = self.past()
         if not past:
@@ -118,14 +128,34 @@ def compare(model, onnx_model, feed, against=None, tolerance=DEFAULT_TOLERANCE, 
         out = step.outputs[0]
         value = ctx.values[out]
         ours = value.transpose(0, 3, 1, 2) if plan.layouts.get(out) == "nhwc" and value.ndim == 4 else value
-        results.append(StepResult(i, step.kind, step.name, nodes[i], values[i], tuple(ours.shape),
-                                  *errors(ours, reference[values[i]])))
+        theirs, scale = reference[values[i]], None
+        if theirs.dtype in (np.uint8, np.int8) and ours.dtype == np.uint8:
+            scale, zero = quantization(model.graph, values[i])
+            offset = INT8_OFFSET if theirs.dtype == np.int8 else 0
+            ours, theirs = ((q.astype(np.int64) - z) * np.float64(scale)
+                            for q, z in ((ours, zero + offset), (theirs, zero)))
+        found = errors(ours, theirs)
+        results.append(StepResult(i, step.kind, step.name, nodes[i], values[i], tuple(ours.shape), *found,
+                                  None if scale is None else found[0] / np.float64(scale)))
     return Comparison(str(model.path or model.graph.source), engine, inputs, tolerance, results)
 
 
 def onnx_value(step):
     """The ONNX value a step's output stands for (a layout step's: its input's)."""
     return step.inputs[0] if step.kind == "layout" else step.outputs[0]
+
+
+def quantization(graph, value):
+    """(scale, zero point) of the quantised ``value``: those of the QuantizeLinear that makes
+    it, found through the ops that pass bytes on (Reshape, Flatten, ...); the zero point in
+    the value's own type (int8 or uint8)."""
+    producer = {out: node for node in graph.nodes for out in node.outputs}
+    node = producer[value]
+    while node.op in BYTE_VIEWS:
+        node = producer[node.inputs[0]]
+    scale = float(np.asarray(graph.constants[node.inputs[1]]).reshape(-1)[0])
+    zero = node.inputs[2] if len(node.inputs) > 2 else ""
+    return scale, int(np.asarray(graph.constants[zero]).reshape(-1)[0]) if zero else 0
 
 
 def fused_nodes(graph, steps):

@@ -7,7 +7,7 @@ import importlib.util
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, shape_inference
 
 from tinyface.errors import TinyfaceError
 
@@ -48,11 +48,15 @@ def ort_session(model, threads=0, optimize=True, profile_prefix=None):
 
 
 def with_outputs(model, names):
-    """A copy of ``model`` whose graph also outputs the (float) values ``names``."""
+    """A copy of ``model`` whose graph also outputs the values ``names``, each declared with
+    its element type as ONNX's shape inference finds it (float where it finds none; a
+    QuantizeLinear's output is uint8 or int8)."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    inferred = shape_inference.infer_shapes(copy).graph
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(inferred.value_info) + list(inferred.output)}
     have = {o.name for o in copy.graph.output}
-    copy.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+    copy.graph.output.extend(helper.make_tensor_value_info(n, types.get(n) or TensorProto.FLOAT, None)
                              for n in names if n not in have)
     return copy
 
