@@ -226,6 +226,12 @@ def test_kill_9_at_random_points_leaves_exactly_the_committed_batches(tmp_path, 
 
 # ------------------------------------------------------------ the int8 codes
 
+@pytest.fixture
+def codes_always(monkeypatch):
+    """Search with the codes however small the gallery (the switch is measured for 128-d)."""
+    monkeypatch.setattr("tinyface.gallery.search.CODED_ROWS", 1)
+
+
 def make_old(gallery, keep=0):
     """What a gallery made before the codes looks like (keep = 0), or one a tinyface that
     does not write them extended after ``keep`` coded rows (codes file left as it was)."""
@@ -258,7 +264,7 @@ def test_each_batch_writes_its_codes(gallery):
     assert gallery.check().ok and not gallery.check().notes
 
 
-def test_an_old_gallery_gets_its_codes_at_the_next_search(gallery):
+def test_an_old_gallery_gets_its_codes_at_the_next_search(gallery, codes_always):
     emb = np.random.default_rng(3).standard_normal((40, 16)).astype(np.float32)
     gallery.add(emb, "a")
     want = gallery.search(emb[:2], 5)
@@ -280,7 +286,7 @@ def test_an_old_gallery_gets_its_codes_at_the_next_batch(gallery):
     assert_codes_match(gallery)
 
 
-def test_rows_added_without_codes_are_searched_in_float32_while_the_lock_is_taken(tmp_path, model):
+def test_rows_added_without_codes_are_searched_in_float32_while_the_lock_is_taken(tmp_path, model, codes_always):
     """An older tinyface added rows 5.. without codes and left stale codes after row 5 (an
     interrupted batch of its own): search must not trust them, and codes the rows once it
     can take the write lock."""
@@ -310,7 +316,7 @@ def test_rows_added_without_codes_are_searched_in_float32_while_the_lock_is_take
 
 
 @pytest.mark.parametrize("damage", ["missing", "foreign", "short"])
-def test_a_codes_file_missing_or_not_whole_is_rebuilt(gallery, damage, tmp_path, model):
+def test_a_codes_file_missing_or_not_whole_is_rebuilt(gallery, damage, tmp_path, model, codes_always):
     emb = np.random.default_rng(6).standard_normal((20, 16)).astype(np.float32)
     gallery.add(emb, "a")
     if damage == "missing":

@@ -37,8 +37,8 @@ def _scores(x, codes, scales, q, bound):
 
 
 def scores(x, q):
-    values, scales = split(encode(x), x.shape[1])
-    return _scores(x, values, np.ascontiguousarray(scales), q, bound_factors(q))
+    values, words = split(encode(x))
+    return _scores(x, values, np.ascontiguousarray(words[:, -1]), q, bound_factors(q))
 
 
 def check_bound(x, q):
@@ -69,7 +69,8 @@ def test_codes_are_within_half_a_step(n, d, log_scale, seed):
     x[rng.random((n, d)) < 0.1] = 0
     codes = encode(x)
     assert codes.shape == (n, row_bytes(d)) and row_bytes(d) % 4 == 0
-    values, scales = split(codes, d)
+    values, words = split(codes)
+    scales = words[:, -1]
     c = values[:, :d].astype(np.float64)
     assert (np.abs(c) <= 127).all() and (values[:, d:-4] == 0).all() and (scales >= MIN_SCALE).all()
     s = scales.astype(np.float64)[:, None]
@@ -101,7 +102,8 @@ def test_a_zero_row_and_a_huge_one():
     x = np.zeros((2, 8), np.float32)
     x[1] = 2.0 ** 64
     codes = encode(x)
-    assert split(codes, 8)[1][0] == MIN_SCALE and (split(codes, 8)[0][0, :8] == 0).all()
+    values, words = split(codes)
+    assert words[0, -1] == MIN_SCALE and (values[0, :8] == 0).all()
     check_bound(x, np.ones((1, 8), np.float32))
 
 

@@ -217,8 +217,8 @@ def test_near_rows_need_the_whole_bound():
     (scores, ids), _ = run_coded(x, q, 10, parts=1)
     np.testing.assert_array_equal(ids, reference_top_k(x, q, 10)[1])
     assert (ids >= 1000).all()                             # under rows, all of them
-    c, s = split(encode(x), 128)
-    code_scores = s * (c[:, :128].astype(np.float64) @ q[0].astype(np.float64))
+    c, words = split(encode(x))
+    code_scores = words[:, -1] * (c[:, :128].astype(np.float64) @ q[0].astype(np.float64))
     assert (code_scores[ids[0]] < np.sort(code_scores[:1000])[-10] - 0.45).all()
 
 

@@ -19,13 +19,12 @@ query has k identities or every face was ranked.
 """
 from typing import NamedTuple, Optional
 
-import numba
 import numpy as np
 
 from tinyface.errors import InputError
 from tinyface.kernels.topk import TopK
 from tinyface.kernels.tuning import SEARCH_CHUNK_ROWS as CHUNK_ROWS, SEARCH_CODED_QUERIES as CODED_QUERIES, \
-    SEARCH_CODED_ROWS as CODED_ROWS, SEARCH_WORK_PER_THREAD as WORK_PER_THREAD
+    SEARCH_CODED_ROWS as CODED_ROWS
 
 
 class Match(NamedTuple):
@@ -58,11 +57,10 @@ def exact_search(vectors, queries, k, live=None, codes=None, chunk_rows=CHUNK_RO
     first, ties by smaller id; ``live`` masks out removed rows.  ``codes``: the int8 codes
     of the first rows of ``vectors`` (``kernels.codes.encode``, maybe of fewer rows), which
     the search scans instead of those rows when :func:`use_codes` says it pays; the answer
-    is the same.  Small searches run on fewer threads than Numba's count (at least
-    ``WORK_PER_THREAD`` multiply-adds each)."""
+    is the same.  Small searches run on fewer threads than Numba's count (see ``TopK``)."""
+    vectors = np.asarray(vectors)            # a memory map's slices cost more than an array's
     n = len(vectors)
-    work = n * int(np.prod(np.shape(queries)))
-    top = TopK(queries, k, parts=max(1, min(numba.get_num_threads(), work // WORK_PER_THREAD)))
+    top = TopK(queries, k, rows=n)
     coded = len(codes) if codes is not None and use_codes(n, len(top.queries)) else 0
     for start in range(0, coded, chunk_rows):
         stop = min(coded, start + chunk_rows)

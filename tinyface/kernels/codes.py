@@ -37,10 +37,10 @@ since s >= 2^-126.  Hence, with
 
     C(q) = ||q|| sqrt(D) (1/2 + 2^-40 + 256 gamma + 128 u) + (2D + 6) 2^-23,
 
-|f - a| <= C(q) s.  ``bound_factors`` returns C'(q) = C(q) (1 + 2^-20) + 2^-24
-rounded up to float32, enough that fl(C'(q) s) >= C(q) s whether or not the
-product underflows (the float64 arithmetic making C' is off by far less than
-2^-20).  Rounding to nearest is monotone, so
+|f - a| <= C(q) s.  ``bound_factors`` returns C'(q) >= C(q) (1 + 2^-20) + 2^-24
+in float32 (made in float64 and enlarged by 1 + 2^-22 before rounding to
+float32, which loses less than 2^-24; the float64 arithmetic is off by far less),
+enough that fl(C'(q) s) >= C(q) s whether or not the product underflows.  Rounding to nearest is monotone, so
 
     fl(a + fl(C'(q) s)) >= f            for every row,
 
@@ -51,6 +51,7 @@ float32 rows, ties included.  On 128-d unit vectors C' is about 5.7 and s
 about 0.002: a row's score is known to within about 0.01 before its float32
 row is read.
 """
+import numba
 import numpy as np
 
 from tinyface.errors import InputError
@@ -85,25 +86,41 @@ def encode(rows) -> np.ndarray:
     return out
 
 
-def split(codes, dim):
-    """(c, s): the codes ``codes`` (n x row_bytes(dim) uint8) as n x row_bytes int8 values
-    (row r's code in c[r, :dim]) and the n scales (float32, a strided view)."""
-    return codes.view(np.int8), codes.view("<f4")[:, -1]
+def split(codes):
+    """(c, w): the codes ``codes`` (n x row bytes uint8) as n x row bytes int8 values (row
+    r's code in c[r, :dim]) and as n x row bytes / 4 float32 words (its scale: w[r, -1])."""
+    return codes.view(np.int8), codes.view("<f4")
 
 
 def bound_factors(queries) -> np.ndarray:
     """C'(q) for each row of ``queries`` (M x D float32, finite): see the module docstring.
     A row of codes with scale s scores within C'(q) s of the float32 row's score."""
-    q = np.asarray(queries, np.float64)
+    q = np.asarray(queries)
     d = q.shape[1]
-    norms = np.linalg.norm(q, axis=1)
-    if norms.max() > MAX_QUERY_NORM:
-        raise InputError(f"queries searched with int8 codes must have norm at most 2^32, "
-                         f"got {norms.max():.3g}")
     u = 2.0 ** -24
-    h = d + 5
-    gamma = h * u / (1 - h * u)
-    c = norms * np.sqrt(d) * (0.5 + 2.0 ** -40 + 256 * gamma + 128 * u) + (2 * d + 6) * 2.0 ** -23
-    c = c * (1 + 2.0 ** -20) + 2.0 ** -24
-    out = c.astype(np.float32)
-    return np.where(out < c, np.nextafter(out, np.float32(np.inf)), out).astype(np.float32)
+    gamma = (d + 5) * u / (1 - (d + 5) * u)
+    # C' = C (1 + 2^-20) + 2^-24, times 1 + 2^-22 so that rounding to float32 cannot lower it
+    up = (1 + 2.0 ** -20) * (1 + 2.0 ** -22)
+    per_norm = np.sqrt(d) * (0.5 + 2.0 ** -40 + 256 * gamma + 128 * u) * up
+    constant = ((2 * d + 6) * 2.0 ** -23 * (1 + 2.0 ** -20) + 2.0 ** -24) * (1 + 2.0 ** -22)
+    factors, longest = _factors(q, per_norm, constant)
+    if longest > MAX_QUERY_NORM:
+        raise InputError(f"queries searched with int8 codes must have norm at most 2^32, got {longest:.3g}")
+    return factors
+
+
+@numba.njit(cache=True)
+def _factors(q, per_norm, constant):
+    """(norm * per_norm + constant for each row of q, in float32; the largest norm), the
+    norms in float64."""
+    m, d = q.shape
+    out = np.empty(m, np.float32)
+    longest = 0.0
+    for j in range(m):
+        total = 0.0
+        for c in range(d):
+            total += np.float64(q[j, c]) * np.float64(q[j, c])
+        norm = np.sqrt(total)
+        longest = max(longest, norm)
+        out[j] = np.float32(norm * per_norm + constant)
+    return out, longest

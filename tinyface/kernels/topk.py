@@ -60,7 +60,8 @@ from numba.extending import intrinsic
 from tinyface.errors import InputError
 from tinyface.kernels import codes as int8_codes
 from tinyface.kernels.simd import FAST, float32x16, fma, load16, splat16, store, zeros16
-from tinyface.kernels.tuning import TOPK_MANY as MANY, TOPK_TILE_ROWS as TILE_ROWS   # tiled from MANY queries
+from tinyface.kernels.tuning import SEARCH_WORK_PER_THREAD as WORK_PER_THREAD, TOPK_MANY as MANY, \
+    TOPK_TILE_ROWS as TILE_ROWS   # tiled from MANY queries
 
 LANES = 16               # lanes of the score vectors on every CPU: the sums' order must not depend on it
 NO_ID = np.iinfo(np.int64).max     # the id of an empty heap slot (score -inf)
@@ -221,10 +222,11 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _scan_coded(codes, scales, x, q, bound, offset, live, check_live, vals, ids, thr, rescored):
-    """``_scan_few`` reading ``x`` only where the int8 code of the row (``codes``, with
-    ``scales``) says its score could reach the root: the code's score a and the bound
-    a + bound[j] * s >= root (``kernels.codes``).  ``rescored[p]`` counts the rows read."""
+def _scan_coded(codes, words, x, q, bound, offset, live, check_live, vals, ids, thr, rescored):
+    """``_scan_few`` reading ``x`` only where the int8 code of the row says its score could
+    reach the root: a + bound[j] * s >= root, a the code's score and s its scale
+    (``kernels.codes``; codes and words: the codes as int8 and as float32 words, the scale
+    the last word).  ``rescored[p]`` counts the rows read."""
     n = x.shape[0]
     m = q.shape[0]
     parts = vals.shape[0]
@@ -233,7 +235,7 @@ def _scan_coded(codes, scales, x, q, bound, offset, live, check_live, vals, ids,
     cf = codes.reshape(-1)
     for p in prange(parts):
         for r in range(n * p // parts, n * (p + 1) // parts):
-            scale = scales[r]
+            scale = words[r, words.shape[1] - 1]
             row_id = offset + r
             for j in range(m):
                 a = scale * _code_score(cf, codes, r, qf, q, j)
@@ -305,11 +307,13 @@ class TopK:
 
     ``live`` (optional): a boolean or uint8 array over all row ids; rows where it
     is 0 are never selected.  ``parts``: independent heaps per query, one per
-    thread (default: the current Numba thread count).  ``rescored``: how many
-    (row, query) pairs the scans with int8 codes read in float32.
+    thread (default: the current Numba thread count, or fewer for a search of
+    ``rows`` rows, when given: at least ``WORK_PER_THREAD`` multiply-adds each).
+    ``rescored``: how many (row, query) pairs the scans with int8 codes read in
+    float32.
     """
 
-    def __init__(self, queries, k, parts=None):
+    def __init__(self, queries, k, parts=None, rows=None):
         q = np.asarray(queries)
         if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] == 0 or q.dtype != np.float32:
             raise InputError(f"queries must be a non-empty float32 M x D array, got "
@@ -319,7 +323,9 @@ class TopK:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
         m, d = q.shape
-        parts = numba.get_num_threads() if parts is None else parts
+        self._threads = numba.get_num_threads()        # restored after each scan
+        if parts is None:
+            parts = self._threads if rows is None else max(1, min(self._threads, rows * q.size // WORK_PER_THREAD))
         self.k, self.dim, self.offered = int(k), d, 0
         self.queries = _read_only(np.ascontiguousarray(q))
         self.many = m >= MANY
@@ -329,11 +335,7 @@ class TopK:
             self.q[:, :m] = q.T
         else:
             self.q = self.queries
-        self.vals = np.full((parts, m, self.k), -np.inf, np.float32)
-        self.ids = np.full((parts, m, self.k), NO_ID, np.int64)
-        self.thr = np.full((parts, m16), np.inf, np.float32)
-        self.thr[:, :m] = -np.inf
-        self._no_mask = _read_only(np.ones(1, np.uint8))
+        self.vals, self.ids, self.thr = _empty_heaps(parts, m, self.k, m16)
         self._bound = None                      # kernels.codes.bound_factors, once needed
         self._rescored = np.zeros(parts, np.int64)
 
@@ -356,7 +358,7 @@ class TopK:
             return
         x = _read_only(np.ascontiguousarray(x))
         if live is None:
-            mask, check = self._no_mask, False
+            mask, check = _NO_MASK, False
         else:
             mask, check = np.asarray(live).view(np.uint8), True
             if mask.ndim != 1 or mask.size < offset + n:
@@ -372,14 +374,13 @@ class TopK:
                                  f"{int8_codes.row_bytes(self.dim)}, got {codes.dtype} of shape {codes.shape}")
             if self._bound is None:
                 self._bound = _read_only(int8_codes.bound_factors(self.queries))
-            values, scales = int8_codes.split(np.ascontiguousarray(codes), self.dim)
-        threads = numba.get_num_threads()
-        fewer = len(self.vals) < threads
+            values, words = int8_codes.split(np.ascontiguousarray(codes))
+        fewer = len(self.vals) < self._threads
         if fewer:
             numba.set_num_threads(len(self.vals))    # wake no thread without a part
         try:
             if codes is not None:
-                _scan_coded(_read_only(values), _read_only(scales), x, self.queries, self._bound,
+                _scan_coded(_read_only(values), _read_only(words), x, self.queries, self._bound,
                             int(offset), mask, check, self.vals, self.ids, self.thr, self._rescored)
             elif self.many:
                 _scan_many(x, self.q, self.vals.shape[1], int(offset), mask, check,
@@ -388,20 +389,31 @@ class TopK:
                 _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr)
         finally:
             if fewer:
-                numba.set_num_threads(threads)
+                numba.set_num_threads(self._threads)
         self.offered += n
 
     def result(self):
         """(scores M x k', ids M x k'): each query's best rows, best first, ties by smaller
         id; k' = min(k, live rows offered)."""
-        vals, ids = _merge(self.vals, self.ids)
-        found = int((ids[0] != NO_ID).sum())
+        vals, ids, found = _merge(self.vals, self.ids)
         return vals[:, :found], ids[:, :found]
 
 
 @numba.njit(cache=True)
+def _empty_heaps(parts, m, k, m16):
+    """(vals, ids, thr): P x M x k heaps of empty slots (score -inf, id NO_ID), and their
+    roots' scores, P x M16 (-inf; +inf in the padding, which no score passes)."""
+    vals = np.full((parts, m, k), -np.inf, np.float32)
+    ids = np.full((parts, m, k), NO_ID, np.int64)
+    thr = np.full((parts, m16), np.inf, np.float32)
+    thr[:, :m] = -np.inf
+    return vals, ids, thr
+
+
+@numba.njit(cache=True)
 def _merge(vals, ids):
-    """Each query's k best keys of its P heaps (vals, ids: P x M x k), best first."""
+    """Each query's k best keys of its P heaps (vals, ids: P x M x k), best first, and how
+    many of the first query's are not empty slots."""
     parts, m, k = vals.shape
     out_vals = np.empty((m, k), np.float32)
     out_ids = np.empty((m, k), np.int64)
@@ -416,7 +428,7 @@ def _merge(vals, ids):
         for i in range(k):
             out_vals[j, i] = cand_vals[by_key[i]]
             out_ids[j, i] = cand_ids[by_key[i]]
-    return out_vals, out_ids
+    return out_vals, out_ids, int((out_ids[0] != NO_ID).sum())
 
 
 def _read_only(a):
@@ -425,6 +437,9 @@ def _read_only(a):
         a = a.view()
         a.flags.writeable = False
     return a
+
+
+_NO_MASK = _read_only(np.ones(1, np.uint8))     # the live mask of a scan without one
 
 
 def reference_top_k(x, queries, k, live=None):

@@ -78,8 +78,8 @@ TOPK_TILE_ROWS = 4
 SEARCH_CHUNK_ROWS = 1 << 16
 # Searches of at most SEARCH_CODED_QUERIES queries over at least SEARCH_CODED_ROWS rows
 # scan the int8 codes (kernels/codes.py) first.  PROVISIONAL, to be measured.
-SEARCH_CODED_QUERIES = 2
-SEARCH_CODED_ROWS = 1
+SEARCH_CODED_QUERIES = 3
+SEARCH_CODED_ROWS = 16_384
 # Multiply-adds per thread below which a search uses one thread fewer.  Zen 3,
 # 2026-12-01 (a502793, measured with bench/gallery.py).
 SEARCH_WORK_PER_THREAD = 1 << 22
