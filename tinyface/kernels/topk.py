@@ -189,6 +189,28 @@ def _score(xf, x, r, qf, q, j):
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
+def _scores4(xf, x, r, qf, q, j):
+    """``_score`` of rows r .. r + 3 and query j, their four chains of FMAs side by side (one
+    FMA's latency is several of its issue slots) and each summed in ``_score``'s order."""
+    d = x.shape[1]
+    d16 = d - d % LANES
+    a0 = zeros16(); a1 = zeros16(); a2 = zeros16(); a3 = zeros16()                  # noqa: E702
+    for c in range(0, d16, LANES):
+        w = load16(qf, j * d + c)
+        a0 = fma(load16(xf, r * d + c), w, a0)
+        a1 = fma(load16(xf, (r + 1) * d + c), w, a1)
+        a2 = fma(load16(xf, (r + 2) * d + c), w, a2)
+        a3 = fma(load16(xf, (r + 3) * d + c), w, a3)
+    s0 = hsum(a0); s1 = hsum(a1); s2 = hsum(a2); s3 = hsum(a3)                      # noqa: E702
+    for c in range(d16, d):
+        s0 += x[r, c] * q[j, c]
+        s1 += x[r + 1, c] * q[j, c]
+        s2 += x[r + 2, c] * q[j, c]
+        s3 += x[r + 3, c] * q[j, c]
+    return s0, s1, s2, s3
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
 def _code_score(cf, codes, r, qf, q, j):
     """``_score`` of the int8 code of row r (codes: N x row bytes, flat: ``cf``) and query j."""
     d = q.shape[1]
@@ -203,22 +225,70 @@ def _code_score(cf, codes, r, qf, q, j):
     return t
 
 
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def _code_scores4(cf, codes, r, qf, q, j):
+    """``_code_score`` of rows r .. r + 3, side by side as in ``_scores4``."""
+    d = q.shape[1]
+    width = codes.shape[1]
+    d16 = d - d % LANES
+    a0 = zeros16(); a1 = zeros16(); a2 = zeros16(); a3 = zeros16()                  # noqa: E702
+    for c in range(0, d16, LANES):
+        w = load16(qf, j * d + c)
+        a0 = fma(load16_i8(cf, r * width + c), w, a0)
+        a1 = fma(load16_i8(cf, (r + 1) * width + c), w, a1)
+        a2 = fma(load16_i8(cf, (r + 2) * width + c), w, a2)
+        a3 = fma(load16_i8(cf, (r + 3) * width + c), w, a3)
+    t0 = hsum(a0); t1 = hsum(a1); t2 = hsum(a2); t3 = hsum(a3)                      # noqa: E702
+    for c in range(d16, d):
+        t0 += np.float32(codes[r, c]) * q[j, c]
+        t1 += np.float32(codes[r + 1, c]) * q[j, c]
+        t2 += np.float32(codes[r + 2, c]) * q[j, c]
+        t3 += np.float32(codes[r + 3, c]) * q[j, c]
+    return t0, t1, t2, t3
+
+
+@numba.njit(inline="always", cache=True)
+def _take(s, row_id, p, j, live, check_live, vals, ids, thr):
+    """Offer score s of row ``row_id`` to heap (p, j) if it reaches the root and the row is live."""
+    if s >= thr[p, j] and (not check_live or live[row_id]):
+        thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
-    """Offer rows x (ids offset..) to the heaps of each of the M < MANY queries ``q`` (M x D)."""
+    """Offer rows x (ids offset..) to the heaps of each of the M < MANY queries ``q`` (M x D),
+    four rows at a time."""
     n = x.shape[0]
     m = q.shape[0]
     parts = vals.shape[0]
     xf = x.reshape(-1)
     qf = q.reshape(-1)
     for p in prange(parts):
-        for r in range(n * p // parts, n * (p + 1) // parts):
+        r, stop = n * p // parts, n * (p + 1) // parts
+        while r + 4 <= stop:
             for j in range(m):
-                s = _score(xf, x, r, qf, q, j)
-                if s >= thr[p, j]:
-                    row_id = offset + r
-                    if not check_live or live[row_id]:
-                        thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+                s0, s1, s2, s3 = _scores4(xf, x, r, qf, q, j)
+                _take(s0, offset + r, p, j, live, check_live, vals, ids, thr)
+                _take(s1, offset + r + 1, p, j, live, check_live, vals, ids, thr)
+                _take(s2, offset + r + 2, p, j, live, check_live, vals, ids, thr)
+                _take(s3, offset + r + 3, p, j, live, check_live, vals, ids, thr)
+            r += 4
+        for r in range(r, stop):
+            for j in range(m):
+                _take(_score(xf, x, r, qf, q, j), offset + r, p, j, live, check_live, vals, ids, thr)
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def _take_code(t, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored):
+    """Row r's code scored t (before its scale) for query j: if a + bound[j] * s reaches the
+    root (a = s * t, s the scale), read the row, score it as ``_score`` does and offer it."""
+    scale = words[r, words.shape[1] - 1]
+    row_id = offset + r
+    if scale * t + bound[j] * scale >= thr[p, j] and (not check_live or live[row_id]):
+        rescored[p] += 1
+        s = _score(xf, x, r, qf, q, j)
+        if s >= thr[p, j]:
+            thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -234,16 +304,22 @@ def _scan_coded(codes, words, x, q, bound, offset, live, check_live, vals, ids, 
     qf = q.reshape(-1)
     cf = codes.reshape(-1)
     for p in prange(parts):
-        for r in range(n * p // parts, n * (p + 1) // parts):
-            scale = words[r, words.shape[1] - 1]
-            row_id = offset + r
+        r, stop = n * p // parts, n * (p + 1) // parts
+        while r + 4 <= stop:
             for j in range(m):
-                a = scale * _code_score(cf, codes, r, qf, q, j)
-                if a + bound[j] * scale >= thr[p, j] and (not check_live or live[row_id]):
-                    rescored[p] += 1
-                    s = _score(xf, x, r, qf, q, j)
-                    if s >= thr[p, j]:
-                        thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+                t0, t1, t2, t3 = _code_scores4(cf, codes, r, qf, q, j)
+                _take_code(t0, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
+                _take_code(t1, words, r + 1, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
+                           rescored)
+                _take_code(t2, words, r + 2, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
+                           rescored)
+                _take_code(t3, words, r + 3, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
+                           rescored)
+            r += 4
+        for r in range(r, stop):
+            for j in range(m):
+                t = _code_score(cf, codes, r, qf, q, j)
+                _take_code(t, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
 
 
 @numba.njit(cache=True)
