@@ -1,10 +1,10 @@
 """kernels.codes: the int8 codes of float32 rows and the bound on a code's score.
 
 The bound is checked on the scores the search's kernels compute (``topk._score``
-on the float32 row, ``topk._code_score`` on its code): on random rows of any
+on the float32 row and on its code): on random rows of any
 scale, and on adversarial ones, whose every value sits just inside half a step
 of its code, the errors all of one sign and the query along them, so that the
-float32 score is within half a percent of the bound.
+float32 score is within one percent of the bound.
 """
 import numba
 import numpy as np
@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from kernel_testing import examples
 from tinyface.errors import InputError
 from tinyface.kernels.codes import MIN_SCALE, bound_factors, encode, row_bytes, split
-from tinyface.kernels.topk import _code_score, _score
+from tinyface.kernels.topk import _score
 from tinyface.testing.strategies import seeds
 
 dims = st.sampled_from([1, 3, 15, 16, 17, 31, 32, 33, 64, 128, 130])
@@ -31,7 +31,7 @@ def _scores(x, codes, scales, q, bound):
     for r in range(n):
         for j in range(m):
             f[r, j] = _score(xf, x, r, qf, q, j)
-            a[r, j] = scales[r] * _code_score(cf, codes, r, qf, q, j)
+            a[r, j] = scales[r] * _score(cf, codes, r, qf, q, j)
             e[r, j] = bound[j] * scales[r]
     return f, a, e
 

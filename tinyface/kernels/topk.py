@@ -115,16 +115,20 @@ def lane(typingctx, v, i):
 
 
 @intrinsic
-def load16_i8(typingctx, a, i):
-    """a[i:i+16] of a 1-D int8 array, converted to float32 lanes (exactly)."""
-    if not (isinstance(a, types.Array) and a.dtype == types.int8 and a.ndim == 1
+def load16_float(typingctx, a, i):
+    """a[i:i+16] of a 1-D float32 array, or of an int8 one converted to float32 (exactly)."""
+    if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.int8) and a.ndim == 1
             and isinstance(i, types.Integer)):
         return None
+    element = ir.FloatType() if a.dtype == types.float32 else ir.IntType(8)
 
     def codegen(context, builder, sig, args):
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        address = builder.bitcast(builder.gep(data, [args[1]]), ir.VectorType(ir.IntType(8), LANES).as_pointer())
-        return builder.sitofp(builder.load(address, align=1), ir.VectorType(ir.FloatType(), LANES))
+        address = builder.bitcast(builder.gep(data, [args[1]]), ir.VectorType(element, LANES).as_pointer())
+        value = builder.load(address, align=4 if element == ir.FloatType() else 1)
+        if element == ir.FloatType():
+            return value
+        return builder.sitofp(value, ir.VectorType(ir.FloatType(), LANES))
     return float32x16(a, i), codegen
 
 
@@ -174,77 +178,43 @@ def _offer_lanes(mask, c, row_id, n0, m, p, live, check_live, vals, ids, thr):
 # ------------------------------------------------------------ kernels
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def _score(xf, x, r, qf, q, j):
-    """Row r of x (N x D, flat: ``xf``) times query j of q (M x D, flat: ``qf``): the D
-    products summed in 16 lanes, the lanes added in a tree, the D mod 16 others in order."""
-    d = x.shape[1]
+def _score(af, a, r, qf, q, j):
+    """Row r of a (N x width float32 rows, or int8 codes: ``kernels.codes``; flat: ``af``)
+    times query j of q (M x D, flat: ``qf``): the D products summed in 16 lanes, the lanes
+    added in a tree, the D mod 16 others in order."""
+    d = q.shape[1]
+    width = a.shape[1]
     d16 = d - d % LANES
     acc = zeros16()
     for c in range(0, d16, LANES):
-        acc = fma(load16(xf, r * d + c), load16(qf, j * d + c), acc)
+        acc = fma(load16_float(af, r * width + c), load16(qf, j * d + c), acc)
     s = hsum(acc)
     for c in range(d16, d):
-        s += x[r, c] * q[j, c]
+        s += np.float32(a[r, c]) * q[j, c]
     return s
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def _scores4(xf, x, r, qf, q, j):
+def _scores4(af, a, r, qf, q, j):
     """``_score`` of rows r .. r + 3 and query j, their four chains of FMAs side by side (one
     FMA's latency is several of its issue slots) and each summed in ``_score``'s order."""
-    d = x.shape[1]
+    d = q.shape[1]
+    width = a.shape[1]
     d16 = d - d % LANES
     a0 = zeros16(); a1 = zeros16(); a2 = zeros16(); a3 = zeros16()                  # noqa: E702
     for c in range(0, d16, LANES):
         w = load16(qf, j * d + c)
-        a0 = fma(load16(xf, r * d + c), w, a0)
-        a1 = fma(load16(xf, (r + 1) * d + c), w, a1)
-        a2 = fma(load16(xf, (r + 2) * d + c), w, a2)
-        a3 = fma(load16(xf, (r + 3) * d + c), w, a3)
+        a0 = fma(load16_float(af, r * width + c), w, a0)
+        a1 = fma(load16_float(af, (r + 1) * width + c), w, a1)
+        a2 = fma(load16_float(af, (r + 2) * width + c), w, a2)
+        a3 = fma(load16_float(af, (r + 3) * width + c), w, a3)
     s0 = hsum(a0); s1 = hsum(a1); s2 = hsum(a2); s3 = hsum(a3)                      # noqa: E702
     for c in range(d16, d):
-        s0 += x[r, c] * q[j, c]
-        s1 += x[r + 1, c] * q[j, c]
-        s2 += x[r + 2, c] * q[j, c]
-        s3 += x[r + 3, c] * q[j, c]
+        s0 += np.float32(a[r, c]) * q[j, c]
+        s1 += np.float32(a[r + 1, c]) * q[j, c]
+        s2 += np.float32(a[r + 2, c]) * q[j, c]
+        s3 += np.float32(a[r + 3, c]) * q[j, c]
     return s0, s1, s2, s3
-
-
-@numba.njit(inline="always", cache=True, fastmath=FAST)
-def _code_score(cf, codes, r, qf, q, j):
-    """``_score`` of the int8 code of row r (codes: N x row bytes, flat: ``cf``) and query j."""
-    d = q.shape[1]
-    width = codes.shape[1]
-    d16 = d - d % LANES
-    acc = zeros16()
-    for c in range(0, d16, LANES):
-        acc = fma(load16_i8(cf, r * width + c), load16(qf, j * d + c), acc)
-    t = hsum(acc)
-    for c in range(d16, d):
-        t += np.float32(codes[r, c]) * q[j, c]
-    return t
-
-
-@numba.njit(inline="always", cache=True, fastmath=FAST)
-def _code_scores4(cf, codes, r, qf, q, j):
-    """``_code_score`` of rows r .. r + 3, side by side as in ``_scores4``."""
-    d = q.shape[1]
-    width = codes.shape[1]
-    d16 = d - d % LANES
-    a0 = zeros16(); a1 = zeros16(); a2 = zeros16(); a3 = zeros16()                  # noqa: E702
-    for c in range(0, d16, LANES):
-        w = load16(qf, j * d + c)
-        a0 = fma(load16_i8(cf, r * width + c), w, a0)
-        a1 = fma(load16_i8(cf, (r + 1) * width + c), w, a1)
-        a2 = fma(load16_i8(cf, (r + 2) * width + c), w, a2)
-        a3 = fma(load16_i8(cf, (r + 3) * width + c), w, a3)
-    t0 = hsum(a0); t1 = hsum(a1); t2 = hsum(a2); t3 = hsum(a3)                      # noqa: E702
-    for c in range(d16, d):
-        t0 += np.float32(codes[r, c]) * q[j, c]
-        t1 += np.float32(codes[r + 1, c]) * q[j, c]
-        t2 += np.float32(codes[r + 2, c]) * q[j, c]
-        t3 += np.float32(codes[r + 3, c]) * q[j, c]
-    return t0, t1, t2, t3
 
 
 @numba.njit(inline="always", cache=True)
@@ -307,7 +277,7 @@ def _scan_coded(codes, words, x, q, bound, offset, live, check_live, vals, ids, 
         r, stop = n * p // parts, n * (p + 1) // parts
         while r + 4 <= stop:
             for j in range(m):
-                t0, t1, t2, t3 = _code_scores4(cf, codes, r, qf, q, j)
+                t0, t1, t2, t3 = _scores4(cf, codes, r, qf, q, j)
                 _take_code(t0, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
                 _take_code(t1, words, r + 1, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
                            rescored)
@@ -318,7 +288,7 @@ def _scan_coded(codes, words, x, q, bound, offset, live, check_live, vals, ids, 
             r += 4
         for r in range(r, stop):
             for j in range(m):
-                t = _code_score(cf, codes, r, qf, q, j)
+                t = _score(cf, codes, r, qf, q, j)
                 _take_code(t, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
 
 
