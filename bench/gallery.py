@@ -1,7 +1,7 @@
 """Gallery benchmarks: 1:N search against faiss, and indexing throughput.
 
     python bench/gallery.py [--quick] [--json FILE] [--sizes 10000,100000,1000000]
-                            [--only search|index]
+                            [--only search|index] [--coded-rows N] [--coded-queries M]
 
 1. search: synthetic galleries of N random unit 128-d float32 vectors (seed 0)
    and their int8 codes (``kernels.codes.encode``), written once as .npy files
@@ -18,6 +18,8 @@
    faster).  The engines' top-5 ids for the first query are compared.  "MB
    read": the bytes tinyface's search reads (codes, plus the float32 rows it
    re-scores; a count, not a timing), and the GB/s that makes at its median.
+   ``--coded-rows N --coded-queries M``: tinyface's switch to the codes (from
+   N rows, up to M queries) for this run, to re-measure ``kernels.tuning``'s.
 2. indexing: faces per second through ``tinyface.gallery.index`` into a fresh
    gallery, on aligned crops (``--aligned``) and on raw photos (detection,
    alignment, embedding), on 1 and 2 threads, and through
@@ -76,14 +78,19 @@ def bytes_read(x, codes, q):
     return codes.nbytes + top.rescored * x.shape[1] * 4
 
 
-def search_worker(engine, vectors, codes_path, queries, m, threads, runs):
+def search_worker(engine, vectors, codes_path, queries, m, threads, runs, switch):
     """Print {"seconds": median of ``runs`` searches of the first m queries, "ids": top-5
-    of query 0, "bytes": read per search (tinyface)}, after two warm-up searches."""
+    of query 0, "bytes": read per search (tinyface)}, after two warm-up searches.
+    ``switch``: "rows,queries" for ``gallery.search``'s switch to the codes, or "-"."""
     q = np.load(queries)[:m]
     read = None
     if engine.startswith("tinyface"):
         import tinyface
+        import tinyface.gallery.search
         from tinyface.gallery.search import exact_search
+        if switch != "-":
+            rows, most = switch.split(",")
+            tinyface.gallery.search.CODED_ROWS, tinyface.gallery.search.CODED_QUERIES = int(rows), int(most)
         tinyface.set_num_threads(threads)
         x = np.load(vectors, mmap_mode="r")
         codes = np.load(codes_path, mmap_mode="r") if engine == "tinyface" else None
@@ -122,7 +129,7 @@ def run_worker(args, env=None):
 ENGINES = ("tinyface", "tinyface-f32", "faiss", "numpy")
 
 
-def search_table(sizes, rounds, runs, folder):
+def search_table(sizes, rounds, runs, folder, switch):
     rows = []
     for n in sizes:
         vectors, codes, queries = folder / f"x{n}.npy", folder / f"c{n}.npy", folder / f"q{n}.npy"
@@ -137,7 +144,7 @@ def search_table(sizes, rounds, runs, folder):
                         env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)} \
                             if e == "numpy" else None
                         out = run_worker(["search", e, vectors, codes, queries, m, threads,
-                                          max(3, runs if n < 10**6 else runs // 2)], env)
+                                          max(3, runs if n < 10**6 else runs // 2), switch], env)
                         times[e].append(out["seconds"])
                         ids[e] = out["ids"]
                         if e == "tinyface":
@@ -242,13 +249,15 @@ def main():
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes to search")
     ap.add_argument("--only", choices=["search", "index"])
+    ap.add_argument("--coded-rows", type=int, help="search the codes from this many rows (default: tuning's)")
+    ap.add_argument("--coded-queries", type=int, help="search the codes up to this many queries")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "search":
-            engine, vectors, codes, queries, m, threads, runs = rest
-            return search_worker(engine, vectors, codes, queries, int(m), int(threads), int(runs))
+            engine, vectors, codes, queries, m, threads, runs, switch = rest
+            return search_worker(engine, vectors, codes, queries, int(m), int(threads), int(runs), switch)
         what, folder, threads, cluster = rest
         return index_worker(what, folder, int(threads), int(cluster))
     rounds = 2 if args.quick else 5
@@ -260,7 +269,12 @@ def main():
         if args.only in (None, "search"):
             print("\n" + SEARCH_HEADER)
             sizes = [int(s) for s in args.sizes.split(",")]
-            results["search"] = search_table(sizes, rounds, 5 if args.quick else 15, tmp)
+            switch = "-"
+            if args.coded_rows is not None or args.coded_queries is not None:
+                from tinyface.gallery.search import CODED_QUERIES, CODED_ROWS
+                switch = (f"{CODED_ROWS if args.coded_rows is None else args.coded_rows},"
+                          f"{CODED_QUERIES if args.coded_queries is None else args.coded_queries}")
+            results["search"] = search_table(sizes, rounds, 5 if args.quick else 15, tmp, switch)
         if args.only in (None, "index"):
             print("\n| input | run | faces | faces/s |")
             print("|---|---|---:|---:|")
