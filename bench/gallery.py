@@ -1,18 +1,25 @@
 """Gallery benchmarks: 1:N search against faiss, and indexing throughput.
 
     python bench/gallery.py [--quick] [--json FILE] [--sizes 10000,100000,1000000]
-                            [--only search|index]
+                            [--only search|index] [--coded-rows N] [--coded-queries M]
 
-1. search: synthetic galleries of N random unit 128-d float32 vectors (seed 0),
-   written once as .npy files that each worker process memory-maps, as a
-   gallery's vectors file is.  Latency of 1 query and of 100 queries in one
-   call, on 1 and 2 threads, for three engines, each in a fresh process of its
-   own and alternating per round: tinyface (``gallery.search.exact_search``,
-   the fused top-k kernel, k = 5), faiss ``IndexFlatIP`` (``search(q, 5)``;
+1. search: synthetic galleries of N random unit 128-d float32 vectors (seed 0)
+   and their int8 codes (``kernels.codes.encode``), written once as .npy files
+   that each worker process memory-maps, as a gallery's vectors and codes files
+   are.  Latency of 1 query and of 100 queries in one call, on 1 and 2
+   threads, for four engines, each in a fresh process of its own and
+   alternating per round: tinyface (``gallery.search.exact_search`` with the
+   codes, as ``Gallery.search`` calls it: the codes are scanned first where
+   ``use_codes`` says so), tinyface f32 (the same without codes: every float32
+   row read, as before the codes), faiss ``IndexFlatIP`` (``search(q, 5)``;
    faiss-cpu, a bench-only dependency), and NumPy (BLAS matrix product plus
-   ``argpartition``, for orientation).  Figures are medians over rounds of the
-   per-process medians; ratio = tinyface / faiss (< 1: tinyface faster).  The
-   engines' top-5 ids for the first query are compared.
+   ``argpartition``, for orientation); k = 5.  Figures are medians over rounds
+   of the per-process medians; ratio = tinyface / faiss (< 1: tinyface
+   faster).  The engines' top-5 ids for the first query are compared.  "MB
+   read": the bytes tinyface's search reads (codes, plus the float32 rows it
+   re-scores; a count, not a timing), and the GB/s that makes at its median.
+   ``--coded-rows N --coded-queries M``: tinyface's switch to the codes (from
+   N rows, up to M queries) for this run, to re-measure ``kernels.tuning``'s.
 2. indexing: faces per second through ``tinyface.gallery.index`` into a fresh
    gallery, on aligned crops (``--aligned``) and on raw photos (detection,
    alignment, embedding), on 1 and 2 threads, and through
@@ -38,13 +45,15 @@ DIM, K, QUERIES = 128, 5, 100
 
 # ------------------------------------------------------------------ search
 
-def make_vectors(path, n):
+def make_vectors(path, codes_path, n):
+    from tinyface.kernels.codes import encode
     rng = np.random.default_rng(0)
     x = np.empty((n, DIM), np.float32)
     for start in range(0, n, 1 << 17):
         part = rng.standard_normal((min(n, start + (1 << 17)) - start, DIM)).astype(np.float32)
         x[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
     np.save(path, x)
+    np.save(codes_path, np.concatenate([encode(x[i:i + (1 << 16)]) for i in range(0, n, 1 << 16)]))
 
 
 def make_queries(path, vectors):
@@ -56,16 +65,37 @@ def make_queries(path, vectors):
     np.save(path, q / np.linalg.norm(q, axis=1, keepdims=True))
 
 
-def search_worker(engine, vectors, queries, m, threads, runs):
+def bytes_read(x, codes, q):
+    """Bytes tinyface's search of queries q reads: the codes and the float32 rows it
+    re-scores if ``use_codes``, else every float32 row (as ``exact_search`` scans them)."""
+    from tinyface.gallery.search import CHUNK_ROWS, use_codes
+    from tinyface.kernels.topk import TopK
+    if not use_codes(len(x), len(q)):
+        return x.nbytes
+    top = TopK(q, K)
+    for start in range(0, len(x), CHUNK_ROWS):
+        top.scan(x[start:start + CHUNK_ROWS], start, None, codes[start:start + CHUNK_ROWS])
+    return codes.nbytes + top.rescored * x.shape[1] * 4
+
+
+def search_worker(engine, vectors, codes_path, queries, m, threads, runs, switch):
     """Print {"seconds": median of ``runs`` searches of the first m queries, "ids": top-5
-    of query 0}, after two warm-up searches."""
+    of query 0, "bytes": read per search (tinyface)}, after two warm-up searches.
+    ``switch``: "rows,queries" for ``gallery.search``'s switch to the codes, or "-"."""
     q = np.load(queries)[:m]
-    if engine == "tinyface":
+    read = None
+    if engine.startswith("tinyface"):
         import tinyface
+        import tinyface.gallery.search
         from tinyface.gallery.search import exact_search
+        if switch != "-":
+            rows, most = switch.split(",")
+            tinyface.gallery.search.CODED_ROWS, tinyface.gallery.search.CODED_QUERIES = int(rows), int(most)
         tinyface.set_num_threads(threads)
         x = np.load(vectors, mmap_mode="r")
-        search = lambda: exact_search(x, q, K)[1]               # noqa: E731
+        codes = np.load(codes_path, mmap_mode="r") if engine == "tinyface" else None
+        search = lambda: exact_search(x, q, K, None, codes)[1]  # noqa: E731
+        read = bytes_read(x, codes, q) if engine == "tinyface" else x.nbytes
     elif engine == "faiss":
         import faiss
         faiss.omp_set_num_threads(threads)
@@ -87,7 +117,7 @@ def search_worker(engine, vectors, queries, m, threads, runs):
         t = time.perf_counter()
         ids = search()
         times.append(time.perf_counter() - t)
-    print(json.dumps({"seconds": float(np.median(times)), "ids": [int(i) for i in ids[0]]}))
+    print(json.dumps({"seconds": float(np.median(times)), "ids": [int(i) for i in ids[0]], "bytes": read}))
 
 
 def run_worker(args, env=None):
@@ -96,14 +126,14 @@ def run_worker(args, env=None):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-ENGINES = ("tinyface", "faiss", "numpy")
+ENGINES = ("tinyface", "tinyface-f32", "faiss", "numpy")
 
 
-def search_table(sizes, rounds, runs, folder):
+def search_table(sizes, rounds, runs, folder, switch):
     rows = []
     for n in sizes:
-        vectors, queries = folder / f"x{n}.npy", folder / f"q{n}.npy"
-        make_vectors(vectors, n)
+        vectors, codes, queries = folder / f"x{n}.npy", folder / f"c{n}.npy", folder / f"q{n}.npy"
+        make_vectors(vectors, codes, n)
         make_queries(queries, vectors)
         for threads in (1, 2):
             for m in (1, QUERIES):
@@ -113,25 +143,32 @@ def search_table(sizes, rounds, runs, folder):
                     for e in ENGINES:
                         env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)} \
                             if e == "numpy" else None
-                        out = run_worker(["search", e, vectors, queries, m, threads,
-                                          max(3, runs if n < 10**6 else runs // 2)], env)
+                        out = run_worker(["search", e, vectors, codes, queries, m, threads,
+                                          max(3, runs if n < 10**6 else runs // 2), switch], env)
                         times[e].append(out["seconds"])
                         ids[e] = out["ids"]
+                        if e == "tinyface":
+                            read = out["bytes"]
                 med = {e: float(np.median(t)) for e, t in times.items()}
                 rows.append({"n": n, "threads": threads, "queries": m,
-                             **{f"{e}_ms": 1e3 * med[e] for e in ENGINES},
+                             **{f"{e.replace('-', '_')}_ms": 1e3 * med[e] for e in ENGINES},
                              "ratio": float(np.median(np.array(times["tinyface"]) / np.array(times["faiss"]))),
-                             "same_top5": ids["tinyface"] == ids["faiss"]})
+                             "same_top5": ids["tinyface"] == ids["faiss"] == ids["tinyface-f32"],
+                             "mb_read": read / 1e6, "gb_per_s": read / med["tinyface"] / 1e9})
                 print_search_row(rows[-1])
-        vectors.unlink()
-        queries.unlink()
+        for f in (vectors, codes, queries):
+            f.unlink()
     return rows
+
+
+SEARCH_HEADER = ("| gallery | threads | queries | tinyface ms | tinyface f32 ms | faiss ms | numpy ms | ratio "
+                 "| same top-5 | MB read | GB/s |\n|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|")
 
 
 def print_search_row(r):
     print(f"| {r['n']:>9,} | {r['threads']} | {r['queries']:>3} | {r['tinyface_ms']:9.2f} | "
-          f"{r['faiss_ms']:9.2f} | {r['numpy_ms']:9.2f} | {r['ratio']:.2f} | "
-          f"{'yes' if r['same_top5'] else 'NO'} |", flush=True)
+          f"{r['tinyface_f32_ms']:9.2f} | {r['faiss_ms']:9.2f} | {r['numpy_ms']:9.2f} | {r['ratio']:.2f} | "
+          f"{'yes' if r['same_top5'] else 'NO'} | {r['mb_read']:.1f} | {r['gb_per_s']:.1f} |", flush=True)
 
 
 # ------------------------------------------------------------------ indexing
@@ -212,13 +249,15 @@ def main():
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes to search")
     ap.add_argument("--only", choices=["search", "index"])
+    ap.add_argument("--coded-rows", type=int, help="search the codes from this many rows (default: tuning's)")
+    ap.add_argument("--coded-queries", type=int, help="search the codes up to this many queries")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         kind, *rest = args.worker
         if kind == "search":
-            engine, vectors, queries, m, threads, runs = rest
-            return search_worker(engine, vectors, queries, int(m), int(threads), int(runs))
+            engine, vectors, codes, queries, m, threads, runs, switch = rest
+            return search_worker(engine, vectors, codes, queries, int(m), int(threads), int(runs), switch)
         what, folder, threads, cluster = rest
         return index_worker(what, folder, int(threads), int(cluster))
     rounds = 2 if args.quick else 5
@@ -228,10 +267,14 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.only in (None, "search"):
-            print("\n| gallery | threads | queries | tinyface ms | faiss ms | numpy ms | ratio | same top-5 |")
-            print("|---:|---:|---:|---:|---:|---:|---:|:---:|")
+            print("\n" + SEARCH_HEADER)
             sizes = [int(s) for s in args.sizes.split(",")]
-            results["search"] = search_table(sizes, rounds, 5 if args.quick else 15, tmp)
+            switch = "-"
+            if args.coded_rows is not None or args.coded_queries is not None:
+                from tinyface.gallery.search import CODED_QUERIES, CODED_ROWS
+                switch = (f"{CODED_ROWS if args.coded_rows is None else args.coded_rows},"
+                          f"{CODED_QUERIES if args.coded_queries is None else args.coded_queries}")
+            results["search"] = search_table(sizes, rounds, 5 if args.quick else 15, tmp, switch)
         if args.only in (None, "index"):
             print("\n| input | run | faces | faces/s |")
             print("|---|---|---:|---:|")

@@ -7,6 +7,7 @@ import pytest
 from gallery_testing import batch_content, tiny_model
 from tinyface.gallery.store import Gallery
 from tinyface.gallery.vectors import HEADER_BYTES
+from tinyface.kernels.codes import row_bytes
 
 
 @pytest.fixture
@@ -81,3 +82,17 @@ def test_a_face_both_present_and_removed_fails(gallery):
 def test_a_face_moved_to_another_batch_fails(gallery):
     sql(gallery, "UPDATE faces SET batch = 2 WHERE id = 3")
     assert "not in the slot range of their batch" in failures(gallery)
+
+
+def test_a_changed_code_fails(gallery):
+    with open(gallery.codes_path, "r+b") as f:
+        f.seek(HEADER_BYTES + 4 * row_bytes(16) + 3)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([(byte[0] + 1) % 256]))
+    assert "row 4 is not the int8 code of its vector" in failures(gallery)
+
+
+def test_more_rows_coded_than_committed_fails(gallery):
+    sql(gallery, "UPDATE meta SET value = '99' WHERE key = 'coded'")
+    assert "99 rows are coded, but only 6" in failures(gallery)

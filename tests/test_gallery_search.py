@@ -5,8 +5,9 @@ import pytest
 import tinyface
 from gallery_testing import CROPS, OPSET10, PHOTO, tiny_model
 from tinyface.errors import GalleryError, InputError
-from tinyface.gallery.search import exact_search, rank_identities, unit_queries
+from tinyface.gallery.search import CODED_QUERIES, exact_search, rank_identities, unit_queries
 from tinyface.gallery.store import Gallery
+from tinyface.kernels.codes import encode
 from tinyface.kernels.topk import reference_top_k
 
 EXAMPLES = CROPS.parent.parent.parent / "examples"
@@ -73,6 +74,22 @@ def test_exact_search_in_small_chunks_equals_one_pass():
         part = exact_search(x, q, 7, live, chunk_rows=chunk)
         np.testing.assert_array_equal(part[1], whole[1])
     np.testing.assert_array_equal(whole[1], reference_top_k(x, q, 7, live)[1])
+
+
+@pytest.mark.parametrize("m", [1, CODED_QUERIES, CODED_QUERIES + 1, 20])
+def test_exact_search_with_codes_of_some_rows_equals_without(m):
+    """Codes of none, some or all rows, in chunks or not: the same answer, bit for bit
+    (codes are used for at most CODED_QUERIES queries, and ignored beyond)."""
+    rng = np.random.default_rng(m)
+    x = unit_queries(rng.standard_normal((3000, 64)), 64)
+    q = unit_queries(x[:m] + 0.1 * rng.standard_normal((m, 64)), 64)
+    live = rng.random(3000) < 0.9
+    want = exact_search(x, q, 9, live)
+    codes = encode(x)
+    for coded, chunk in ((0, 700), (1234, 700), (3000, 700), (3000, 3000)):
+        got = exact_search(x, q, 9, live, codes[:coded], chunk_rows=chunk)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
 
 
 @pytest.mark.parametrize("queries, message", [

@@ -6,6 +6,8 @@ fingerprint and embedding size.
 """
 import os
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from gallery_testing import (batch_content, kill_after, open_ok, store_child, ti
 from tinyface.errors import GalleryError
 from tinyface.gallery.store import FaceRecord, FileRecord, Gallery, Problem
 from tinyface.gallery.vectors import HEADER_BYTES
+from tinyface.kernels.codes import encode, row_bytes
+from tinyface.kernels.topk import reference_top_k
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +222,151 @@ def test_kill_9_at_random_points_leaves_exactly_the_committed_batches(tmp_path, 
                 np.testing.assert_array_equal(vectors, np.concatenate([unit(e) for _, e, _ in contents]))
             assert [s for s, *_ in g.files()] == [files[0].sha256 for _, _, files in contents]
     assert m >= 8                                     # the children did get work done
+
+
+# ------------------------------------------------------------ the int8 codes
+
+@pytest.fixture
+def codes_always(monkeypatch):
+    """Search with the codes however small the gallery (the switch is measured for 128-d)."""
+    monkeypatch.setattr("tinyface.gallery.search.CODED_ROWS", 1)
+
+
+def make_old(gallery, keep=0):
+    """What a gallery made before the codes looks like (keep = 0), or one a tinyface that
+    does not write them extended after ``keep`` coded rows (codes file left as it was)."""
+    db = sqlite3.connect(gallery.path)
+    if keep:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'coded'", (str(keep),))
+    else:
+        db.execute("DELETE FROM meta WHERE key = 'coded'")
+        gallery.codes_path.unlink()
+    db.commit()
+    db.close()
+
+
+def coded(gallery):
+    return int(gallery.meta().get("coded", 0))
+
+
+def assert_codes_match(gallery):
+    vectors, _ = gallery.vectors()
+    np.testing.assert_array_equal(gallery.codes(len(vectors)), encode(np.asarray(vectors)))
+
+
+def test_each_batch_writes_its_codes(gallery):
+    rng = np.random.default_rng(2)
+    for n in (3, 1, 5):
+        gallery.add(rng.standard_normal((n, 16)), "a")
+    assert coded(gallery) == 9
+    assert os.path.getsize(gallery.codes_path) == HEADER_BYTES + 9 * row_bytes(16)
+    assert_codes_match(gallery)
+    assert gallery.check().ok and not gallery.check().notes
+
+
+def test_an_old_gallery_gets_its_codes_at_the_next_search(gallery, codes_always):
+    emb = np.random.default_rng(3).standard_normal((40, 16)).astype(np.float32)
+    gallery.add(emb, "a")
+    want = gallery.search(emb[:2], 5)
+    make_old(gallery)
+    assert "no int8 codes yet" in gallery.check().notes[0]
+    for got, expected in zip(gallery.search(emb[:2], 5), want):
+        np.testing.assert_array_equal(got, expected)
+    assert coded(gallery) == 40
+    assert_codes_match(gallery)
+    assert gallery.check().ok and not gallery.check().notes
+
+
+def test_an_old_gallery_gets_its_codes_at_the_next_batch(gallery):
+    rng = np.random.default_rng(4)
+    gallery.add(rng.standard_normal((7, 16)), "a")
+    make_old(gallery)
+    gallery.add(rng.standard_normal((2, 16)), "b")
+    assert coded(gallery) == 9
+    assert_codes_match(gallery)
+
+
+def test_rows_added_without_codes_are_searched_in_float32_while_the_lock_is_taken(tmp_path, model, codes_always):
+    """An older tinyface added rows 5.. without codes and left stale codes after row 5 (an
+    interrupted batch of its own): search must not trust them, and codes the rows once it
+    can take the write lock."""
+    rng = np.random.default_rng(5)
+    emb = rng.standard_normal((12, 16)).astype(np.float32)
+    with Gallery(tmp_path / "g.db", model) as g:
+        g.add(emb[:5], "a")
+        g.add(-emb[5:], "b")
+        make_old(g, keep=5)
+        with open(g.codes_path, "r+b") as f:  # codes of other vectors after row 5
+            f.seek(HEADER_BYTES + 5 * row_bytes(16))
+            f.write(encode(unit(emb[5:])).tobytes())
+    with Gallery(tmp_path / "g.db", model) as g, Gallery(tmp_path / "g.db", model) as other:
+        vectors, _ = g.vectors()
+        np.testing.assert_array_equal(vectors[5:], unit(-emb[5:]))
+        want = reference_top_k(vectors, unit(emb[5:7]), 3)[1]
+        other.db.execute("BEGIN IMMEDIATE")   # another writer holds the lock
+        try:
+            assert g.search(emb[5:7], 3)[1].tolist() == want.tolist()
+            assert coded(g) == 5
+            assert "cover 5 of the 12 rows" in g.check().notes[0]
+        finally:
+            other.db.execute("COMMIT")
+        assert g.search(emb[5:7], 3)[1].tolist() == want.tolist()
+        assert coded(g) == 12
+        assert_codes_match(g)
+
+
+@pytest.mark.parametrize("damage", ["missing", "foreign", "short"])
+def test_a_codes_file_missing_or_not_whole_is_rebuilt(gallery, damage, tmp_path, model, codes_always):
+    emb = np.random.default_rng(6).standard_normal((20, 16)).astype(np.float32)
+    gallery.add(emb, "a")
+    if damage == "missing":
+        gallery.codes_path.unlink()
+    elif damage == "foreign":
+        with Gallery(tmp_path / "other.db", model) as other:
+            other.add(emb, "a")
+            gallery.codes_path.write_bytes(other.codes_path.read_bytes())
+    else:
+        os.truncate(gallery.codes_path, HEADER_BYTES + 7 * row_bytes(16))
+    report = gallery.check()
+    assert report.ok and "derived data" in report.notes[0]
+    with Gallery(gallery.path, model) as fresh:
+        assert fresh.search(emb[3], 1)[1].tolist() == [[3]]
+        assert_codes_match(fresh)
+        assert fresh.check().ok and not fresh.check().notes
+
+
+@pytest.mark.slow
+def test_kill_9_while_search_codes_an_old_gallery(tmp_path, model):
+    """A child codes an old gallery's 300,000 rows (``Gallery.codes``, as the first search
+    does), once to the end and then killed at a random instant, six times, the codes reset
+    to none before each: the gallery passes the check and its codes are none or all of the
+    rows, and right."""
+    rng = np.random.default_rng(14)
+    path = tmp_path / "g.db"
+    with Gallery(path, model) as g:
+        for _ in range(3):
+            g.add(rng.standard_normal((100_000, 16)), "a")
+    code = ("import sys, time\nfrom tinyface.gallery.store import Gallery\n"
+            "g = Gallery(sys.argv[1], sys.argv[2])\nprint('ready', flush=True)\n"
+            "t = time.perf_counter()\ng.codes(300_000)\nprint(time.perf_counter() - t, flush=True)\n")
+    outcomes = set()
+    for attempt in range(7):
+        if path.with_name("g.db-codes").exists():
+            with Gallery(path, model) as g:
+                make_old(g)
+        child = subprocess.Popen([sys.executable, "-c", code, str(path), str(model)],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"
+        if attempt == 0:                       # uninterrupted: how long coding takes
+            seconds = float(child.stdout.readline())
+            child.wait()
+        else:
+            kill_after(child, rng.uniform(0, 1.2 * seconds))
+        child.stdout.close()
+        with open_ok(path, model) as g:
+            n = coded(g)
+            assert n in (0, 300_000)
+            outcomes.add(n)
+            if n:
+                assert_codes_match(g)
+    assert outcomes == {0, 300_000}           # kills before and after the commit

@@ -143,17 +143,18 @@ def cmd_info(args):
     with open_gallery(args) as gallery:
         meta, counts, report = gallery.meta(), gallery.counts(), gallery.check()
         empty = gallery.db.execute("SELECT COUNT(*) FROM files WHERE faces = 0").fetchone()[0]
-        size = sum(file_size(f"{gallery.path}{suffix}") for suffix in ("", "-wal", "-vectors"))
+        size = sum(file_size(f"{gallery.path}{suffix}") for suffix in ("", "-wal", "-vectors", "-codes"))
     info = {"gallery": str(gallery.path), "bytes": size, "model": meta.get("model"),
             "fingerprint": meta.get("fingerprint"), "dim": int(meta["dim"]) if "dim" in meta else None,
             "input_size": meta.get("input_size"), "faces": counts.faces,
             "identities": counts.identities, "files": counts.files, "files_without_face": empty,
             "removed": counts.removed, "batches": counts.batches, "problems": counts.problems,
+            "slots": counts.slots, "coded": min(int(meta.get("coded", 0)), counts.slots),
             "integrity": {"ok": report.ok, "failures": report.failures, "notes": report.notes}}
     if args.json:
         print(json.dumps(info))
     else:
-        print(f"gallery: {info['gallery']} ({size / 1e6:.1f} MB with its vectors file)")
+        print(f"gallery: {info['gallery']} ({size / 1e6:.1f} MB with its vectors and codes files)")
         if info["fingerprint"]:
             print(f"model: {info['model']} (fingerprint {info['fingerprint'][:12]}, "
                   f"{info['dim']}-d, input {info['input_size']})")
@@ -162,6 +163,7 @@ def cmd_info(args):
         print(f"faces: {counts.faces} of {counts.identities} identities, from {counts.files} files "
               f"({empty} without a face); {counts.removed} removed")
         print(f"batches: {counts.batches}; problems logged: {counts.problems}")
+        print(f"vector rows: {counts.slots}, {info['coded']} of them with int8 codes")
         print("integrity: " + ("ok" if report.ok else "FAILED"))
         for line in report.failures:
             print(f"  failure: {line}")

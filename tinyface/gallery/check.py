@@ -11,10 +11,14 @@ Checked, each failure one line naming what is wrong:
   in that same batch;
 * the vectors file: the right header, at least ``slots`` rows, each batch's
   rows with the CRC-32 the batch recorded, every live row finite and of unit
-  norm.
+  norm;
+* the int8 codes: ``coded`` at most ``slots``, and each of the first
+  ``coded`` rows of the codes file the code of its vector row.
 
 Bytes after the committed rows are an interrupted batch: reported as a note,
-not a failure (the next batch overwrites them).
+not a failure (the next batch overwrites them).  So are codes that cover
+fewer rows than the vectors, or a codes file that is missing or not whole:
+derived data, which the next batch or search rebuilds from the vectors.
 """
 import zlib
 from dataclasses import dataclass, field
@@ -22,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tinyface.errors import GalleryError
-from tinyface.gallery.vectors import HEADER_BYTES, check_header, map_rows
+from tinyface.gallery.vectors import CODES, HEADER_BYTES, check_header, map_rows, rows_on_disk
+from tinyface.kernels.codes import encode
 
 NORM_TOLERANCE = 1e-3
 CHUNK_ROWS = 1 << 16
@@ -54,7 +59,8 @@ def check(gallery) -> CheckReport:
         _check_slots(db, slots, report)
         _check_files(db, report)
         if slots or gallery.vectors_path.exists():
-            _check_vectors(gallery, db, meta, slots, report)
+            if _check_vectors(gallery, db, meta, slots, report):
+                _check_codes(gallery, meta, slots, report)
     finally:
         db.execute("COMMIT")
     return report
@@ -101,31 +107,32 @@ def _check_files(db, report):
         report.failures.append(f"{apart} faces were not committed with their file's record")
 
 
-def _check_vectors(gallery, db, meta, slots, report):
+def _check_vectors(gallery, db, meta, slots, report) -> bool:
+    """Check the vectors file; whether it holds the committed rows under its header."""
     path = gallery.vectors_path
     if "dim" not in meta:
         report.notes.append(f"{path} exists but no batch was committed: an interrupted first batch")
-        return
+        return False
     dim = int(meta["dim"])
     try:
         with open(path, "rb") as f:
             check_header(f.read(HEADER_BYTES), meta["uuid"], dim, path)
     except FileNotFoundError:
         report.failures.append(f"{path}: the vectors file is missing")
-        return
+        return False
     except GalleryError as exc:
         report.failures.append(str(exc))
-        return
+        return False
     size = path.stat().st_size
     need = HEADER_BYTES + slots * dim * 4
     if size < need:
         report.failures.append(f"{path}: {size} bytes, but {slots} rows of {dim} floats need {need}")
-        return
+        return False
     if size > need:
         report.notes.append(f"{path}: {size - need} bytes after the committed rows (an interrupted "
                             f"batch; the next one overwrites them)")
     if slots == 0:
-        return
+        return True
     vectors = map_rows(path, meta["uuid"], dim, slots)
     live = np.ones(slots, bool)
     live[[i for (i,) in db.execute("SELECT id FROM removed")]] = False
@@ -143,3 +150,42 @@ def _check_vectors(gallery, db, meta, slots, report):
                                    f"recorded at commit (damaged vectors file)")
     if bad_norm:
         report.failures.append(f"{bad_norm} live vectors are not finite unit vectors")
+    return True
+
+
+def _check_codes(gallery, meta, slots, report):
+    path, dim = gallery.codes_path, int(meta["dim"])
+    coded = int(meta.get("coded", 0))
+    if coded > slots:
+        report.failures.append(f"the gallery says {coded} rows are coded, but only {slots} are committed")
+        return
+    rebuilt = "derived data: the next batch or search rebuilds it from the vectors"
+    try:
+        on_disk = rows_on_disk(path, meta["uuid"], dim, CODES)
+    except GalleryError as exc:
+        if coded or path.exists():
+            report.notes.append(f"{exc} ({rebuilt})")
+        elif slots:
+            report.notes.append(f"no int8 codes yet (a gallery from before them): the next batch "
+                                f"or search codes its {slots} rows")
+        return
+    if on_disk < coded:
+        report.notes.append(f"{path}: {on_disk} rows, but {coded} were coded ({rebuilt})")
+        return
+    if coded < slots:
+        report.notes.append(f"the int8 codes cover {coded} of the {slots} rows (the rest were added "
+                            f"without them): the next batch or search codes the rest")
+    if on_disk > coded:
+        report.notes.append(f"{path}: {on_disk - coded} rows after the coded ones (an interrupted "
+                            f"batch; the next one overwrites them)")
+    if coded == 0:
+        return
+    vectors = map_rows(gallery.vectors_path, meta["uuid"], dim, coded)
+    codes = map_rows(path, meta["uuid"], dim, coded, CODES)
+    for start in range(0, coded, CHUNK_ROWS):
+        stop = min(coded, start + CHUNK_ROWS)
+        differ = np.flatnonzero((encode(np.asarray(vectors[start:stop])) != codes[start:stop]).any(axis=1))
+        if len(differ):
+            report.failures.append(f"{path}: row {start + differ[0]} is not the int8 code of its vector "
+                                   f"(damaged codes file; delete it and the next search rebuilds it)")
+            return

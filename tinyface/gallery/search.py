@@ -5,7 +5,11 @@ their inner product.  Search is exact: every stored vector is scored, one
 chunk of ``CHUNK_ROWS`` rows of the memory-mapped vectors file at a time, by
 the fused product-and-selection kernel :class:`tinyface.kernels.topk.TopK`,
 all queries in one pass over the file.  Memory beyond the file's pages: the
-queries and k entries per query and thread.
+queries and k entries per query and thread.  A search of few queries
+(``use_codes``) scans the gallery's int8 codes instead, a quarter of the
+bytes, and reads a float32 row only where its code's score, with its error
+bound, could reach the k best (:mod:`tinyface.kernels.codes`): the same
+answer, bit for bit.
 
 An identity's score is that of its best face.  The k best identities are the
 first k distinct identities of the faces ranked by score, so
@@ -19,7 +23,8 @@ import numpy as np
 
 from tinyface.errors import InputError
 from tinyface.kernels.topk import TopK
-from tinyface.kernels.tuning import SEARCH_CHUNK_ROWS as CHUNK_ROWS, SEARCH_WORK_PER_THREAD as WORK_PER_THREAD
+from tinyface.kernels.tuning import SEARCH_CHUNK_ROWS as CHUNK_ROWS, SEARCH_CODED_QUERIES as CODED_QUERIES, \
+    SEARCH_CODED_ROWS as CODED_ROWS
 
 
 class Match(NamedTuple):
@@ -41,15 +46,26 @@ class Identification(NamedTuple):
         return bool(self.matches)
 
 
-def exact_search(vectors, queries, k, live=None, chunk_rows=CHUNK_ROWS):
+def use_codes(rows, queries) -> bool:
+    """Whether a search of ``queries`` queries over ``rows`` rows scans int8 codes first."""
+    return queries <= CODED_QUERIES and rows >= CODED_ROWS
+
+
+def exact_search(vectors, queries, k, live=None, codes=None, chunk_rows=CHUNK_ROWS):
     """(scores, ids), M x min(k, live rows): for each of the M ``queries`` the k rows of
     ``vectors`` (N x D float32, e.g. a memory map) with the largest inner product, best
-    first, ties by smaller id; ``live`` masks out removed rows.  Small searches run on
-    fewer threads than Numba's count (at least ``WORK_PER_THREAD`` multiply-adds each)."""
-    import numba
-    work = len(vectors) * queries.shape[0] * queries.shape[1]
-    top = TopK(queries, k, parts=max(1, min(numba.get_num_threads(), work // WORK_PER_THREAD)))
-    for start in range(0, len(vectors), chunk_rows):
+    first, ties by smaller id; ``live`` masks out removed rows.  ``codes``: the int8 codes
+    of the first rows of ``vectors`` (``kernels.codes.encode``, maybe of fewer rows), which
+    the search scans instead of those rows when :func:`use_codes` says it pays; the answer
+    is the same.  Small searches run on fewer threads than Numba's count (see ``TopK``)."""
+    vectors = np.asarray(vectors)            # a memory map's slices cost more than an array's
+    n = len(vectors)
+    top = TopK(queries, k, rows=n)
+    coded = len(codes) if codes is not None and use_codes(n, len(top.queries)) else 0
+    for start in range(0, coded, chunk_rows):
+        stop = min(coded, start + chunk_rows)
+        top.scan(vectors[start:stop], start, live, codes[start:stop])
+    for start in range(coded, n, chunk_rows):
         top.scan(vectors[start:start + chunk_rows], start, live)
     return top.result()
 
@@ -81,7 +97,8 @@ def search(gallery, embeddings, k=5):
         return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
     q = unit_queries(embeddings, dim)
     vectors, live = gallery.vectors()
-    return exact_search(vectors, q, k, live)
+    codes = gallery.codes(len(vectors)) if use_codes(len(vectors), len(q)) else None
+    return exact_search(vectors, q, k, live, codes)
 
 
 def rank_identities(gallery, embeddings, k=5) -> list:
@@ -94,11 +111,12 @@ def rank_identities(gallery, embeddings, k=5) -> list:
         return [[] for _ in q]
     want = min(k, counts.identities)
     vectors, live = gallery.vectors()
+    codes = gallery.codes(len(vectors)) if use_codes(len(vectors), 1) else None
     ranked = [None] * len(q)
     pending = list(range(len(q)))
     items = min(counts.faces, 4 * k)
     while pending:
-        scores, ids = exact_search(vectors, q[pending], items, live)
+        scores, ids = exact_search(vectors, q[pending], items, live, codes)
         rows = {f.id: f for f in gallery.faces(ids=np.unique(ids))}
         still = []
         for j, row_scores, row_ids in zip(pending, scores, ids):

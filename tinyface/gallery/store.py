@@ -9,7 +9,8 @@ Files.  ``PATH`` is an SQLite database in WAL mode (SQLite adds ``PATH-wal``
 and ``PATH-shm`` beside it) with the tables
 
     meta(key, value)       format, uuid, the model's fingerprint, name, dim, input size;
-                           slots: how many vector rows are committed
+                           slots: how many vector rows are committed; coded: how
+                           many rows of the codes file are valid (at most slots)
     batches(id, first_slot, count, crc32, added)     one row per committed batch
     faces(id, batch, identity, path, sha256, face_index, x1, y1, x2, y2,
           landmarks, score, added)                   one row per face; id = its slot
@@ -21,7 +22,9 @@ and ``PATH-shm`` beside it) with the tables
 
 ``PATH-vectors`` (:mod:`tinyface.gallery.vectors`) is a header and then float32
 rows of ``dim`` values, row ``i`` the unit-norm embedding of face ``i``: search
-memory-maps it.  Each batch records the CRC-32 of its rows.
+memory-maps it.  Each batch records the CRC-32 of its rows.  ``PATH-codes`` holds
+their int8 codes (:mod:`tinyface.kernels.codes`), which search scans first: derived
+data, rebuilt from the vectors where it is missing or short.
 
 Crash safety.  A batch is added under SQLite's write lock (``BEGIN
 IMMEDIATE``): its vectors are written after the committed rows, the file is
@@ -32,8 +35,18 @@ which no reader maps and the next batch overwrites; killed after it, the
 batch is whole.  Committed rows are never written again (removing a face
 deletes its row and records its slot in ``removed``), so readers need no lock
 on the vectors: they map exactly ``slots`` rows of a snapshot.
+
+The codes follow the same protocol: written after the vectors, before the
+commit, from row ``coded`` on (first the codes of committed rows the file
+lacks, read back from the vectors file, then the batch's), cut and fsynced,
+and ``coded`` set in the same transaction.  Rows below ``coded`` are never
+written again, so a reader maps ``coded`` rows of a snapshot.  A gallery made
+before the codes, or extended by a tinyface that does not write them, has
+``coded`` below ``slots``: the next batch, or a search that finds the write
+lock free, codes the rest (one pass over the vectors).
 """
 import datetime
+import itertools
 import json
 import os
 import sqlite3
@@ -47,9 +60,12 @@ import numpy as np
 
 from tinyface.errors import GalleryError, TinyfaceError
 from tinyface.gallery.fingerprint import model_card
-from tinyface.gallery.vectors import append_rows, map_rows
+from tinyface.gallery.vectors import CODES, append_rows, map_rows, rows_on_disk, write_rows
+from tinyface.kernels.codes import encode
 
 FORMAT = "1"
+BUSY_SECONDS = 60            # how long a writer waits for another's write lock
+ENCODE_ROWS = 1 << 16        # vector rows read back at a time to code them
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,9 +154,11 @@ class Gallery:
     def __init__(self, path, model=None, *, create=True):
         self.path = Path(path)
         self.vectors_path = Path(f"{self.path}-vectors")
+        self.codes_path = Path(f"{self.path}-codes")
         self._model = model
         self._card = None
         self._vectors = None           # (slots, memmap) cached for search
+        self._codes = None             # (coded, memmap) cached for search
         if self.path.is_dir():
             raise GalleryError(f"{self.path}: is a directory, not a gallery file")
         if not create and not self.path.exists():
@@ -148,7 +166,7 @@ class Gallery:
         if not self.path.parent.is_dir():
             raise GalleryError(f"{self.path}: folder {self.path.parent} does not exist")
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
         except sqlite3.Error as exc:
             raise GalleryError(f"{self.path}: cannot open the gallery ({exc})") from None
         try:
@@ -188,7 +206,7 @@ class Gallery:
     # ------------------------------------------------------------ basics
 
     def close(self):
-        self._vectors = None
+        self._vectors = self._codes = None
         self.db.close()
 
     def __enter__(self):
@@ -306,6 +324,7 @@ class Gallery:
                 self._record_model(card)
             slots = int(meta["slots"])
             crc = append_rows(self.vectors_path, meta["uuid"], card.dim, slots, emb) if len(emb) else 0
+            coded = self._write_codes(meta, card.dim, slots, emb)
             db = self.db
             batch = db.execute("INSERT INTO batches (first_slot, count, crc32, added) VALUES (?, ?, ?, ?)",
                                (slots, len(faces), crc, now)).lastrowid
@@ -327,7 +346,28 @@ class Gallery:
             db.executemany("INSERT INTO log (time, path, sha256, problem, message) VALUES (?, ?, ?, ?, ?)",
                            [(now, p.path, p.sha256, p.problem, p.message) for p in problems])
             db.execute("UPDATE meta SET value = ? WHERE key = 'slots'", (str(slots + len(faces)),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('coded', ?)", (str(coded),))
         return ids
+
+    def _write_codes(self, meta, dim, slots, rows) -> int:
+        """Under the write lock, ``rows`` being the vector rows just written at ``slots``:
+        write the codes of the committed rows the codes file lacks (read back from the
+        vectors file; all of them if the file is missing or not whole) and of ``rows``,
+        cut and fsync the file; returns the rows it then holds (``coded`` to commit)."""
+        uuid_hex = meta["uuid"]
+        coded = min(int(meta.get("coded", 0)), slots)
+        if coded:
+            try:
+                if rows_on_disk(self.codes_path, uuid_hex, dim, CODES) < coded:
+                    coded = 0
+            except GalleryError:
+                coded = 0
+        if coded == slots and not len(rows):
+            return coded
+        vectors = map_rows(self.vectors_path, uuid_hex, dim, slots) if coded < slots else None
+        lacking = (encode(vectors[i:i + ENCODE_ROWS]) for i in range(coded, slots, ENCODE_ROWS))
+        write_rows(self.codes_path, uuid_hex, dim, coded, itertools.chain(lacking, [encode(rows)]), CODES)
+        return slots + len(rows)
 
     def remove(self, ids=(), identities=(), paths=()) -> int:
         """Remove faces by id, by identity, or by source path (a file, or everything under
@@ -440,6 +480,48 @@ class Gallery:
             live = np.ones(slots, np.uint8)
             live[removed] = 0
         return self._vectors[1], live
+
+    def codes(self, rows):
+        """The int8 codes (:mod:`tinyface.kernels.codes`) of the first ``rows`` vector rows,
+        memory-mapped read-only (n x row bytes uint8), or of fewer (n < rows, maybe 0) when
+        the codes file covers fewer rows and cannot be extended now (the write lock is
+        taken, or the gallery is read-only): search reads the others in float32."""
+        with _Snapshot(self.db):
+            meta = self.meta()
+        want = min(int(rows), int(meta["slots"]))
+        coded = self._map_codes(meta)
+        if coded < want and self._extend_codes():
+            with _Snapshot(self.db):
+                coded = self._map_codes(self.meta())
+        n = min(coded, want)
+        return self._codes[1][:n] if n else None
+
+    def _map_codes(self, meta) -> int:
+        """Map the valid rows of the codes file (into ``_codes``); returns how many there are
+        (0 if none, or if the file is missing or not whole)."""
+        coded = min(int(meta.get("coded", 0)), int(meta["slots"]))
+        if coded and (self._codes is None or self._codes[0] != coded):
+            try:
+                self._codes = (coded, map_rows(self.codes_path, meta["uuid"], int(meta["dim"]), coded, CODES))
+            except GalleryError:
+                return 0
+        return coded
+
+    def _extend_codes(self) -> bool:
+        """Code every committed row now, if the write lock is free at once and the gallery
+        writable; whether it did."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            with self._write():
+                meta = self.meta()
+                dim = int(meta["dim"])
+                coded = self._write_codes(meta, dim, int(meta["slots"]), np.zeros((0, dim), np.float32))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('coded', ?)", (str(coded),))
+            return True
+        except (GalleryError, OSError, sqlite3.OperationalError):
+            return False
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
 
     # ------------------------------------------------------------ search and upkeep
 

@@ -76,6 +76,14 @@ TOPK_TILE_ROWS = 4
 # Gallery rows per kernel call (32 MB of 128-d float32): the memory beyond the mapped
 # file's pages stays k entries per query and thread.
 SEARCH_CHUNK_ROWS = 1 << 16
+# Searches of at most SEARCH_CODED_QUERIES queries over at least SEARCH_CODED_ROWS rows
+# scan the int8 codes (kernels/codes.py) first.  Zen 3, 2026-12-01, loaded (load average
+# 4; both paths alternating in one process, docs/gallery.md "Int8 codes first"): codes over
+# float32 for one query 1.21 at 5,000 rows, 1.08 at 10,000, 0.54 at 30,000, 0.55 at 100,000;
+# at 100,000 rows 0.68 / 0.70 / 0.93 for 2 / 3 / 4 queries; at 1M rows 0.93 for 4, 1.26 for 8.
+# Below ~16k rows the float32 rows stay in cache and the conversion costs more than the bytes.
+SEARCH_CODED_QUERIES = 3
+SEARCH_CODED_ROWS = 16_384
 # Multiply-adds per thread below which a search uses one thread fewer.  Zen 3,
 # 2026-12-01 (a502793, measured with bench/gallery.py).
 SEARCH_WORK_PER_THREAD = 1 << 22
