@@ -8,10 +8,11 @@ E x Co (as the GEMM's ``w``), ``w_dw`` 3 x 3 x E (as the depthwise ``w``),
     d = epilogue_dw(depthwise3x3(e, w_dw, stride, pad 1))   # N x OH x OW x E
     out = epilogue_project(d @ w_project)                   # (+ residual)
 
-computed with the same tiles in the same order, so the result is the unfused
-one bit for bit -- unless Co is not a multiple of 16: the GEMM sums its last
-Co mod 16 columns in an order that depends on how rows fall into its 4-row
-tiles, and bands group rows differently (a float32 rounding apart).
+computed with the same tiles, each output the same chain of multiply-adds
+(``gemm.gemm_panels``), so the result is the unfused one bit for bit --
+unless Co is not a multiple of 16: the GEMM sums its last Co mod 16 columns
+in an order that depends on how rows fall into its 4-row tiles, and bands
+group rows differently (a float32 rounding apart).
 
 What changes is where ``e`` and ``d`` live.  Unfused, the expanded map (up to
 1.6 MB in MobileFaceNet) is written out whole, then read back by the depthwise
