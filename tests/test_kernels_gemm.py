@@ -28,7 +28,7 @@ from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, g
     gemm_widths as widths, seeds
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.epilogue import make_epilogue, vector_activations
-from tinyface.kernels.gemm import ROWS, TILE_VECTORS, gemm, gemm_rows
+from tinyface.kernels.gemm import ROWS, TILE_COLUMNS, TILE_VECTORS, gemm, gemm_panels, gemm_rows
 
 
 def run_gemm(a, w, bias, act1, res, act2):
@@ -161,4 +161,57 @@ def test_tile_loops_do_not_spill():
     check(out, epilogue(a.astype(np.float64) @ w, bias, (slope, lo, hi)), 32)
     loops = fma_loops(_four_rows.inspect_asm(_four_rows.signatures[0]), "_four_rows")
     assert max(f for f, _ in loops) >= ROWS * TILE_VECTORS, loops      # the wide tile's loop is there
+    assert all(stack == 0 for _, stack in loops), loops
+
+
+@numba.njit(fastmath={"contract"})      # not cached: its assembly is read
+def _panel_rows(a, w, epilogue, out, m_lo, m_hi):
+    """out[m_lo:m_hi] = epilogue(a[m_lo:m_hi] @ w) through ``gemm_panels``, as ``_gemm`` and the
+    block run it."""
+    flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
+    act1, act2 = vector_activations(epilogue)
+    panel = np.empty(w.shape[0] * TILE_COLUMNS, np.float32)
+    gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+
+
+@numba.njit(fastmath={"contract"})
+def _row_tiles(a, w, epilogue, out, m_lo, m_hi):
+    """The same rows through ``gemm_rows``, 4 at a time."""
+    flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
+    act1, act2 = vector_activations(epilogue)
+    for m0 in range(m_lo, m_hi, ROWS):
+        gemm_rows(a, w, out, m0, min(ROWS, m_hi - m0), flat, epilogue, act1, act2)
+
+
+@settings(max_examples=examples(15), deadline=None)
+@given(m=rows, k=depths, n=widths, lo_tiles=st.integers(0, 3), kinds=epilogue_kinds, seed=seeds)
+def test_panels_match_reference_and_row_tiles(m, k, n, lo_tiles, kinds, seed):
+    """``gemm_panels`` on rows m_lo..m (m_lo a multiple of 4, as the tasks of ``_gemm`` start)
+    against NumPy, and bit for bit against ``gemm_rows`` on the same rows: the same tiles in
+    another order; rows outside the range are left alone."""
+    m_lo = min(lo_tiles * ROWS, m - m % ROWS)
+    rng = np.random.default_rng(seed)
+    a, w = values(rng, (m, k), False), values(rng, (k, n), False)
+    bias, act1, res, act2 = random_epilogue(kinds, n, (m, n), rng, False)
+    ep = make_epilogue(bias, act1, act2, res, ndim=2)
+    got, want = np.full((m, n), 7.0, np.float32), np.full((m, n), 7.0, np.float32)
+    _panel_rows(a, w, ep, got, m_lo, m)
+    _row_tiles(a, w, ep, want, m_lo, m)
+    np.testing.assert_array_equal(got, want)
+    assert (got[:m_lo] == 7.0).all()
+    ref = epilogue(a[m_lo:].astype(np.float64) @ w, bias, act1, None if res is None else res[m_lo:], act2)
+    check(got[m_lo:], ref, k)
+
+
+def test_panel_tile_loops_do_not_spill():
+    """The tiles' k-loops as ``gemm_panels`` runs them (reading a packed panel) keep their
+    accumulators in registers, as ``test_tile_loops_do_not_spill`` checks for ``gemm_rows``."""
+    rng = np.random.default_rng(0)
+    a, w = values(rng, (2 * ROWS, 32), False), values(rng, (32, 64), False)
+    bias, (slope, lo, hi) = values(rng, 64, False), activation_params("relu", 64, rng)
+    out = np.empty((2 * ROWS, 64), np.float32)
+    _panel_rows(a, w, make_epilogue(bias, (slope, lo, hi), (slope, lo, hi), ndim=2), out, 0, 2 * ROWS)
+    check(out, epilogue(a.astype(np.float64) @ w, bias, (slope, lo, hi)), 32)
+    loops = fma_loops(_panel_rows.inspect_asm(_panel_rows.signatures[0]), "_panel_rows")
+    assert max(f for f, _ in loops) >= ROWS * TILE_VECTORS, loops
     assert all(stack == 0 for _, stack in loops), loops

@@ -8,10 +8,11 @@ E x Co (as the GEMM's ``w``), ``w_dw`` 3 x 3 x E (as the depthwise ``w``),
     d = epilogue_dw(depthwise3x3(e, w_dw, stride, pad 1))   # N x OH x OW x E
     out = epilogue_project(d @ w_project)                   # (+ residual)
 
-computed with the same tiles in the same order, so the result is the unfused
-one bit for bit -- unless Co is not a multiple of 16: the GEMM sums its last
-Co mod 16 columns in an order that depends on how rows fall into its 4-row
-tiles, and bands group rows differently (a float32 rounding apart).
+computed with the same tiles, each output the same chain of multiply-adds
+(``gemm.gemm_panels``), so the result is the unfused one bit for bit --
+unless Co is not a multiple of 16: the GEMM sums its last Co mod 16 columns
+in an order that depends on how rows fall into its 4-row tiles, and bands
+group rows differently (a float32 rounding apart).
 
 What changes is where ``e`` and ``d`` live.  Unfused, the expanded map (up to
 1.6 MB in MobileFaceNet) is written out whole, then read back by the depthwise
@@ -34,12 +35,12 @@ from numba import prange
 
 from tinyface.kernels.depthwise import _row3x3, _three_rows
 from tinyface.kernels.epilogue import vector_activations, with_residual
-from tinyface.kernels.gemm import ROWS, gemm_rows
+from tinyface.kernels.gemm import TASK_ROWS, TILE_COLUMNS, gemm_panels
 from tinyface.kernels.simd import FAST
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def gemm_serial(a, w, out, epilogue):
+def gemm_serial(a, w, out, epilogue, panel):
     """out = epilogue(a @ w) on the calling thread; the epilogue's residual rows match ``out``'s.
 
     Inlined into the kernel's ``prange`` body, whose arrays Numba marks as not
@@ -47,8 +48,8 @@ def gemm_serial(a, w, out, epilogue):
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     M = a.shape[0]
-    for m0 in range(0, M, ROWS):
-        gemm_rows(a, w, out, m0, min(ROWS, M - m0), flat, epilogue, act1, act2)
+    for m_lo in range(0, M, TASK_ROWS):
+        gemm_panels(a, w, out, m_lo, min(M, m_lo + TASK_ROWS), flat, epilogue, act1, act2, panel)
 
 
 @numba.njit(cache=True)
@@ -81,6 +82,7 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
     no_res = np.zeros(1, np.float32)
     for t in prange(T):
         e, d = expanded[t], depthwised[t]
+        panel = np.empty(max(Ci, E) * TILE_COLUMNS, np.float32)
         e_flat, d_flat = e.reshape(-1), d.reshape(-1)
         have_n, have_lo, have_hi = -1, 0, 0           # expanded rows [have_lo, have_hi) of image have_n
         for task in range(t * tasks // T, (t + 1) * tasks // T):
@@ -105,4 +107,4 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
                                 dw_bias, dw_act1, dw_act2)
                     a, w, o, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
                                          with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
-                gemm_serial(a, w, o, epilogue)
+                gemm_serial(a, w, o, epilogue, panel)

@@ -17,10 +17,18 @@ take does not depend on the vector width: N - N mod 16 (``COLUMN_BLOCK``) of
 them, and the rows in fours, each output one fused multiply-add chain over k in
 order, so every target computes the same bits.  The last N mod 16 columns and
 the last M mod 4 rows go through ``accumulate_block`` (a loop LLVM vectorises
-over n, accumulators in ``out``) and a scalar epilogue pass.  Blocks of 4 rows
-are independent and run in parallel (``prange``); a product with fewer rows
-than a tile and a long reduction (an FC layer on a flattened map) splits k
-instead (``_gemm_split_k``).
+over n, accumulators in ``out``) and a scalar epilogue pass.
+
+The order of the tiles (``gemm_panels``): a run of rows (about ``TASK_ROWS``)
+is done one column panel at a time, every 4-row tile of the panel before the
+next panel, with the panel's K x ``TILE_COLUMNS`` weights first copied to a
+contiguous scratch, where they stay in L1 for all the rows.  Row tile by row
+tile (``gemm_rows``, the conv's patch rows), each tile reads its columns of
+``w`` afresh: a 128 x 256 ``w`` (128 KB) from L2 every 4 rows, and a panel
+left in place, its rows a power-of-two stride apart, falls into a few of L1's
+sets.  The runs of rows are independent and run in parallel (``prange``), at
+least one per thread; a product with fewer rows than a tile and a long
+reduction (an FC layer on a flattened map) splits k instead (``_gemm_split_k``).
 
 Every helper of the tiles is inlined into the kernel (``inline="always"``):
 compiled as separate functions, the tiles ran 10-20 % slower.  The epilogue's
@@ -37,10 +45,10 @@ from numba import prange
 
 from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activations
 from tinyface.kernels.simd import FAST, LANES, REGISTERS, add, fma_run, load, load_run, splat, store, zeros_run
-from tinyface.kernels.tuning import GEMM_ROWS as ROWS, K_CHUNK, LEFTOVER_K_UNROLL as KU, \
-    LEFTOVER_ROWS as SMALL, MAX_TILE_VECTORS
+from tinyface.kernels.tuning import GEMM_ROWS as ROWS, GEMM_TASK_ROWS as TASK_ROWS, K_CHUNK, \
+    LEFTOVER_K_UNROLL as KU, LEFTOVER_ROWS as SMALL, MAX_TILE_VECTORS
 
-# ROWS: rows per register tile; KU and SMALL: the k-unrolling and rows per block of
+# ROWS: rows per register tile; TASK_ROWS: rows per parallel task of ``_gemm``; KU and SMALL: the k-unrolling and rows per block of
 # ``accumulate_block``; K_CHUNK: reduction rows per task of ``_gemm_split_k`` (measured:
 # see ``kernels.tuning``)
 COLUMN_BLOCK = 16   # the vector tiles take the columns in multiples of this, on every target
@@ -125,12 +133,13 @@ def finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
 
 
 @numba.njit(inline="always", cache=True)
-def _tile(a, w, N, out, res, has_res, m0, n0, bias, act1, act2, vectors):
+def _tile(a, w, w_row, w_col, N, out, res, has_res, m0, n0, bias, act1, act2, vectors):
     """out[m0:m0+4, n0:n0+vectors*LANES] = epilogue(a[m0:m0+4] @ w[:, those columns]), with
-    ``w``, ``out`` and ``res`` flat (row length N); ``vectors`` a compile-time constant."""
+    ``out`` and ``res`` flat (row length N) and ``w`` flat, its row k's columns from
+    ``w[k * w_row + w_col]`` (``w`` itself, or a panel of it); ``vectors`` a compile-time constant."""
     c0 = c1 = c2 = c3 = zeros_run(vectors)
     for k in range(a.shape[1]):
-        wk = load_run(w, k * N + n0, vectors)
+        wk = load_run(w, k * w_row + w_col, vectors)
         c0 = fma_run(splat(a[m0, k]), wk, c0)
         c1 = fma_run(splat(a[m0 + 1, k]), wk, c1)
         c2 = fma_run(splat(a[m0 + 2, k]), wk, c2)
@@ -154,13 +163,57 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
         n_tiled = N - N % COLUMN_BLOCK
         n_wide = n_tiled - n_tiled % TILE_COLUMNS
         for n0 in range(0, n_wide, TILE_COLUMNS):
-            _tile(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, TILE_VECTORS)
+            _tile(a, w_flat, N, n0, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, TILE_VECTORS)
         for n0 in range(n_wide, n_tiled, LANES):
-            _tile(a, w_flat, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, 1)
+            _tile(a, w_flat, N, n0, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, 1)
         if n_tiled < N:
             leftover_block(a, w, out, m0, ROWS, n_tiled, epilogue)
     else:
         leftover_block(a, w, out, m0, rows, 0, epilogue)
+
+
+@numba.njit(inline="always", cache=True)
+def _pack_panel(w, N, K, n0, width, panel):
+    """panel[k * width + j] = w[k * N + n0 + j] for k < K, j < width: columns n0..n0+width-1
+    of the flat K x N ``w``, contiguous (``width`` a multiple of LANES)."""
+    for k in range(K):
+        for j in range(0, width, LANES):
+            store(panel, k * width + j, load(w, k * N + n0 + j))
+
+
+@numba.njit(inline="always", cache=True, fastmath=FAST)
+def gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel):
+    """out[m_lo:m_hi] = epilogue(a[m_lo:m_hi] @ w), one column panel at a time.
+
+    The same tiles as ``gemm_rows`` (each output the same FMA chain, so the same
+    bits), in another order: every 4-row tile of a panel of ``TILE_COLUMNS``
+    columns, then the next panel.  Each panel's K x TILE_COLUMNS weights are first
+    copied to ``panel`` (at least K * TILE_COLUMNS floats), contiguous, where they
+    stay in L1 for all the rows; row by row, the tiles read all of ``w`` (128 KB
+    for a 128 x 256 GEMM) from L2 every 4 rows, and a panel left in ``w``, its rows
+    a power-of-two stride apart, falls into a few of L1's sets and does not stay.
+    """
+    K, N = w.shape
+    w_flat, out_flat, res_flat = flat
+    bias = epilogue[0]
+    has_res = epilogue[5]
+    n_tiled = N - N % COLUMN_BLOCK
+    n_wide = n_tiled - n_tiled % TILE_COLUMNS
+    m_tiled = m_hi - (m_hi - m_lo) % ROWS
+    for n0 in range(0, n_wide, TILE_COLUMNS):
+        _pack_panel(w_flat, N, K, n0, TILE_COLUMNS, panel)
+        for m0 in range(m_lo, m_tiled, ROWS):
+            _tile(a, panel, TILE_COLUMNS, 0, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2,
+                  TILE_VECTORS)
+    for n0 in range(n_wide, n_tiled, LANES):
+        _pack_panel(w_flat, N, K, n0, LANES, panel)
+        for m0 in range(m_lo, m_tiled, ROWS):
+            _tile(a, panel, LANES, 0, N, out_flat, res_flat, has_res, m0, n0, bias, act1, act2, 1)
+    if n_tiled < N:
+        for m0 in range(m_lo, m_tiled, ROWS):
+            leftover_block(a, w, out, m0, ROWS, n_tiled, epilogue)
+    if m_tiled < m_hi:
+        leftover_block(a, w, out, m_tiled, m_hi - m_tiled, 0, epilogue)
 
 
 @numba.njit(cache=True, fastmath=FAST)
@@ -176,13 +229,17 @@ def leftover_block(a, w, out, m0, rows, n_lo, epilogue):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _gemm(a, w, epilogue, out):
-    M = a.shape[0]
+def _gemm(a, w, epilogue, out, tasks):
+    """``tasks`` runs of whole row tiles (at most one per tile), each by ``gemm_panels``."""
+    M, K = a.shape
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
-    for b in prange((M + ROWS - 1) // ROWS):
-        m0 = b * ROWS
-        gemm_rows(a, w, out, m0, min(ROWS, M - m0), flat, epilogue, act1, act2)
+    tiles = (M + ROWS - 1) // ROWS
+    for task in prange(tasks):
+        m_lo = task * tiles // tasks * ROWS
+        m_hi = min(M, (task + 1) * tiles // tasks * ROWS)
+        panel = np.empty(K * TILE_COLUMNS, np.float32)
+        gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -216,13 +273,17 @@ def gemm(a, w, epilogue, out):
     """out = epilogue(a @ w); see the module and ``epilogue`` docs.
 
     The epilogue's residual is M x N, read when has_res (any 2-D array otherwise).
-    Rows are split between threads in blocks of ``ROWS``; fewer rows than that
-    with a reduction of at least two ``K_CHUNK`` split k instead.
+    Rows are split between threads in tasks of about ``TASK_ROWS`` rows (whole
+    tiles of ``ROWS``), at least one per thread; fewer rows than a tile with a
+    reduction of at least two ``K_CHUNK`` split k instead.
     """
-    if a.shape[0] < ROWS and a.shape[1] >= 2 * K_CHUNK:
+    M = a.shape[0]
+    if M < ROWS and a.shape[1] >= 2 * K_CHUNK:
         _gemm_split_k(a, w, epilogue, out)
     else:
-        _gemm(a, w, epilogue, out)
+        tiles = (M + ROWS - 1) // ROWS
+        _gemm(a, w, epilogue, out, max(1, min(tiles, max((M + TASK_ROWS - 1) // TASK_ROWS,
+                                                         numba.get_num_threads()))))
 
 
 @numba.njit(inline="always", cache=True)

@@ -32,6 +32,11 @@ MiB = 2**20
 # model's GEMM shapes 4-7 % faster alone; the 4-row tile's leftover rows are a map's
 # rows mod 4.
 GEMM_ROWS = 4
+# Rows per parallel task of a GEMM (kernels/gemm.py ``_gemm``; at least one task per
+# thread): each task runs its rows one column panel at a time (``gemm_panels``), so the
+# panel's weights are read from L2 once per task.  Zen 3, 2026-12-01 (branch batch1,
+# docs/performance.md "Column panels"); other values untried.
+GEMM_TASK_ROWS = 64
 # At most this many vectors per tile row, whatever the register file allows: the
 # 4 x 64 tile was measured on Zen 4 (AVX-512, 4 vectors); wider is untried.
 MAX_TILE_VECTORS = 4
