@@ -111,11 +111,13 @@ def rank_identities(gallery, embeddings, k=5) -> list:
         return [[] for _ in q]
     want = min(k, counts.identities)
     vectors, live = gallery.vectors()
-    codes = gallery.codes(len(vectors)) if use_codes(len(vectors), 1) else None
+    codes = None                     # fetched by the first pass with few enough queries to use them
     ranked = [None] * len(q)
     pending = list(range(len(q)))
     items = min(counts.faces, 4 * k)
     while pending:
+        if codes is None and use_codes(len(vectors), len(pending)):
+            codes = gallery.codes(len(vectors))
         scores, ids = exact_search(vectors, q[pending], items, live, codes)
         rows = {f.id: f for f in gallery.faces(ids=np.unique(ids))}
         still = []
