@@ -27,8 +27,8 @@ dims = st.sampled_from([1, 3, 15, 16, 17, 31, 32, 33, 64, 128, 130])
 queries = st.sampled_from([1, 2, 5, 15, 16, 17, 31, 32, 63, 64, 65, 80, 100])
 
 
-def run(x, q, k, live=None, parts=None, chunk=None):
-    top = TopK(q, k, parts)
+def run(x, q, k, live=None, parts=None, chunk=None, rows=None):
+    top = TopK(q, k, parts, rows)
     chunk = chunk or max(1, len(x))
     for start in range(0, len(x), chunk):
         top.scan(x[start:start + chunk], start, live)
@@ -72,8 +72,8 @@ def test_same_answer_for_any_heaps_and_chunks(n, m, k, seed):
     rng = np.random.default_rng(seed)
     x, q = data(rng, (n, 128), False), data(rng, (m, 128), False)
     one = run(x, q, k, parts=1)
-    for parts, chunk in ((2, 7), (5, n // 3 + 1)):
-        got = run(x, q, k, parts=parts, chunk=chunk)
+    for parts, chunk, rows in ((2, 7, None), (5, n // 3 + 1, None), (3, 11, 1 << 30)):
+        got = run(x, q, k, parts=parts, chunk=chunk, rows=rows)   # rows: a table out of cache, one row at a time
         np.testing.assert_array_equal(got[0], one[0])
         np.testing.assert_array_equal(got[1], one[1])
 

@@ -14,41 +14,51 @@ float64 quotient is off by at most 2^-46 (relative 2^-53), so
 
     |x_d - s c_d| <= s (1/2 + 2^-46)    and    |x_d| <= 127.5 s (1 + 2^-45).   (1)
 
-The bound.  For a query q (float32, finite, ||q|| <= 2^32) and a row x of
-magnitude at most 2^64 (``encode`` refuses larger ones), let
+The query's code.  A query q (float32, finite, ||q|| <= 2^32) is coded too,
+in int16: with B = min(32767, floor((2^31 - 1) / (127 D))) and, in float64,
 
-* f = the float32 score the search's exact kernel computes (``topk``: D
-  products summed in 16 lanes, the lanes added in a tree, the D mod 16 left
-  over one by one: every product goes through at most h = D + 5 roundings);
-* a = fl(s * t), t = the same float32 sum over the int8 codes instead of x
-  (the int8 -> float32 conversion is exact).
+    sigma = max_d |q_d| / B        b_d = rint(q_d / sigma)       (sigma = 1 if q = 0)
 
-With u = 2^-24, gamma = h u / (1 - h u) and the standard bound on a sum of
-products computed in floating point (|error| <= gamma sum |q_d x_d|), the
-Cauchy-Schwarz inequality and (1) (||x||, ||c|| <= 127.5 sqrt(D) s):
+so |b_d| <= B (the quotient is at most B (1 + 2^-52)) and no int32 sum of D
+products c_d b_d can overflow.  The search computes T = sum_d c_d b_d exactly
+in int32 (``isimd.madd_bytes``: any order gives the same integer) and
 
-    |f - q.x|          <= gamma ||q|| 127.5 sqrt(D) s (1 + 2^-45)
-    |q.x - s q.c|      <= ||q|| sqrt(D) s (1/2 + 2^-46)
-    |a - s q.c|        <= s gamma ||q|| 127 sqrt(D) + u s ||q|| 127 sqrt(D) (1 + gamma)
+    a = fl64(fl64(s sigma) T)                                            (2)
 
-and, where a value underflows, each of at most 2D + 5 roundings adds at most
-2^-150 (doubled by the roundings after it), at most (2D + 6) 2^-23 s in all
-since s >= 2^-126.  Hence, with
+in float64: s sigma >= 2^-290 is a normal float64, so (2) is off by at most
+2.0001 * 2^-53 |s sigma T|, and sigma |T| <= 127 (sqrt(D) ||q|| + D sigma).
 
-    C(q) = ||q|| sqrt(D) (1/2 + 2^-40 + 256 gamma + 128 u) + (2D + 6) 2^-23,
+The bound.  Let f be the float32 score the search's exact kernel computes
+(``topk``: D products summed in 16 lanes, the lanes added in a tree, the D
+mod 16 left over one by one: every product goes through at most h = D + 5
+roundings), u = 2^-24 and gamma = h u / (1 - h u).  By the standard bound on
+a sum of products in floating point, the Cauchy-Schwarz inequality and (1)
+(||x|| <= 127.5 sqrt(D) s (1 + 2^-45)):
 
-|f - a| <= C(q) s.  ``bound_factors`` returns C'(q) >= C(q) (1 + 2^-20) + 2^-24
-in float32 (made in float64 and enlarged by 1 + 2^-22 before rounding to
-float32, which loses less than 2^-24; the float64 arithmetic is off by far less),
-enough that fl(C'(q) s) >= C(q) s whether or not the product underflows.  Rounding to nearest is monotone, so
+    |f - q.x|             <= gamma ||q|| 127.5 sqrt(D) s (1 + 2^-45) + (2D + 6) 2^-23 s
+    |q.x - s q.c|         <= ||q|| sqrt(D) s (1/2 + 2^-46)
+    |s q.c - s sigma T|   <= s sum_d |c_d| |q_d - sigma b_d| <= 127 s e(q)
+    |s sigma T - a|       <= 2^-52 s 127 (sqrt(D) ||q|| + D sigma)
 
-    fl(a + fl(C'(q) s)) >= f            for every row,
+where (2D + 6) 2^-23 s covers the roundings that underflow (each at most
+2^-150, doubled by the roundings after it, and s >= 2^-126) and
+e(q) = sum_d |q_d - sigma b_d|, which ``query_codes`` computes in float64 and
+enlarges to cover that arithmetic's error (1 + 2^-30, plus 2^-40 (||q||_1 +
+D sigma): far more than D + 3 roundings of 2^-53 can lose).  Hence |f - a| <=
+C(q) s with
 
-fused into one FMA or not.  A search that skips the rows where
-``a + C'(q) s < r`` (r the k-th best score so far, a float32) therefore skips
-no row whose score f reaches r, and keeps the same top k as a scan of the
-float32 rows, ties included.  On 128-d unit vectors C' is about 5.7 and s
-about 0.002: a row's score is known to within about 0.01 before its float32
+    C(q) = ||q|| sqrt(D) (1/2 + 2^-46 + 127.5 gamma (1 + 2^-45) + 127 * 2^-52)
+           + 127 e(q) + 127 * 2^-52 D sigma + (2D + 6) 2^-23,
+
+and ``query_codes`` returns C'(q) = C(q) (1 + 2^-20) (float64; ||q|| in
+float64 is off by far less than 2^-20).  The search skips a row when
+fl64(a + fl64(C'(q) s)) < r, r the k-th best score so far.  That sum's two
+roundings lose at most 2^-52 (|a| + C'(q) s) <= 2^-43 C(q) s (|a| <= 508 C(q)
+s, as D sigma 127 <= sqrt(D) ||q|| for D <= 66,000), less than the C(q) s
+2^-20 that C' adds: so a + C'(q) s as computed exceeds f, and a skipped row's
+score f is below r.  The search therefore keeps the same top k as a scan of
+the float32 rows, ties included.  On 128-d unit vectors C' is about 5.9 and s
+about 0.002: a row's score is known to within about 0.012 before its float32
 row is read.
 """
 import numba
@@ -92,35 +102,54 @@ def split(codes):
     return codes.view(np.int8), codes.view("<f4")
 
 
-def bound_factors(queries) -> np.ndarray:
-    """C'(q) for each row of ``queries`` (M x D float32, finite): see the module docstring.
-    A row of codes with scale s scores within C'(q) s of the float32 row's score."""
+QUERY_MAX = 32767                        # the largest |b_d| of a query's int16 code
+
+
+def query_codes(queries):
+    """(b, sigma, bound) for the rows of ``queries`` (M x D float32, finite; see the module
+    docstring): their int16 codes b (M x D), steps sigma (M, float64) and bound factors
+    C'(q) (M, float64).  A row of codes c with scale s scores a = (s sigma) T, T = c . b,
+    within C'(q) s of the float32 row's score."""
     q = np.asarray(queries)
     d = q.shape[1]
+    most = min(QUERY_MAX, (2 ** 31 - 1) // (INT8_MAX * d))
+    if most < INT8_MAX:
+        raise InputError(f"int8 codes search rows of at most 133,000 values, not {d}")
     u = 2.0 ** -24
     gamma = (d + 5) * u / (1 - (d + 5) * u)
-    # C' = C (1 + 2^-20) + 2^-24, times 1 + 2^-22 so that rounding to float32 cannot lower it
-    up = (1 + 2.0 ** -20) * (1 + 2.0 ** -22)
-    per_norm = np.sqrt(d) * (0.5 + 2.0 ** -40 + 256 * gamma + 128 * u) * up
-    constant = ((2 * d + 6) * 2.0 ** -23 * (1 + 2.0 ** -20) + 2.0 ** -24) * (1 + 2.0 ** -22)
-    factors, longest = _factors(q, per_norm, constant)
+    per_norm = np.sqrt(d) * (0.5 + 2.0 ** -46 + 127.5 * gamma * (1 + 2.0 ** -45) + INT8_MAX * 2.0 ** -52)
+    b, sigma, bound, longest = _query_codes(q, most, per_norm, INT8_MAX * 2.0 ** -52 * d, (2 * d + 6) * 2.0 ** -23)
     if longest > MAX_QUERY_NORM:
         raise InputError(f"queries searched with int8 codes must have norm at most 2^32, got {longest:.3g}")
-    return factors
+    return b, sigma, bound
 
 
 @numba.njit(cache=True)
-def _factors(q, per_norm, constant):
-    """(norm * per_norm + constant for each row of q, in float32; the largest norm), the
-    norms in float64."""
+def _query_codes(q, most, per_norm, per_sigma, constant):
+    """``query_codes``'s arrays, and the largest norm, all in float64: C'(q) = (||q||
+    per_norm + 127 e(q) + per_sigma sigma + constant) (1 + 2^-20)."""
     m, d = q.shape
-    out = np.empty(m, np.float32)
+    b = np.empty((m, d), np.int16)
+    sigma = np.empty(m)
+    bound = np.empty(m)
     longest = 0.0
     for j in range(m):
-        total = 0.0
+        total = peak = ones = 0.0
         for c in range(d):
-            total += np.float64(q[j, c]) * np.float64(q[j, c])
+            v = np.float64(q[j, c])
+            total += v * v
+            peak = max(peak, abs(v))
+            ones += abs(v)
         norm = np.sqrt(total)
         longest = max(longest, norm)
-        out[j] = np.float32(norm * per_norm + constant)
-    return out, longest
+        step = peak / most if peak > 0 else 1.0
+        error = 0.0
+        for c in range(d):
+            v = np.float64(q[j, c])
+            code = np.rint(v / step)
+            b[j, c] = np.int16(code)
+            error += abs(v - step * code)
+        error = error * (1 + 2.0 ** -30) + 2.0 ** -40 * (ones + d * step)
+        sigma[j] = step
+        bound[j] = (norm * per_norm + INT8_MAX * error + per_sigma * step + constant) * (1 + 2.0 ** -20)
+    return b, sigma, bound, longest

@@ -15,6 +15,8 @@ instructions (no x86 intrinsics)::
     store_u8(a, i, v)             a[i:i+LANES] = v, truncated to bytes (v in 0..255)
     mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
     madd_taps_run(accs, x, i0, i1, w, j)   two depthwise taps at once, see below
+    madd_bytes(acc, c, i, b, j)   acc + pmaddwd(c[i:i+2*LANES] widened, b[j:j+2*LANES]) (int8 x int16)
+    ihsum(v)                      the sum of v's lanes
 
 **Pair multiply-add.**  ``w`` is a 1-D int16 array holding, for each output
 channel, two consecutive k values side by side; ``pair`` an int32 holding two
@@ -306,6 +308,40 @@ def madd_taps_run(typingctx, accs, x, i0, i1, w, j):
             out.append(builder.add(acc, _pmaddwd(builder, pairs, wv)))
         return context.make_tuple(builder, accs, out)
     return accs(accs, x, i0, i1, w, j), codegen
+
+
+@intrinsic
+def madd_bytes(typingctx, acc, c, i, b, j):
+    """acc + pmaddwd(c[i:i+2*LANES] sign-extended to 16 bits, b[j:j+2*LANES]): lane l gains
+    c[i+2l] b[j+2l] + c[i+2l+1] b[j+2l+1] (c int8, b int16): dot products of int8 codes
+    with int16 queries (``kernels.topk``)."""
+    if not (acc == ivector and _flat(c, types.int8) and isinstance(i, types.Integer) and _flat(b, types.int16)
+            and isinstance(j, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i_, j_ = (context.cast(builder, args[k], sig.args[k], types.intp) for k in (2, 4))
+        codes = builder.load(_pointer(context, builder, sig.args[1], args[1], i_,
+                                      ir.VectorType(ir.IntType(8), 2 * LANES)), align=1)
+        wide = builder.sext(codes, _VI16)
+        bv = builder.load(_pointer(context, builder, sig.args[3], args[3], j_, _VI16), align=2)
+        return builder.add(args[0], _pmaddwd(builder, wide, bv))
+    return ivector(acc, c, i, b, j), codegen
+
+
+@intrinsic
+def ihsum(typingctx, v):
+    """The sum of the lanes of ``v`` (int32, wrapping): halves added pairwise."""
+    if v != ivector:
+        return None
+
+    def codegen(context, builder, sig, args):
+        value, width = args[0], LANES
+        while width > 1:
+            width //= 2
+            value = builder.add(_part(builder, value, 0, width), _part(builder, value, width, width))
+        return builder.extract_element(value, ir.Constant(_I32, 0))
+    return types.int32(v), codegen
 
 
 @intrinsic

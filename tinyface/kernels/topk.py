@@ -41,8 +41,9 @@ a float32 rounding between a search with few queries and one with many.
 
 Int8 codes first (``TopK.scan(x, offset, live, codes)``, ``kernels.codes``):
 the same search over a compact copy of the rows, a quarter of the bytes.  Per
-row and query, the score of the row's int8 code ``a`` is computed as the
-few-queries path computes a score, and ``kernels.codes`` bounds how far the
+row and query, the int8 code c is multiplied by the query's int16 code b in
+integers, exactly (``isimd.madd_bytes``: a ``pmaddwd`` per 16 values on x86),
+and scaled in float64 to a = (s sigma) T; ``kernels.codes`` bounds how far the
 float32 row's score f can be from it: f <= a + C'(q) s, s the code's scale.
 Only when that bound reaches the heap's root is the float32 row read and its
 score f computed exactly as the few-queries path does, then offered.  A row
@@ -59,9 +60,11 @@ from numba.extending import intrinsic
 
 from tinyface.errors import InputError
 from tinyface.kernels import codes as int8_codes
+from tinyface.kernels.isimd import LANES as ILANES, ihsum, izeros_run, madd_bytes
 from tinyface.kernels.simd import FAST, float32x16, fma, load16, splat16, store, zeros16
 from tinyface.kernels.tuning import SEARCH_WORK_PER_THREAD as WORK_PER_THREAD, TOPK_MANY as MANY, \
-    TOPK_TILE_ROWS as TILE_ROWS   # tiled from MANY queries
+    TOPK_TILE_ROWS as TILE_ROWS, \
+    SEARCH_CODED_BLOCK as CODED_BLOCK, SEARCH_CACHED_BYTES as CACHED_BYTES   # tiled from MANY queries
 
 LANES = 16               # lanes of the score vectors on every CPU: the sums' order must not depend on it
 NO_ID = np.iinfo(np.int64).max     # the id of an empty heap slot (score -inf)
@@ -114,24 +117,6 @@ def lane(typingctx, v, i):
     return types.float32(v, i), codegen
 
 
-@intrinsic
-def load16_float(typingctx, a, i):
-    """a[i:i+16] of a 1-D float32 array, or of an int8 one converted to float32 (exactly)."""
-    if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.int8) and a.ndim == 1
-            and isinstance(i, types.Integer)):
-        return None
-    element = ir.FloatType() if a.dtype == types.float32 else ir.IntType(8)
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        address = builder.bitcast(builder.gep(data, [args[1]]), ir.VectorType(element, LANES).as_pointer())
-        value = builder.load(address, align=4 if element == ir.FloatType() else 1)
-        if element == ir.FloatType():
-            return value
-        return builder.sitofp(value, ir.VectorType(ir.FloatType(), LANES))
-    return float32x16(a, i), codegen
-
-
 # ------------------------------------------------------------ heaps
 
 @numba.njit(inline="always", cache=True)
@@ -179,18 +164,18 @@ def _offer_lanes(mask, c, row_id, n0, m, p, live, check_live, vals, ids, thr):
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
 def _score(af, a, r, qf, q, j):
-    """Row r of a (N x width float32 rows, or int8 codes: ``kernels.codes``; flat: ``af``)
-    times query j of q (M x D, flat: ``qf``): the D products summed in 16 lanes, the lanes
+    """Row r of a (N x width float32 rows; flat: ``af``) times query j of q (M x D, flat:
+    ``qf``): the D products summed in 16 lanes, the lanes
     added in a tree, the D mod 16 others in order."""
     d = q.shape[1]
     width = a.shape[1]
     d16 = d - d % LANES
     acc = zeros16()
     for c in range(0, d16, LANES):
-        acc = fma(load16_float(af, r * width + c), load16(qf, j * d + c), acc)
+        acc = fma(load16(af, r * width + c), load16(qf, j * d + c), acc)
     s = hsum(acc)
     for c in range(d16, d):
-        s += np.float32(a[r, c]) * q[j, c]
+        s += a[r, c] * q[j, c]
     return s
 
 
@@ -204,16 +189,16 @@ def _scores4(af, a, r, qf, q, j):
     a0 = zeros16(); a1 = zeros16(); a2 = zeros16(); a3 = zeros16()                  # noqa: E702
     for c in range(0, d16, LANES):
         w = load16(qf, j * d + c)
-        a0 = fma(load16_float(af, r * width + c), w, a0)
-        a1 = fma(load16_float(af, (r + 1) * width + c), w, a1)
-        a2 = fma(load16_float(af, (r + 2) * width + c), w, a2)
-        a3 = fma(load16_float(af, (r + 3) * width + c), w, a3)
+        a0 = fma(load16(af, r * width + c), w, a0)
+        a1 = fma(load16(af, (r + 1) * width + c), w, a1)
+        a2 = fma(load16(af, (r + 2) * width + c), w, a2)
+        a3 = fma(load16(af, (r + 3) * width + c), w, a3)
     s0 = hsum(a0); s1 = hsum(a1); s2 = hsum(a2); s3 = hsum(a3)                      # noqa: E702
     for c in range(d16, d):
-        s0 += np.float32(a[r, c]) * q[j, c]
-        s1 += np.float32(a[r + 1, c]) * q[j, c]
-        s2 += np.float32(a[r + 2, c]) * q[j, c]
-        s3 += np.float32(a[r + 3, c]) * q[j, c]
+        s0 += a[r, c] * q[j, c]
+        s1 += a[r + 1, c] * q[j, c]
+        s2 += a[r + 2, c] * q[j, c]
+        s3 += a[r + 3, c] * q[j, c]
     return s0, s1, s2, s3
 
 
@@ -225,9 +210,10 @@ def _take(s, row_id, p, j, live, check_live, vals, ids, thr):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
+def _scan_few(x, q, offset, live, check_live, vals, ids, thr, four):
     """Offer rows x (ids offset..) to the heaps of each of the M < MANY queries ``q`` (M x D),
-    four rows at a time."""
+    four rows at a time if ``four`` (faster on rows in cache), else one at a time (faster on
+    rows streamed from memory: the one sequential stream of loads the prefetcher likes)."""
     n = x.shape[0]
     m = q.shape[0]
     parts = vals.shape[0]
@@ -235,7 +221,7 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
     qf = q.reshape(-1)
     for p in prange(parts):
         r, stop = n * p // parts, n * (p + 1) // parts
-        while r + 4 <= stop:
+        while four and r + 4 <= stop:
             for j in range(m):
                 s0, s1, s2, s3 = _scores4(xf, x, r, qf, q, j)
                 _take(s0, offset + r, p, j, live, check_live, vals, ids, thr)
@@ -248,48 +234,115 @@ def _scan_few(x, q, offset, live, check_live, vals, ids, thr):
                 _take(_score(xf, x, r, qf, q, j), offset + r, p, j, live, check_live, vals, ids, thr)
 
 
-@numba.njit(inline="always", cache=True, fastmath=FAST)
-def _take_code(t, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored):
-    """Row r's code scored t (before its scale) for query j: if a + bound[j] * s reaches the
-    root (a = s * t, s the scale), read the row, score it as ``_score`` does and offer it."""
-    scale = words[r, words.shape[1] - 1]
-    row_id = offset + r
-    if scale * t + bound[j] * scale >= thr[p, j] and (not check_live or live[row_id]):
-        rescored[p] += 1
-        s = _score(xf, x, r, qf, q, j)
-        if s >= thr[p, j]:
-            thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+@numba.njit(inline="always", cache=True)
+def _code_sum(cf, width, r, bf, j, d):
+    """T = sum_d c[r, d] b[j, d], exactly, in int32: row r of the int8 codes (flat: ``cf``,
+    rows of ``width`` bytes) times query j's int16 code (flat: ``bf``, rows of d values)."""
+    step = 2 * ILANES
+    d2 = d - d % step
+    acc = izeros_run(1)[0]
+    for c in range(0, d2, step):
+        acc = madd_bytes(acc, cf, r * width + c, bf, j * d + c)
+    t = ihsum(acc)
+    for c in range(d2, d):
+        t += np.int32(cf[r * width + c]) * np.int32(bf[j * d + c])
+    return t
+
+
+@numba.njit(cache=True, fastmath=FAST)
+def _rescore(xf, x, r, qf, q, j, row_id, p, vals, ids, thr):
+    """Score row r of x for query j as ``_score`` does and offer it to heap (p, j): a call
+    of its own, so that the rare re-scoring stays out of the code scan's loop."""
+    s = _score(xf, x, r, qf, q, j)
+    if s >= thr[p, j]:
+        thr[p, j] = offer(vals[p, j], ids[p, j], s, row_id)
+
+
+@numba.njit(inline="always", cache=True)
+def _code_sums4(cf, width, r, bf, j, d):
+    """``_code_sum`` of rows r .. r + 3, side by side (one loop's overhead for four rows)."""
+    step = 2 * ILANES
+    d2 = d - d % step
+    a0, a1, a2, a3 = izeros_run(4)
+    for c in range(0, d2, step):
+        at = r * width + c
+        a0 = madd_bytes(a0, cf, at, bf, j * d + c)
+        a1 = madd_bytes(a1, cf, at + width, bf, j * d + c)
+        a2 = madd_bytes(a2, cf, at + 2 * width, bf, j * d + c)
+        a3 = madd_bytes(a3, cf, at + 3 * width, bf, j * d + c)
+    t0, t1, t2, t3 = ihsum(a0), ihsum(a1), ihsum(a2), ihsum(a3)
+    for c in range(d2, d):
+        w = np.int32(bf[j * d + c])
+        t0 += np.int32(cf[r * width + c]) * w
+        t1 += np.int32(cf[(r + 1) * width + c]) * w
+        t2 += np.int32(cf[(r + 2) * width + c]) * w
+        t3 += np.int32(cf[(r + 3) * width + c]) * w
+    return t0, t1, t2, t3
+
+
+@numba.njit(inline="always", cache=True)
+def _passes(r, t, words, last, step, slack, root, passed, count):
+    """Append row r to ``passed`` (at ``count``, returned one more if it passes) when its code,
+    with integer score t, could reach ``root``."""
+    scale = np.float64(words[r, last])
+    if (scale * step) * np.float64(t) + slack * scale >= root:
+        passed[count] = r
+        return count + 1
+    return count
+
+
+@numba.njit(cache=True)
+def _block_passes(cf, width, words, bf, j, d, r0, r1, step, slack, root, passed):
+    """How many rows r0..r1-1 of the codes could reach ``root`` for query j, listed in
+    ``passed``: a call of its own, a tight loop that LLVM keeps in registers."""
+    last = words.shape[1] - 1
+    count, r = 0, r0
+    while r + 4 <= r1:
+        t0, t1, t2, t3 = _code_sums4(cf, width, r, bf, j, d)
+        count = _passes(r, t0, words, last, step, slack, root, passed, count)
+        count = _passes(r + 1, t1, words, last, step, slack, root, passed, count)
+        count = _passes(r + 2, t2, words, last, step, slack, root, passed, count)
+        count = _passes(r + 3, t3, words, last, step, slack, root, passed, count)
+        r += 4
+    for r in range(r, r1):
+        count = _passes(r, _code_sum(cf, width, r, bf, j, d), words, last, step, slack, root, passed, count)
+    return count
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _scan_coded(codes, words, x, q, bound, offset, live, check_live, vals, ids, thr, rescored):
-    """``_scan_few`` reading ``x`` only where the int8 code of the row says its score could
-    reach the root: a + bound[j] * s >= root, a the code's score and s its scale
+def _scan_coded(codes, words, x, q, b, sigma, bound, offset, live, check_live, vals, ids, thr, rescored):
+    """``_scan_few`` reading row r of ``x`` only where its int8 code says its score could
+    reach the root: a + bound[j] s >= root, with a = (s sigma[j]) T, T the exact integer
+    product of the code and query j's int16 code ``b[j]``, s the row's scale
     (``kernels.codes``; codes and words: the codes as int8 and as float32 words, the scale
-    the last word).  ``rescored[p]`` counts the rows read."""
+    the last word).  Rows go in blocks of ``CODED_BLOCK``: per query, a tight loop over the
+    block's codes lists the rows that pass (against the root as the block began), then
+    those are read and offered.  ``rescored[p]`` counts the rows read."""
     n = x.shape[0]
-    m = q.shape[0]
+    m, d = q.shape
     parts = vals.shape[0]
+    width = codes.shape[1]
     xf = x.reshape(-1)
     qf = q.reshape(-1)
     cf = codes.reshape(-1)
+    bf = b.reshape(-1)
     for p in prange(parts):
-        r, stop = n * p // parts, n * (p + 1) // parts
-        while r + 4 <= stop:
+        passed = np.empty(CODED_BLOCK, np.int64)
+        start, stop = n * p // parts, n * (p + 1) // parts
+        r0 = start
+        while r0 < stop:
+            filled = True                     # while a heap has empty slots, blocks of 4 rows
             for j in range(m):
-                t0, t1, t2, t3 = _scores4(cf, codes, r, qf, q, j)
-                _take_code(t0, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
-                _take_code(t1, words, r + 1, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
-                           rescored)
-                _take_code(t2, words, r + 2, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
-                           rescored)
-                _take_code(t3, words, r + 3, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr,
-                           rescored)
-            r += 4
-        for r in range(r, stop):
+                filled &= thr[p, j] > -np.inf
+            r1 = min(stop, r0 + (min(CODED_BLOCK, 4 + (r0 - start) // 8) if filled else 4))
             for j in range(m):
-                t = _score(cf, codes, r, qf, q, j)
-                _take_code(t, words, r, bound, xf, x, qf, q, j, offset, p, live, check_live, vals, ids, thr, rescored)
+                count = _block_passes(cf, width, words, bf, j, d, r0, r1, sigma[j], bound[j], thr[p, j], passed)
+                for i in range(count):
+                    r = passed[i]
+                    if not check_live or live[offset + r]:
+                        rescored[p] += 1
+                        _rescore(xf, x, r, qf, q, j, offset + r, p, vals, ids, thr)
+            r0 = r1
 
 
 @numba.njit(cache=True)
@@ -356,7 +409,8 @@ class TopK:
     thread (default: the current Numba thread count, or fewer for a search of
     ``rows`` rows, when given: at least ``WORK_PER_THREAD`` multiply-adds each).
     ``rescored``: how many (row, query) pairs the scans with int8 codes read in
-    float32.
+    float32.  Fewer than ``MANY`` queries over float32 rows are scored four rows at a
+    time unless ``rows`` says the table is larger than ``CACHED_BYTES``.
     """
 
     def __init__(self, queries, k, parts=None, rows=None):
@@ -364,26 +418,22 @@ class TopK:
         if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] == 0 or q.dtype != np.float32:
             raise InputError(f"queries must be a non-empty float32 M x D array, got "
                              f"{q.dtype} of shape {q.shape}")
-        if not np.isfinite(q).all():
-            raise InputError("queries hold NaN or infinity")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
-        m, d = q.shape
+        self.k, self.dim, self.offered = int(k), q.shape[1], 0
+        self.queries = _read_only(np.ascontiguousarray(q))
+        self.many = q.shape[0] >= MANY
         self._threads = numba.get_num_threads()        # restored after each scan
+        self._four = rows is None or rows * q.shape[1] * 4 <= CACHED_BYTES
         if parts is None:
             parts = self._threads if rows is None else max(1, min(self._threads, rows * q.size // WORK_PER_THREAD))
-        self.k, self.dim, self.offered = int(k), d, 0
-        self.queries = _read_only(np.ascontiguousarray(q))
-        self.many = m >= MANY
-        m16 = -(-m // LANES) * LANES
-        if self.many:
-            self.q = np.zeros((d, m16), np.float32)
-            self.q[:, :m] = q.T
-        else:
+        finite, self.q, self.vals, self.ids, self.thr = _start(self.queries, self.k, int(parts), self.many)
+        if not finite:
+            raise InputError("queries hold NaN or infinity")
+        if not self.many:
             self.q = self.queries
-        self.vals, self.ids, self.thr = _empty_heaps(parts, m, self.k, m16)
-        self._bound = None                      # kernels.codes.bound_factors, once needed
-        self._rescored = np.zeros(parts, np.int64)
+        self._coded = None                      # kernels.codes.query_codes, once needed
+        self._rescored = np.zeros(len(self.vals), np.int64)
 
     @property
     def rescored(self) -> int:
@@ -418,21 +468,21 @@ class TopK:
             if codes.shape != (n, int8_codes.row_bytes(self.dim)) or codes.dtype != np.uint8:
                 raise InputError(f"codes of {n} rows must be uint8 {n} x "
                                  f"{int8_codes.row_bytes(self.dim)}, got {codes.dtype} of shape {codes.shape}")
-            if self._bound is None:
-                self._bound = _read_only(int8_codes.bound_factors(self.queries))
+            if self._coded is None:
+                self._coded = tuple(_read_only(a) for a in int8_codes.query_codes(self.queries))
             values, words = int8_codes.split(np.ascontiguousarray(codes))
         fewer = len(self.vals) < self._threads
         if fewer:
             numba.set_num_threads(len(self.vals))    # wake no thread without a part
         try:
             if codes is not None:
-                _scan_coded(_read_only(values), _read_only(words), x, self.queries, self._bound,
+                _scan_coded(_read_only(values), _read_only(words), x, self.queries, *self._coded,
                             int(offset), mask, check, self.vals, self.ids, self.thr, self._rescored)
             elif self.many:
                 _scan_many(x, self.q, self.vals.shape[1], int(offset), mask, check,
                            self.vals, self.ids, self.thr)
             else:
-                _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr)
+                _scan_few(x, self.q, int(offset), mask, check, self.vals, self.ids, self.thr, self._four)
         finally:
             if fewer:
                 numba.set_num_threads(self._threads)
@@ -446,14 +496,26 @@ class TopK:
 
 
 @numba.njit(cache=True)
-def _empty_heaps(parts, m, k, m16):
-    """(vals, ids, thr): P x M x k heaps of empty slots (score -inf, id NO_ID), and their
-    roots' scores, P x M16 (-inf; +inf in the padding, which no score passes)."""
+def _start(q, k, parts, many):
+    """(finite, qt, vals, ids, thr) for a search of the M x D queries ``q``: whether they
+    are all finite; if ``many``, the queries transposed and zero-padded to D x M16 (M16: M
+    rounded up to 16), else an empty array; ``parts`` x M x k heaps of empty slots (score
+    -inf, id NO_ID) and their roots' scores, parts x M16 (-inf; +inf in the padding, which
+    no score passes)."""
+    m, d = q.shape
+    finite = True
+    for j in range(m):
+        for c in range(d):
+            finite &= np.isfinite(q[j, c])
+    m16 = -(-m // LANES) * LANES
+    qt = np.zeros((d, m16) if many else (0, 0), np.float32)
+    if many:
+        qt[:, :m] = q.T
     vals = np.full((parts, m, k), -np.inf, np.float32)
     ids = np.full((parts, m, k), NO_ID, np.int64)
     thr = np.full((parts, m16), np.inf, np.float32)
     thr[:, :m] = -np.inf
-    return vals, ids, thr
+    return finite, qt, vals, ids, thr
 
 
 @numba.njit(cache=True)

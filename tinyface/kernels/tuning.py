@@ -89,6 +89,13 @@ SEARCH_CHUNK_ROWS = 1 << 16
 # Below ~16k rows the float32 rows stay in cache and the conversion costs more than the bytes.
 SEARCH_CODED_QUERIES = 3
 SEARCH_CODED_ROWS = 16_384
+# Rows of int8 codes a search tests against the heaps' roots before it re-scores those that pass.
+SEARCH_CODED_BLOCK = 256
+# Float32 tables of at most this many bytes are scanned four rows at a time (few queries); larger
+# ones, streamed from memory, one row at a time.  Measured on the 2-core Zen 3 VM (32 MB L3), one
+# thread, medians of interleaved runs, four rows / one row: 10k x 128 rows (5 MB) 0.84-0.94 for 1
+# query and 0.58-0.69 for 4; 100k rows (51 MB) 1.46-1.59 and 1.10-1.23; 1M rows 1.35-1.53 and 1.13-1.19.
+SEARCH_CACHED_BYTES = 16 << 20
 # Multiply-adds per thread below which a search uses one thread fewer.  Zen 3,
 # 2026-12-01 (a502793, measured with bench/gallery.py).
 SEARCH_WORK_PER_THREAD = 1 << 22
