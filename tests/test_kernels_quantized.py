@@ -1,14 +1,9 @@
 """The 8-bit kernels against ``reference.quantized``: equal bit for bit, on random shapes,
-zero points, scales, clamps and residuals (integer arithmetic has no rounding slack); and
-the pair multiply-adds in their generic LLVM form too (``isimd.PAIR_INSTRUCTION`` None,
-what a CPU without x86's ``pmaddwd`` compiles)."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+zero points, scales, clamps and residuals (integer arithmetic has no rounding slack).
+.ci/run runs the pair multiply-add tests once more with the pairs in their generic LLVM
+form (``tests/generic_pairs.py``: ``isimd.PAIR_INSTRUCTION`` None, what a CPU without
+x86's ``pmaddwd`` compiles)."""
 import numpy as np
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from tinyface.kernels import quantized as Q
@@ -133,24 +128,3 @@ def test_quantize_dequantize_and_add_equal_reference(n, seed):
     b, out = _bytes(rng, n), np.empty(n, np.uint8)
     Q.qadd(q, np.int32(z), F32(0.3), b, np.int32(9), F32(1.7), F32(-40), F32(215), np.int32(40), out)
     np.testing.assert_array_equal(out, R.qadd(q, z, F32(0.3), b, 9, F32(1.7), -40, 215, 40))
-
-
-GENERIC = """
-import sys
-import pytest
-from tinyface.kernels import isimd
-isimd.PAIR_INSTRUCTION = None          # before any kernel compiles: the generic form
-sys.exit(pytest.main(sys.argv[1:]))
-"""
-
-
-@pytest.mark.slow
-def test_the_generic_pair_form_equals_the_reference_too(tmp_path):
-    """The kernels that multiply-add pairs (GEMM, dense conv, depthwise), compiled afresh with
-    ``_pmaddwd`` in generic LLVM operations, pass the same tests."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), TINYFACE_CACHE_DIR=str(tmp_path))
-    done = subprocess.run([sys.executable, "-c", GENERIC, "-q", "-p", "no:cacheprovider", str(Path(__file__)),
-                           "-k", "qgemm or qconv2d or qdepthwise or extreme"], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=Path(__file__).parent)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "4 passed" in done.stdout, done.stdout[-3000:]
