@@ -256,9 +256,10 @@ class Gallery:
             self._card = model_card(self._model)
         return self._card
 
-    def check_model(self, card=None):
+    def check_model(self, card=None) -> dict:
         """Raise :class:`GalleryError` unless ``card`` (default: the bound model's) is the
-        model this gallery was filled with (any model suits an empty gallery)."""
+        model this gallery was filled with (any model suits an empty gallery); returns the
+        gallery's metadata as read for the check."""
         card = self.card if card is None else card
         meta = self.meta()
         if "fingerprint" in meta and meta["fingerprint"] != card.fingerprint:
@@ -267,6 +268,7 @@ class Gallery:
                 f"{meta['fingerprint'][:12]}, {meta['dim']}-d), not {card.name} (fingerprint "
                 f"{card.fingerprint[:12]}, {card.dim}-d): embeddings of different models "
                 f"cannot be compared; use the gallery's model or index into a new gallery")
+        return meta
 
     # ------------------------------------------------------------ writing
 
