@@ -19,7 +19,6 @@ query has k identities or every face was ranked.
 """
 from typing import NamedTuple, Optional
 
-import numba
 import numpy as np
 
 from tinyface.errors import InputError
@@ -79,43 +78,24 @@ def unit_queries(embeddings, dim) -> np.ndarray:
     if q.ndim != 2 or q.shape[0] == 0 or q.shape[1] != dim:
         raise InputError(f"queries must be M x {dim} embeddings (the gallery's size), "
                          f"got shape {q.shape}")
-    unit, problem = _unit_rows(np.ascontiguousarray(q))
-    if problem == 1:
+    if not np.isfinite(q).all():
         raise InputError("query embeddings hold NaN or infinity")
-    if problem == 2:
+    norms = np.linalg.norm(q.astype(np.float64), axis=1, keepdims=True)
+    if norms.min() == 0:
         raise InputError("a query embedding is all zeros: it has no direction to compare")
-    return unit
-
-
-@numba.njit(cache=True)
-def _unit_rows(q):
-    """(the rows of q divided by their norms, in float64 and then rounded to float32;
-    0, or 1 if a value is not finite, 2 if a row is all zeros)."""
-    m, d = q.shape
-    out = np.empty((m, d), np.float32)
-    for j in range(m):
-        total = 0.0
-        for c in range(d):
-            if not np.isfinite(q[j, c]):
-                return out, 1
-            total += np.float64(q[j, c]) * np.float64(q[j, c])
-        if total == 0:
-            return out, 2
-        norm = np.sqrt(total)
-        for c in range(d):
-            out[j, c] = np.float32(np.float64(q[j, c]) / norm)
-    return out, 0
+    return (q / norms).astype(np.float32)
 
 
 def search(gallery, embeddings, k=5):
     """(scores, ids) of the k faces most similar to each query embedding, best first
     (M x k', k' = min(k, faces in the gallery)).  The embeddings must come from the
     gallery's model (:class:`GalleryError` otherwise)."""
-    meta = gallery.check_model()
-    if "dim" not in meta:
+    gallery.check_model()
+    dim = gallery.dim
+    if dim is None:
         q = unit_queries(embeddings, gallery.card.dim)
         return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-    q = unit_queries(embeddings, int(meta["dim"]))
+    q = unit_queries(embeddings, dim)
     vectors, live = gallery.vectors()
     codes = gallery.codes(len(vectors)) if use_codes(len(vectors), len(q)) else None
     return exact_search(vectors, q, k, live, codes)

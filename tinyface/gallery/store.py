@@ -256,10 +256,9 @@ class Gallery:
             self._card = model_card(self._model)
         return self._card
 
-    def check_model(self, card=None) -> dict:
+    def check_model(self, card=None):
         """Raise :class:`GalleryError` unless ``card`` (default: the bound model's) is the
-        model this gallery was filled with (any model suits an empty gallery); returns the
-        gallery's metadata as read for the check."""
+        model this gallery was filled with (any model suits an empty gallery)."""
         card = self.card if card is None else card
         meta = self.meta()
         if "fingerprint" in meta and meta["fingerprint"] != card.fingerprint:
@@ -268,7 +267,6 @@ class Gallery:
                 f"{meta['fingerprint'][:12]}, {meta['dim']}-d), not {card.name} (fingerprint "
                 f"{card.fingerprint[:12]}, {card.dim}-d): embeddings of different models "
                 f"cannot be compared; use the gallery's model or index into a new gallery")
-        return meta
 
     # ------------------------------------------------------------ writing
 
