@@ -153,9 +153,9 @@ def test_a_model_sent_to_a_spawn_process_runs_there():
 
 def _interrupt_until_caught(delay, caught):
     """Interrupt the main thread after ``delay`` seconds, then every second until it has caught
-    one, for at most a minute: an interrupt that lands in a finaliser (a ``__del__`` or weakref
-    callback run by the garbage collector mid-run) is printed and dropped by Python.  A run
-    takes well under a second, so a second interrupt is sent only when the first was lost."""
+    one, for at most a minute.  A run takes well under a second, so a second interrupt is sent
+    only when the first was lost (Python drops one raised in a finaliser; CI once saw every
+    interrupt of a minute lost, cause not found: docs/performance.md)."""
     time.sleep(delay)
     deadline = time.monotonic() + 60
     while not caught.is_set() and time.monotonic() < deadline:
