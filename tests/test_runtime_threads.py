@@ -8,13 +8,11 @@ on machines without libgomp or TBB, and aborts the process on concurrent
 launches unless tinyface serialises them; TBB is tested when it is installed
 (CI installs it for a second run of this file).
 """
-import _thread
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import types
 from pathlib import Path
 
@@ -151,37 +149,35 @@ def test_a_model_sent_to_a_spawn_process_runs_there():
     np.testing.assert_array_equal(again, expected[:1])
 
 
-def _interrupt_until_caught(delay, caught):
-    """Interrupt the main thread after ``delay`` seconds, then every second until it has caught
-    one, for at most a minute.  A run takes well under a second, so a second interrupt is sent
-    only when the first was lost (Python drops one raised in a finaliser; CI once saw every
-    interrupt of a minute lost, cause not found: docs/performance.md)."""
-    time.sleep(delay)
-    deadline = time.monotonic() + 60
-    while not caught.is_set() and time.monotonic() < deadline:
-        _thread.interrupt_main()
-        caught.wait(1.0)
+INTERRUPTED = """
+import _thread, threading, time
+import numpy as np
+import tinyface
+model = tinyface.load()
+x = np.random.default_rng(4).standard_normal((16, 3, 112, 112)).astype(np.float32)
+expected = model.run(x)[0]
+threads_before = tinyface.get_num_threads()
+for delay in (0.05, 0.13, 0.31):
+    threading.Timer(delay, _thread.interrupt_main).start()
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            model.run(x)
+        raise SystemExit("no KeyboardInterrupt within 90 s")
+    except KeyboardInterrupt:
+        pass
+    assert tinyface.get_num_threads() == threads_before
+    np.testing.assert_array_equal(model.run(x)[0], expected)
+print("usable after 3 interrupts")
+"""
 
 
 def test_a_keyboard_interrupt_during_runs_leaves_the_model_usable():
-    model = tinyface.load()
-    x = np.random.default_rng(4).standard_normal((16, 3, 112, 112)).astype(np.float32)
-    expected = model.run(x)[0]
-    threads_before = tinyface.get_num_threads()
-    for delay in (0.05, 0.13, 0.31):
-        caught = threading.Event()
-        interrupter = threading.Thread(target=_interrupt_until_caught, args=(delay, caught))
-        interrupter.start()
-        deadline = time.monotonic() + 90               # a lost interrupt fails the test, never hangs it
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                while time.monotonic() < deadline:
-                    model.run(x)
-            finally:
-                caught.set()
-        interrupter.join()
-        assert tinyface.get_num_threads() == threads_before
-        np.testing.assert_array_equal(model.run(x)[0], expected)
+    """In a fresh process: at the end of the full suite, in CI, interrupts sent to the main
+    thread were lost for minutes (cause not found: docs/performance.md); alone they arrive."""
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "usable after 3 interrupts"
 
 
 def test_the_launch_context_is_entered_in_c(monkeypatch):
