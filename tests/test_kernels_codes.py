@@ -64,12 +64,17 @@ def adversarial(rng, n, d, scale=2.0 ** -7):
     return x.astype(np.float32), signs[None].copy()
 
 
+def sparse_normal(rng, shape, log_scale, zeros):
+    """Normal values times 2^log_scale in float32, a fraction ``zeros`` of them set to 0."""
+    x = (rng.standard_normal(shape) * 2.0 ** log_scale).astype(np.float32)
+    x[rng.random(shape) < zeros] = 0
+    return x
+
+
 @settings(max_examples=examples(40), deadline=None)
 @given(n=st.integers(1, 50), d=dims, log_scale=st.integers(-140, 60), seed=seeds)
 def test_codes_are_within_half_a_step(n, d, log_scale, seed):
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((n, d)) * 2.0 ** log_scale).astype(np.float32)
-    x[rng.random((n, d)) < 0.1] = 0
+    x = sparse_normal(np.random.default_rng(seed), (n, d), log_scale, 0.1)
     codes = encode(x)
     assert codes.shape == (n, row_bytes(d)) and row_bytes(d) % 4 == 0
     values, words = split(codes)
@@ -126,9 +131,7 @@ def test_bad_rows_are_refused(rows, message):
 @settings(max_examples=examples(30), deadline=None)
 @given(m=st.integers(1, 4), d=dims, log_q=st.integers(-149, 25), seed=seeds)
 def test_query_codes_are_exact_int16_within_half_a_step(m, d, log_q, seed):
-    rng = np.random.default_rng(seed)
-    q = (rng.standard_normal((m, d)) * 2.0 ** log_q).astype(np.float32)
-    q[rng.random((m, d)) < 0.2] = 0
+    q = sparse_normal(np.random.default_rng(seed), (m, d), log_q, 0.2)
     b, sigma, bound = query_codes(q)
     assert b.dtype == np.int16 and (np.abs(b.astype(np.int64)) <= QUERY_MAX).all()
     assert (np.abs(q - sigma[:, None] * b) <= sigma[:, None] * (0.5 + 2.0 ** -36)).all()
