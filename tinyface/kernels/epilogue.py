@@ -117,6 +117,22 @@ def block_activation(act, c0):
     return load(act[0], c0), act[1], act[2], act[3], act[4]
 
 
+def _is_vector_activation(act, vtype):
+    """Whether ``act`` is the Numba type of a ``vector_activation`` for vectors ``vtype``."""
+    return (isinstance(act, types.BaseTuple) and len(act) == 5 and isinstance(act[0], types.Array)
+            and act[0].dtype == types.float32 and act[0].ndim == 1
+            and tuple(act)[1:] == (vtype, vtype, types.boolean, types.boolean))
+
+
+def _activate(builder, value, slope, lo, hi, leaky, clamp):
+    """LLVM code of ``activate`` lane by lane (``slope`` a vector, or a callable making it
+    in the leaky branch); the leaky and the clamping step each behind a branch on its flag."""
+    zero = ir.Constant(value.type, [0.0] * value.type.count)
+    value = _if(builder, leaky, value, lambda v: builder.select(
+        builder.fcmp_ordered("<", v, zero), builder.fmul(slope() if callable(slope) else slope, v), v))
+    return _if(builder, clamp, value, lambda v: _clamp(builder, v, lo, hi))
+
+
 @intrinsic
 def activate_vector(typingctx, y, act):
     """``activate`` lane by lane, bit for bit; ``act`` from ``block_activation``.  Without
@@ -134,11 +150,70 @@ def activate_vector(typingctx, y, act):
     def codegen(context, builder, sig, args):
         value, act_value = args
         slope, lo, hi, leaky, clamp = (builder.extract_value(act_value, i) for i in range(5))
-        zero = ir.Constant(value.type, [0.0] * y.lanes)
-        value = _if(builder, leaky, value, lambda v: builder.select(
-            builder.fcmp_ordered("<", v, zero), builder.fmul(slope, v), v))
-        return _if(builder, clamp, value, lambda v: _clamp(builder, v, lo, hi))
+        return _activate(builder, value, slope, lo, hi, leaky, clamp)
     return y(y, act), codegen
+
+
+@intrinsic
+def finish_run(typingctx, run, n0, out, o, res, has_res, bias, act1, act2):
+    """The epilogue of one row of a register tile, and its store: for each vector v of
+    ``run`` (a tuple of vectors, or one vector), channels c = n0 + v * LANES::
+
+        y = activate(run[v] + bias[c:], act1 at c)
+        y = y + res[o + v * LANES:]                  # only when has_res
+        out[o + v * LANES:] = activate(y, act2 at c)
+
+    ``out``, ``res`` and ``bias`` flat float32 arrays, ``act<k>`` from
+    ``vector_activation``; no bounds checks.  Bit for bit what ``activate_vector``
+    on ``block_activation`` gives, vector by vector.
+
+    An intrinsic, so the arrays it reads are taken once per row: as a jitted loop
+    over the run's vectors, inlined into the tiles, every pass took and released
+    Numba references to the epilogue's arrays (atomic calls into Numba's runtime,
+    about ten per vector), which cost the GEMM's tiles a third of their time.
+    """
+    vtype = run.dtype if isinstance(run, types.UniTuple) else run
+    if not (isinstance(vtype, Float32Vector) and isinstance(n0, types.Integer) and isinstance(o, types.Integer)
+            and all(_is_flat(a) for a in (out, res, bias)) and has_res == types.boolean
+            and _is_vector_activation(act1, vtype) and _is_vector_activation(act2, vtype)):
+        return None
+    count = run.count if isinstance(run, types.UniTuple) else 1
+
+    def codegen(context, builder, sig, args):
+        run_v, n0_v, out_v, o_v, res_v, has_res_v, bias_v, act1_v, act2_v = args
+        n0_v = context.cast(builder, n0_v, sig.args[1], types.intp)
+        o_v = context.cast(builder, o_v, sig.args[3], types.intp)
+        vectors = [builder.extract_value(run_v, i) for i in range(count)] if isinstance(run, types.UniTuple) \
+            else [run_v]
+
+        def data(array_type, array):
+            return context.make_array(array_type)(context, builder, array).data
+
+        def load_at(pointer, index, lane_offset):
+            address = builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lane_offset))])
+            return builder.load(builder.bitcast(address, context.get_value_type(vtype).as_pointer()), align=4)
+
+        out_p, res_p, bias_p = data(out, out_v), data(res, res_v), data(bias, bias_v)
+        acts = []
+        for act_type, act_v in ((act1, act1_v), (act2, act2_v)):
+            slope, lo, hi, leaky, clamp = (builder.extract_value(act_v, i) for i in range(5))
+            acts.append((data(act_type[0], slope), lo, hi, leaky, clamp))
+        for v, value in enumerate(vectors):
+            lanes = v * vtype.lanes
+            value = builder.fadd(value, load_at(bias_p, n0_v, lanes))
+            for step, act in enumerate(acts):
+                if step == 1:
+                    value = _if(builder, has_res_v, value, lambda y: builder.fadd(y, load_at(res_p, o_v, lanes)))
+                slopes, lo, hi, leaky, clamp = act
+                value = _activate(builder, value, lambda: load_at(slopes, n0_v, lanes), lo, hi, leaky, clamp)
+            address = builder.gep(out_p, [builder.add(o_v, ir.Constant(o_v.type, lanes))])
+            builder.store(value, builder.bitcast(address, context.get_value_type(vtype).as_pointer()), align=4)
+        return context.get_dummy_value()
+    return types.void(run, n0, out, o, res, has_res, bias, act1, act2), codegen
+
+
+def _is_flat(array):
+    return isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 1
 
 
 def _if(builder, flag, value, transform):

@@ -43,8 +43,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activations
-from tinyface.kernels.simd import FAST, LANES, REGISTERS, add, fma_run, load, load_run, splat, store, zeros_run
+from tinyface.kernels.epilogue import finish, finish_run, vector_activations
+from tinyface.kernels.simd import FAST, LANES, REGISTERS, fma_run, load, load_run, splat, store, zeros_run
 from tinyface.kernels.tuning import GEMM_ROWS as ROWS, GEMM_TASK_ROWS as TASK_ROWS, K_CHUNK, \
     LEFTOVER_K_UNROLL as KU, LEFTOVER_ROWS as SMALL, MAX_TILE_VECTORS
 
@@ -104,32 +104,14 @@ def accumulate_block(a, w, out, m0, rows, n_lo, N):
 
 
 @numba.njit(inline="always", cache=True)
-def _finish_column(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
-    """Epilogue and store of the tile's four rows at columns n0..n0+LANES-1, the first at
-    flat offset ``o`` of ``out`` (``res`` alike); ``act<k>`` from ``epilogue.vector_activation``."""
-    bv = load(bias, n0)
-    a1, a2 = block_activation(act1, n0), block_activation(act2, n0)
-    c0 = activate_vector(add(c0, bv), a1)
-    c1 = activate_vector(add(c1, bv), a1)
-    c2 = activate_vector(add(c2, bv), a1)
-    c3 = activate_vector(add(c3, bv), a1)
-    if has_res:
-        c0 = add(c0, load(res, o))
-        c1 = add(c1, load(res, o + N))
-        c2 = add(c2, load(res, o + 2 * N))
-        c3 = add(c3, load(res, o + 3 * N))
-    store(out, o, activate_vector(c0, a2))
-    store(out, o + N, activate_vector(c1, a2))
-    store(out, o + 2 * N, activate_vector(c2, a2))
-    store(out, o + 3 * N, activate_vector(c3, a2))
-
-
-@numba.njit(inline="always", cache=True)
 def finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2):
-    """``_finish_column`` for each vector of the four rows' runs ``c<r>`` (from columns n0)."""
-    for v in range(len(c0)):
-        _finish_column(c0[v], c1[v], c2[v], c3[v], n0 + v * LANES, N, out, o + v * LANES, res, has_res,
-                       bias, act1, act2)
+    """Epilogue and store of a tile's four rows ``c<r>`` (runs of vectors from column n0),
+    the first at flat offset ``o`` of ``out`` (row length N; ``res`` alike); ``act<k>``
+    from ``epilogue.vector_activations``."""
+    finish_run(c0, n0, out, o, res, has_res, bias, act1, act2)
+    finish_run(c1, n0, out, o + N, res, has_res, bias, act1, act2)
+    finish_run(c2, n0, out, o + 2 * N, res, has_res, bias, act1, act2)
+    finish_run(c3, n0, out, o + 3 * N, res, has_res, bias, act1, act2)
 
 
 @numba.njit(inline="always", cache=True)
