@@ -9,10 +9,7 @@ E x Co (as the GEMM's ``w``), ``w_dw`` 3 x 3 x E (as the depthwise ``w``),
     out = epilogue_project(d @ w_project)                   # (+ residual)
 
 computed with the same tiles, each output the same chain of multiply-adds
-(``gemm.gemm_panels``), so the result is the unfused one bit for bit --
-unless Co is not a multiple of 16: the GEMM sums its last Co mod 16 columns
-in an order that depends on how rows fall into its 4-row tiles, and bands
-group rows differently (a float32 rounding apart).
+(``gemm.gemm_panels``), so the result is the unfused one bit for bit.
 
 What changes is where ``e`` and ``d`` live.  Unfused, the expanded map (up to
 1.6 MB in MobileFaceNet) is written out whole, then read back by the depthwise
@@ -35,7 +32,7 @@ from numba import prange
 
 from tinyface.kernels.depthwise import _row3x3, _three_rows
 from tinyface.kernels.epilogue import vector_activations, with_residual
-from tinyface.kernels.gemm import TASK_ROWS, TILE_COLUMNS, gemm_panels
+from tinyface.kernels.gemm import TILE_COLUMNS, gemm_panels, row_runs_in_kernel, run_rows
 from tinyface.kernels.simd import FAST
 
 
@@ -48,8 +45,10 @@ def gemm_serial(a, w, out, epilogue, panel):
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     M = a.shape[0]
-    for m_lo in range(0, M, TASK_ROWS):
-        gemm_panels(a, w, out, m_lo, min(M, m_lo + TASK_ROWS), flat, epilogue, act1, act2, panel)
+    runs = row_runs_in_kernel(M, 1)
+    for r in range(runs):
+        m_lo, m_hi = run_rows(M, runs, r)
+        gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
 
 
 @numba.njit(cache=True)

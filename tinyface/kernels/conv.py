@@ -1,15 +1,14 @@
 """Direct convolution (groups = 1) on NHWC maps, any kernel size and stride.
 
-Layout: ``x`` is N x H x W x Ci, ``w`` is K x Co with K = KH*KW*Ci rounded up
-to a multiple of the GEMM's k-unrolling with zero rows (packed at load time
-from ONNX's Co x Ci x KH x KW, rows ordered ky, kx, ci), ``out`` is
+Layout: ``x`` is N x H x W x Ci, ``w`` is K x Co with K = KH*KW*Ci (packed at
+load time from ONNX's Co x Ci x KH x KW, rows ordered ky, kx, ci), ``out`` is
 N x OH x OW x Co.  With zero padding ``pt`` (top) and ``pl`` (left)::
 
     out[n, i, j, o] = epilogue(sum_{ky, kx, c} x[n, i*sh + ky - pt, j*sw + kx - pl, c]
                                                 * w[(ky*KW + kx)*Ci + c, o])
 
 With a multiple of 64 output channels (the stem conv, MTCNN's wider convs) the
-GEMM's register tile (4 pixels x ``WINDOW_VECTORS`` vectors), as ``_window_tile``, reads the windows straight
+GEMM's register tile (``ROWS`` pixels x ``WINDOW_VECTORS`` vectors), as ``_window_tile``, reads the windows straight
 from a zero-padded copy of ``x``: window row ky of output pixel j is KW*Ci
 contiguous floats of the padded map, so the tile walks KH runs of them.
 Otherwise each output row's OW input patches are gathered into an OW x K
@@ -23,9 +22,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import vector_activations, with_residual
-from tinyface.kernels.gemm import ROWS, TILE_VECTORS, finish_tile, gemm_rows
-from tinyface.kernels.simd import FAST, LANES, fma_run, load_run, splat, zeros_run
+from tinyface.kernels.epilogue import finish_rows, vector_activations, with_residual
+from tinyface.kernels.gemm import ROWS, TILE_VECTORS, gemm_rows
+from tinyface.kernels.simd import FAST, LANES, fma_rows, load_run, zeros_tile
 from tinyface.kernels.tuning import DIRECT_CHANNELS    # the direct path takes multiples of this many output channels
 
 # Its tile: the GEMM's widest that divides them, so that no narrower tile is needed (AVX2:
@@ -53,8 +52,6 @@ def _gather_patches(x, n, i, sh, sw, pt, pl, KH, KW, patches):
                     px = x[n, y, xx]
                     for c in range(C):
                         p[base + c] = px[c]
-        for k in range(KH * KW * C, p.size):       # the zero padding of K (see runtime.binders.ConvBinder)
-            p[k] = 0.0
 
 
 @numba.njit(inline="always", cache=True)
@@ -81,30 +78,26 @@ def _padded(x, OH, OW, KH, KW, sh, sw, pt, pl):
 
 @numba.njit(inline="always", cache=True)
 def _window_tile(xp, src, step, KH, span, row_len, w, N, n0, out, o, res, has_res, bias, act1, act2, vectors):
-    """Four output pixels x ``vectors`` vectors of channels from n0, read straight from the
-    padded map ``xp`` (flat): window row ky of pixel r is the ``span`` floats at
+    """``ROWS`` output pixels x ``vectors`` vectors of channels from n0, read straight from
+    the padded map ``xp`` (flat): window row ky of pixel r is the ``span`` floats at
     xp[src + r*step + ky*row_len].
 
     ``gemm._tile`` with this addressing of its left operand (the GEMM keeps its own
     copy: sharing this one cost the model's GEMMs 1-3 %, measured)."""
-    c0 = c1 = c2 = c3 = zeros_run(vectors)
+    acc = zeros_tile(ROWS, vectors)
     p = n0
     for ky in range(KH):
         b = src + ky * row_len
         for t in range(span):
-            wk = load_run(w, p, vectors)
-            c0 = fma_run(splat(xp[b + t]), wk, c0)
-            c1 = fma_run(splat(xp[b + step + t]), wk, c1)
-            c2 = fma_run(splat(xp[b + 2 * step + t]), wk, c2)
-            c3 = fma_run(splat(xp[b + 3 * step + t]), wk, c3)
+            acc = fma_rows(xp, b + t, step, load_run(w, p, vectors), acc)
             p += N
-    finish_tile(c0, c1, c2, c3, n0, N, out, o, res, has_res, bias, act1, act2)
+    finish_rows(acc, n0, N, out, o, res, has_res, bias, act1, act2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def _conv2d_direct(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
     """``conv2d`` with the GEMM's register tiles reading each window straight from a zero-padded
-    copy of ``x``: Co a multiple of ``DIRECT_CHANNELS`` and OW >= 4 (a row's last tile may overlap the one
+    copy of ``x``: Co a multiple of ``DIRECT_CHANNELS`` and OW >= ROWS (a row's last tile may overlap the one
     before it, which recomputes the same values)."""
     N, OH, OW, CO = out.shape
     C = x.shape[3]
@@ -141,8 +134,7 @@ def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
         rrow = res[n, i] if has_res else res[0, 0]
         flat = (w_flat, orow.reshape(-1), rrow.reshape(-1))
         row_epilogue = with_residual(epilogue, rrow)
-        for m0 in range(0, OW, ROWS):
-            gemm_rows(patches, w, orow, m0, min(ROWS, OW - m0), flat, row_epilogue, act1, act2)
+        gemm_rows(patches, w, orow, 0, OW, flat, row_epilogue, act1, act2)
 
 
 def conv2d(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):

@@ -155,61 +155,64 @@ def activate_vector(typingctx, y, act):
 
 
 @intrinsic
-def finish_run(typingctx, run, n0, out, o, res, has_res, bias, act1, act2):
-    """The epilogue of one row of a register tile, and its store: for each vector v of
-    ``run`` (a tuple of vectors, or one vector), channels c = n0 + v * LANES::
+def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
+    """The epilogue of a register tile, and its store: ``tile`` is rows runs of vectors
+    (``simd.zeros_tile``), channels from n0; for row r and vector v, with c = n0 + v * LANES
+    and i = o + r * N + v * LANES::
 
-        y = activate(run[v] + bias[c:], act1 at c)
-        y = y + res[o + v * LANES:]                  # only when has_res
-        out[o + v * LANES:] = activate(y, act2 at c)
+        y = activate(tile[r][v] + bias[c:], act1 at c)
+        y = y + res[i:]                              # only when has_res
+        out[i:] = activate(y, act2 at c)
 
-    ``out``, ``res`` and ``bias`` flat float32 arrays, ``act<k>`` from
-    ``vector_activation``; no bounds checks.  Bit for bit what ``activate_vector``
-    on ``block_activation`` gives, vector by vector.
+    ``out``, ``res`` and ``bias`` flat float32 arrays (rows N apart), ``act<k>`` from
+    ``vector_activation``; no bounds checks.  Bit for bit ``activate_vector`` on
+    ``block_activation``, vector by vector.
 
-    An intrinsic, so the arrays it reads are taken once per row: as a jitted loop
+    An intrinsic, so the arrays it reads are taken once per tile: as a jitted loop
     over the run's vectors, inlined into the tiles, every pass took and released
     Numba references to the epilogue's arrays (atomic calls into Numba's runtime,
-    about ten per vector), which cost the GEMM's tiles a third of their time.
+    about ten per vector).
     """
-    vtype = run.dtype if isinstance(run, types.UniTuple) else run
-    if not (isinstance(vtype, Float32Vector) and isinstance(n0, types.Integer) and isinstance(o, types.Integer)
+    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, types.UniTuple)
+            and isinstance(tile.dtype.dtype, Float32Vector) and all(isinstance(t, types.Integer) for t in (n0, N, o))
             and all(_is_flat(a) for a in (out, res, bias)) and has_res == types.boolean
-            and _is_vector_activation(act1, vtype) and _is_vector_activation(act2, vtype)):
+            and _is_vector_activation(act1, tile.dtype.dtype) and _is_vector_activation(act2, tile.dtype.dtype)):
         return None
-    count = run.count if isinstance(run, types.UniTuple) else 1
+    vtype, count, rows = tile.dtype.dtype, tile.dtype.count, tile.count
 
     def codegen(context, builder, sig, args):
-        run_v, n0_v, out_v, o_v, res_v, has_res_v, bias_v, act1_v, act2_v = args
-        n0_v = context.cast(builder, n0_v, sig.args[1], types.intp)
-        o_v = context.cast(builder, o_v, sig.args[3], types.intp)
-        vectors = [builder.extract_value(run_v, i) for i in range(count)] if isinstance(run, types.UniTuple) \
-            else [run_v]
+        tile_v, n0_v, N_v, out_v, o_v, res_v, has_res_v, bias_v, act1_v, act2_v = args
+        n0_v, N_v, o_v = (context.cast(builder, v, t, types.intp) for v, t in
+                          ((n0_v, sig.args[1]), (N_v, sig.args[2]), (o_v, sig.args[4])))
+        vector_pointer = context.get_value_type(vtype).as_pointer()
 
         def data(array_type, array):
             return context.make_array(array_type)(context, builder, array).data
 
-        def load_at(pointer, index, lane_offset):
-            address = builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lane_offset))])
-            return builder.load(builder.bitcast(address, context.get_value_type(vtype).as_pointer()), align=4)
+        def address(pointer, index, lanes):
+            return builder.bitcast(builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lanes))]),
+                                   vector_pointer)
 
         out_p, res_p, bias_p = data(out, out_v), data(res, res_v), data(bias, bias_v)
         acts = []
         for act_type, act_v in ((act1, act1_v), (act2, act2_v)):
             slope, lo, hi, leaky, clamp = (builder.extract_value(act_v, i) for i in range(5))
             acts.append((data(act_type[0], slope), lo, hi, leaky, clamp))
-        for v, value in enumerate(vectors):
-            lanes = v * vtype.lanes
-            value = builder.fadd(value, load_at(bias_p, n0_v, lanes))
-            for step, act in enumerate(acts):
-                if step == 1:
-                    value = _if(builder, has_res_v, value, lambda y: builder.fadd(y, load_at(res_p, o_v, lanes)))
-                slopes, lo, hi, leaky, clamp = act
-                value = _activate(builder, value, lambda: load_at(slopes, n0_v, lanes), lo, hi, leaky, clamp)
-            address = builder.gep(out_p, [builder.add(o_v, ir.Constant(o_v.type, lanes))])
-            builder.store(value, builder.bitcast(address, context.get_value_type(vtype).as_pointer()), align=4)
+        for r in range(rows):
+            row_o = builder.add(o_v, builder.mul(N_v, ir.Constant(N_v.type, r)))
+            for v in range(count):
+                lanes = v * vtype.lanes
+                value = builder.fadd(builder.extract_value(tile_v, [r, v]),
+                                     builder.load(address(bias_p, n0_v, lanes), align=4))
+                for step, (slopes, lo, hi, leaky, clamp) in enumerate(acts):
+                    if step == 1:
+                        value = _if(builder, has_res_v, value, lambda y: builder.fadd(
+                            y, builder.load(address(res_p, row_o, lanes), align=4)))
+                    value = _activate(builder, value, lambda: builder.load(address(slopes, n0_v, lanes), align=4),
+                                      lo, hi, leaky, clamp)
+                builder.store(value, address(out_p, row_o, lanes), align=4)
         return context.get_dummy_value()
-    return types.void(run, n0, out, o, res, has_res, bias, act1, act2), codegen
+    return types.void(tile, n0, N, out, o, res, has_res, bias, act1, act2), codegen
 
 
 def _is_flat(array):

@@ -1,9 +1,8 @@
 """Dense convolution (groups = 1) in tiles of pixels, for few or odd output channels (MTCNN's 10-128).
 
 Layout: ``x`` is N x H x W x Ci (NHWC), ``out`` N x OH x OW x Co, and ``w`` is
-K x Cp: the rows of ``kernels.conv``'s packing (ky, kx, ci; any zero rows after
-KH*KW*Ci are not read) with Co rounded up to whole tiles of columns, Cp = ``padded(Co)``,
-by zero columns (``pad_columns``, at load time).  The epilogue is one tuple
+K x Cp: the rows of ``kernels.conv``'s packing (ky, kx, ci) with Co rounded up to
+whole tiles of columns, Cp = ``padded(Co)``, by zero columns (``pad_columns``, at load time).  The epilogue is one tuple
 (bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2) whose bias and slopes
 have Cp entries (``pad_epilogue``); ``res`` is N x OH x OW x Co.  As in
 ``kernels.conv``::

@@ -27,7 +27,7 @@ subtracted per tap by the depthwise kernel, which skips taps in the padding.
 
 ``qgemm`` widens each block of 4 rows to pairs of 16-bit activations in one
 32-bit word (``_widen_rows``), then computes the bulk in register tiles of
-4 rows x ``TILE_VECTORS`` int32 vectors (as ``gemm``): per k pair,
+4 rows x ``TILE_VECTORS`` int32 vectors (``gemm.tile_vectors``): per k pair,
 ``TILE_VECTORS`` loads of weight pairs and four broadcast loads of activation
 pairs feed ``4 * TILE_VECTORS`` pair multiply-adds (``isimd.madd_run``); then the epilogue runs in registers
 and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
@@ -37,11 +37,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.gemm import ROWS, TILE_VECTORS
+from tinyface.kernels.gemm import tile_vectors
 from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, mac_u8, madd_run, madd_taps_run, requantize,
                                     store_u8)
-from tinyface.kernels.simd import LANES, load
+from tinyface.kernels.simd import LANES, REGISTERS, load
 
+ROWS = 4                                # rows per register tile
+TILE_VECTORS = tile_vectors(REGISTERS, ROWS)
 TILE_COLUMNS = TILE_VECTORS * LANES
 
 

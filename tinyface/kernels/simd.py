@@ -25,7 +25,13 @@ and on runs, tuples of ``count`` vectors side by side (a register tile's row)::
     zeros_run(count)         count vectors of zeros
     fma_run(x, ws, cs)       (fma(x, ws[0], cs[0]), fma(x, ws[1], cs[1]), ...)
 
-``count`` must be a compile-time constant (a module-level int).  A sum whose
+and on tiles, tuples of ``rows`` such runs (a register tile of rows x count vectors)::
+
+    zeros_tile(rows, count)  rows runs of count vectors of zeros
+    fma_rows(a, i, j, ws, acc)  (fma_run(splat(x_0), ws, acc[0]), fma_run(splat(x_1), ws, acc[1]), ...)
+                             with x_r = a[i + r, j] of a 2-D array, or a[i + r * j] of a 1-D one
+
+``rows`` and ``count`` must be compile-time constants (module-level ints).  A sum whose
 order depends on the lane count (a horizontal add) must not change with the
 CPU: ``float32x16`` is a 16-lane vector on every target, with ``load16``,
 ``splat16`` and ``zeros16`` (on AVX2 its values take two registers).
@@ -295,6 +301,58 @@ def fma_run(typingctx, x, ws, cs):
         return context.make_tuple(builder, ws, [_fma(builder, args[0], w, c) for w, c in zip(ws_, cs_)])
     return ws(x, ws, cs), codegen
 
+
+
+@intrinsic
+def zeros_tile(typingctx, rows, count):
+    """``rows`` runs of ``count`` vectors of zeros: a register tile's accumulators."""
+    if not (isinstance(rows, types.IntegerLiteral) and isinstance(count, types.IntegerLiteral)):
+        return None
+    tile = types.UniTuple(types.UniTuple(vector, count.literal_value), rows.literal_value)
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(context.get_value_type(tile), None)
+    return tile(rows, count), codegen
+
+
+def _row_scalars(context, builder, array_type, array, i, j, rows):
+    """The float32 scalars x_r of ``fma_rows`` for r < rows: a[i + r, j] (2-D, by its
+    strides) or a[i + r * j] (1-D, contiguous)."""
+    arr = context.make_array(array_type)(context, builder, array)
+    if array_type.ndim == 1:
+        return [builder.load(builder.gep(arr.data, [builder.add(i, builder.mul(j, ir.Constant(j.type, r)))]))
+                for r in range(rows)]
+    row_stride, col_stride = cgutils.unpack_tuple(builder, arr.strides, 2)
+    base = builder.add(builder.ptrtoint(arr.data, i.type), builder.mul(j, col_stride))
+    return [builder.load(builder.inttoptr(builder.add(base, builder.mul(builder.add(i, ir.Constant(i.type, r)),
+                                                                        row_stride)),
+                                          arr.data.type)) for r in range(rows)]
+
+
+@intrinsic
+def fma_rows(typingctx, a, i, j, ws, acc):
+    """One k step of a register tile: row r of ``acc`` += splat(x_r) * ``ws``, one fused
+    multiply-add per vector, with x_r = a[i + r, j] (``a`` 2-D float32) or a[i + r * j]
+    (``a`` 1-D float32, contiguous: rows ``j`` apart).  No bounds checks."""
+    if not (isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim in (1, 2)
+            and isinstance(i, types.Integer) and isinstance(j, types.Integer) and _is_run(ws)
+            and isinstance(acc, types.UniTuple) and acc.dtype == ws):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i_v, j_v = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:3], sig.args[1:3]))
+        scalars = _row_scalars(context, builder, sig.args[0], args[0], i_v, j_v, acc.count)
+        ws_ = cgutils.unpack_tuple(builder, args[3], ws.count)
+        rows = []
+        for r, x in enumerate(scalars):
+            undef = ir.Constant(ws_[0].type, ir.Undefined)
+            lane0 = builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0))
+            x = builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes),
+                                                                 [0] * vector.lanes))
+            row = cgutils.unpack_tuple(builder, builder.extract_value(args[4], r), ws.count)
+            rows.append(context.make_tuple(builder, ws, [_fma(builder, x, w, c) for w, c in zip(ws_, row)]))
+        return context.make_tuple(builder, acc, rows)
+    return acc(a, i, j, ws, acc), codegen
 
 
 def _by_lanes(builder, count, whole, lane, value=None):

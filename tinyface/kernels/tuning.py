@@ -29,8 +29,9 @@ MiB = 2**20
 
 # Rows of a register tile (pixels sharing each loaded vector of weights).  Zen 4,
 # 2026-11-25 (d11ea12): the 4-row tile of vectors replaced an 8 x 16 scalar tile, the
-# model's GEMM shapes 4-7 % faster alone; the 4-row tile's leftover rows are a map's
-# rows mod 4.
+# model's GEMM shapes 4-7 % faster alone.  Zen 3, 2026-12-02: on AVX2 a 6 x 16 tile (12
+# accumulators, as many as 4 x 24) took 1.08-1.11x the time of 4 x 24 per multiply-add,
+# and 4 x 16 1.13-1.19x (docs/performance.md, "Sixth session").
 GEMM_ROWS = 4
 # Rows per parallel task of a GEMM (kernels/gemm.py ``_gemm``; at least one task per
 # thread): each task runs its rows one column panel at a time (``gemm_panels``), so the
@@ -40,10 +41,10 @@ GEMM_TASK_ROWS = 64
 # At most this many vectors per tile row, whatever the register file allows: the
 # 4 x 64 tile was measured on Zen 4 (AVX-512, 4 vectors); wider is untried.
 MAX_TILE_VECTORS = 4
-# ``accumulate_block`` (the columns and rows the tiles leave): k unrolled 4 deep over
-# blocks of 4 rows, 12 FMAs per inner step without spilling on AVX2 (docs/kernels.md).
-# From the first engine (2026-11-25, b2d3891; 4 rows since 4b953b6).
-LEFTOVER_K_UNROLL = 4
+# ``accumulate_block`` (the columns the tiles leave, N mod 16) takes this many rows per
+# call.  From the first engine (2026-11-25, b2d3891; 4 rows since 4b953b6); since
+# 2026-12-02 each of its outputs is the tiles' chain of fused multiply-adds (it was k
+# unrolled 4 deep, a different rounding).
 LEFTOVER_ROWS = 4
 # Reduction rows per task when a GEMM with fewer rows than a tile splits k (MobiFace's
 # 1 x 25088 FC), and it splits from 2 * K_CHUNK.  Zen 4, 2026-11-25 (dff7c62): that FC

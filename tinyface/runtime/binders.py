@@ -21,7 +21,7 @@ from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import make_epilogue
-from tinyface.kernels.gemm import KU, gemm
+from tinyface.kernels.gemm import gemm
 from tinyface.kernels.layout import to_nchw, to_nhwc
 from tinyface.kernels.narrow import WIDEST, narrow_conv, pad_columns, pad_epilogue
 from tinyface.kernels.pool import max_pool
@@ -106,10 +106,8 @@ class ConvBinder:
             self.weight = kernel_array(w[:, :, 0, 0].T)                 # Ci x Co
         elif op.kind == "depthwise":
             self.weight = kernel_array(w[:, 0].transpose(1, 2, 0))      # KH x KW x C
-        else:        # (KH*KW*Ci) x Co, zero rows up to a multiple of the GEMM's k-unrolling
-            rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
-            self.weight = np.zeros((-(-len(rows) // KU) * KU, w.shape[0]), np.float32)
-            self.weight[:len(rows)] = rows
+        else:        # (KH*KW*Ci) x Co
+            self.weight = kernel_array(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
             if w.shape[0] <= WIDEST:
                 self.weight = pad_columns(self.weight)
         self.epilogue = EpilogueArgs(op.epilogue)
