@@ -35,39 +35,20 @@ import numba
 import numpy as np
 from numba import prange
 
-from tinyface.kernels.epilogue import activate_vector, block_activation, finish, vector_activations
-from tinyface.kernels.simd import FAST, LANES, add, fma, load, mul, store, zeros
+from tinyface.kernels.epilogue import finish, finish_vector, vector_activations
+from tinyface.kernels.simd import FAST, LANES, add, fma, load, load_column, load_column_if, load_strided, mul
 
 CHANNEL_BLOCK = 16    # the vector path takes multiples of this many channels, on every target
 
 
 @numba.njit(inline="always", cache=True)
-def _column(rows, x, C, c0):
-    """Channels c0..c0+LANES-1 of pixel x in the three input rows, as (top, middle, bottom).
-
-    ``rows`` is (s0, b0, s1, b1, s2, b2): row k is the flat ``s<k>[b<k>:]``.  No bounds checks.
-    """
-    s0, b0, s1, b1, s2, b2 = rows
-    p = x * C + c0
-    return load(s0, b0 + p), load(s1, b1 + p), load(s2, b2 + p)
-
-
-@numba.njit(inline="always", cache=True)
 def _three_rows(src, image, y, H, row_len, zero_row):
-    """Input rows y, y+1 and y+2 of an image as ``_column`` takes them: row k is the flat
-    ``src[image + k * row_len:]``, or ``zero_row`` (padding) where k is outside 0 <= k < H."""
+    """Input rows y, y+1 and y+2 of an image as ``simd.load_column`` takes them: row k is the
+    flat ``src[image + k * row_len:]``, or ``zero_row`` (padding) where k is outside 0 <= k < H."""
     s0, b0 = (src, image + y * row_len) if 0 <= y < H else (zero_row, 0)
     s1, b1 = (src, image + (y + 1) * row_len) if 0 <= y + 1 < H else (zero_row, 0)
     s2, b2 = (src, image + (y + 2) * row_len) if 0 <= y + 2 < H else (zero_row, 0)
     return s0, b0, s1, b1, s2, b2
-
-
-@numba.njit(inline="always", cache=True)
-def _column_or_zeros(rows, x, W, C, c0):
-    """``_column``, or zeros where x is outside 0 <= x < W (padding)."""
-    if 0 <= x < W:
-        return _column(rows, x, C, c0)
-    return zeros(), zeros(), zeros()
 
 
 @numba.njit(inline="always", cache=True)
@@ -81,62 +62,40 @@ def _window(left, middle, right, w, bias):
 
 
 @numba.njit(inline="always", cache=True)
-def _store_vector(acc, out, o, res, has_res, act1, act2):
-    """out[o:o+LANES] = epilogue(acc), the bias already in acc; ``act<k>`` from
-    ``epilogue.block_activation``."""
-    y = activate_vector(acc, act1)
-    if has_res:
-        y = add(y, load(res, o))
-    store(out, o, activate_vector(y, act2))
-
-
-@numba.njit(inline="always", cache=True)
-def _weights(w, C, c0):
-    """The nine weight vectors of channels c0..c0+LANES-1, kernel row by kernel row."""
-    return (load(w, c0), load(w, C + c0), load(w, 2 * C + c0), load(w, 3 * C + c0), load(w, 4 * C + c0),
-            load(w, 5 * C + c0), load(w, 6 * C + c0), load(w, 7 * C + c0), load(w, 8 * C + c0))
-
-
-@numba.njit(inline="always", cache=True)
-def _border_vector(rows, W, C, c0, x0, wv, bv, out, o, res, has_res, a1, a2):
-    """One output whose window (columns x0..x0+2) may leave the map: each column checked."""
-    acc = _window(_column_or_zeros(rows, x0, W, C, c0), _column_or_zeros(rows, x0 + 1, W, C, c0),
-                  _column_or_zeros(rows, x0 + 2, W, C, c0), wv, bv)
-    _store_vector(acc, out, o, res, has_res, a1, a2)
-
-
-@numba.njit(inline="always", cache=True)
 def _row3x3(rows, W, C, w, sw, pl, out, res, o_row, OW, has_res, bias, act1, act2):
     """One output row of a 3x3 depthwise conv, ``LANES`` channels at a time.
 
-    ``rows`` holds the three flat input rows (see ``_column``), ``w`` the flat
+    ``rows`` holds the three flat input rows (see ``simd.load_column``), ``w`` the flat
     3 x 3 x C weight; the row's outputs start at ``out[o_row]`` (``res`` alike).
-    ``act<k>`` from ``epilogue.vector_activation``.
+    ``act<k>`` from ``epilogue.vector_activation``.  Only intrinsics touch the arrays
+    inside the loops (no jitted helper takes one), so the loops take no Numba references.
     """
     j_lo = min(OW, (pl + sw - 1) // sw)                  # first output whose window is inside
     j_hi = max(j_lo, min(OW, (W - 3 + pl) // sw + 1))    # first output past the inside ones
     for c0 in range(0, C, LANES):
-        wv, bv = _weights(w, C, c0), load(bias, c0)
-        a1, a2 = block_activation(act1, c0), block_activation(act2, c0)
-        for j in range(j_lo):
-            _border_vector(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
+        wv, bv = load_strided(w, c0, C, 9), load(bias, c0)
+        for t in range(j_lo + OW - j_hi):                # the outputs whose window may leave the map
+            j = t if t < j_lo else j_hi + t - j_lo
+            x0 = j * sw - pl
+            acc = _window(load_column_if(rows, x0 * C + c0, 0 <= x0 < W),
+                          load_column_if(rows, (x0 + 1) * C + c0, 0 <= x0 + 1 < W),
+                          load_column_if(rows, (x0 + 2) * C + c0, 0 <= x0 + 2 < W), wv, bv)
+            finish_vector(acc, c0, out, o_row + j * C + c0, res, has_res, act1, act2)
         if sw == 1 and j_hi > j_lo:                      # sliding window: one new column per output
-            left = _column(rows, j_lo - pl, C, c0)
-            middle = _column(rows, j_lo - pl + 1, C, c0)
+            left = load_column(rows, (j_lo - pl) * C + c0)
+            middle = load_column(rows, (j_lo - pl + 1) * C + c0)
             for j in range(j_lo, j_hi):
-                right = _column(rows, j - pl + 2, C, c0)
-                _store_vector(_window(left, middle, right, wv, bv), out, o_row + j * C + c0, res, has_res, a1, a2)
+                right = load_column(rows, (j - pl + 2) * C + c0)
+                finish_vector(_window(left, middle, right, wv, bv), c0, out, o_row + j * C + c0, res, has_res,
+                              act1, act2)
                 left, middle = middle, right
-        for j in range(j_hi, OW):
-            _border_vector(rows, W, C, c0, j * sw - pl, wv, bv, out, o_row + j * C + c0, res, has_res, a1, a2)
     if sw != 1:                 # no window to slide: the inside outputs one pixel (all channels) at a time
         for j in range(j_lo, j_hi):
-            x0 = j * sw - pl
+            p = (j * sw - pl) * C
             for c0 in range(0, C, LANES):
-                acc = _window(_column(rows, x0, C, c0), _column(rows, x0 + 1, C, c0),
-                              _column(rows, x0 + 2, C, c0), _weights(w, C, c0), load(bias, c0))
-                _store_vector(acc, out, o_row + j * C + c0, res, has_res,
-                         block_activation(act1, c0), block_activation(act2, c0))
+                acc = _window(load_column(rows, p + c0), load_column(rows, p + C + c0),
+                              load_column(rows, p + 2 * C + c0), load_strided(w, c0, C, 9), load(bias, c0))
+                finish_vector(acc, c0, out, o_row + j * C + c0, res, has_res, act1, act2)
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)

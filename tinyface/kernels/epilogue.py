@@ -154,6 +154,42 @@ def activate_vector(typingctx, y, act):
     return y(y, act), codegen
 
 
+def _data(context, builder, array_type, array):
+    return context.make_array(array_type)(context, builder, array).data
+
+
+def _vector_at(builder, pointer, index, lanes, vtype):
+    """Pointer to the vector of ``vtype`` at pointer[index + lanes] (``index`` an intp value)."""
+    address = builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lanes))])
+    return builder.bitcast(address, ir.VectorType(ir.FloatType(), vtype.lanes).as_pointer())
+
+
+def _finish_code(context, builder, value, c, i, out, res, has_res, acts, vtype):
+    """LLVM code of the epilogue after the bias on one vector ``value`` of channels from
+    ``c``, stored at out[i:]: act1, the residual res[i:] when ``has_res``, act2.
+    ``out`` and ``res`` are data pointers, ``acts`` the two activations as (slopes'
+    data pointer, lo, hi, leaky, clamp)."""
+    for step, (slopes, lo, hi, leaky, clamp) in enumerate(acts):
+        if step == 1:
+            value = _if(builder, has_res, value, lambda y: builder.fadd(
+                y, builder.load(_vector_at(builder, res, i, 0, vtype), align=4)))
+        value = _activate(builder, value, lambda: builder.load(_vector_at(builder, slopes, c, 0, vtype), align=4),
+                          lo, hi, leaky, clamp)
+    builder.store(value, _vector_at(builder, out, i, 0, vtype), align=4)
+
+
+def _activation_code(context, builder, act_type, act):
+    """The activation value ``act`` (from ``vector_activation``) as ``_finish_code`` takes it."""
+    slope, lo, hi, leaky, clamp = (builder.extract_value(act, i) for i in range(5))
+    return _data(context, builder, act_type[0], slope), lo, hi, leaky, clamp
+
+
+def _finish_types(vtype, ints, out, res, has_res, act1, act2):
+    return (isinstance(vtype, Float32Vector) and all(isinstance(t, types.Integer) for t in ints)
+            and _is_flat(out) and _is_flat(res) and has_res == types.boolean
+            and _is_vector_activation(act1, vtype) and _is_vector_activation(act2, vtype))
+
+
 @intrinsic
 def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
     """The epilogue of a register tile, and its store: ``tile`` is rows runs of vectors
@@ -173,10 +209,8 @@ def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
     Numba references to the epilogue's arrays (atomic calls into Numba's runtime,
     about ten per vector).
     """
-    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, types.UniTuple)
-            and isinstance(tile.dtype.dtype, Float32Vector) and all(isinstance(t, types.Integer) for t in (n0, N, o))
-            and all(_is_flat(a) for a in (out, res, bias)) and has_res == types.boolean
-            and _is_vector_activation(act1, tile.dtype.dtype) and _is_vector_activation(act2, tile.dtype.dtype)):
+    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, types.UniTuple) and _is_flat(bias)
+            and _finish_types(tile.dtype.dtype, (n0, N, o), out, res, has_res, act1, act2)):
         return None
     vtype, count, rows = tile.dtype.dtype, tile.dtype.count, tile.count
 
@@ -184,35 +218,36 @@ def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
         tile_v, n0_v, N_v, out_v, o_v, res_v, has_res_v, bias_v, act1_v, act2_v = args
         n0_v, N_v, o_v = (context.cast(builder, v, t, types.intp) for v, t in
                           ((n0_v, sig.args[1]), (N_v, sig.args[2]), (o_v, sig.args[4])))
-        vector_pointer = context.get_value_type(vtype).as_pointer()
-
-        def data(array_type, array):
-            return context.make_array(array_type)(context, builder, array).data
-
-        def address(pointer, index, lanes):
-            return builder.bitcast(builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lanes))]),
-                                   vector_pointer)
-
-        out_p, res_p, bias_p = data(out, out_v), data(res, res_v), data(bias, bias_v)
-        acts = []
-        for act_type, act_v in ((act1, act1_v), (act2, act2_v)):
-            slope, lo, hi, leaky, clamp = (builder.extract_value(act_v, i) for i in range(5))
-            acts.append((data(act_type[0], slope), lo, hi, leaky, clamp))
+        out_p, res_p, bias_p = (_data(context, builder, t, v) for t, v in ((out, out_v), (res, res_v), (bias, bias_v)))
+        acts = [_activation_code(context, builder, t, v) for t, v in ((act1, act1_v), (act2, act2_v))]
         for r in range(rows):
             row_o = builder.add(o_v, builder.mul(N_v, ir.Constant(N_v.type, r)))
             for v in range(count):
-                lanes = v * vtype.lanes
+                lanes = ir.Constant(n0_v.type, v * vtype.lanes)
+                c, i = builder.add(n0_v, lanes), builder.add(row_o, lanes)
                 value = builder.fadd(builder.extract_value(tile_v, [r, v]),
-                                     builder.load(address(bias_p, n0_v, lanes), align=4))
-                for step, (slopes, lo, hi, leaky, clamp) in enumerate(acts):
-                    if step == 1:
-                        value = _if(builder, has_res_v, value, lambda y: builder.fadd(
-                            y, builder.load(address(res_p, row_o, lanes), align=4)))
-                    value = _activate(builder, value, lambda: builder.load(address(slopes, n0_v, lanes), align=4),
-                                      lo, hi, leaky, clamp)
-                builder.store(value, address(out_p, row_o, lanes), align=4)
+                                     builder.load(_vector_at(builder, bias_p, c, 0, vtype), align=4))
+                _finish_code(context, builder, value, c, i, out_p, res_p, has_res_v, acts, vtype)
         return context.get_dummy_value()
     return types.void(tile, n0, N, out, o, res, has_res, bias, act1, act2), codegen
+
+
+@intrinsic
+def finish_vector(typingctx, value, c, out, i, res, has_res, act1, act2):
+    """``finish_rows`` on one vector whose bias is already in it: channels from ``c``,
+    stored at out[i:] (the residual res[i:]).  For the depthwise kernel, which adds
+    the bias first."""
+    if not _finish_types(value, (c, i), out, res, has_res, act1, act2):
+        return None
+
+    def codegen(context, builder, sig, args):
+        value_v, c_v, out_v, i_v, res_v, has_res_v, act1_v, act2_v = args
+        c_v, i_v = (context.cast(builder, v, t, types.intp) for v, t in ((c_v, sig.args[1]), (i_v, sig.args[3])))
+        acts = [_activation_code(context, builder, t, v) for t, v in ((act1, act1_v), (act2, act2_v))]
+        _finish_code(context, builder, value_v, c_v, i_v, _data(context, builder, out, out_v),
+                     _data(context, builder, res, res_v), has_res_v, acts, value)
+        return context.get_dummy_value()
+    return types.void(value, c, out, i, res, has_res, act1, act2), codegen
 
 
 def _is_flat(array):

@@ -31,7 +31,13 @@ and on tiles, tuples of ``rows`` such runs (a register tile of rows x count vect
     fma_rows(a, i, j, ws, acc)  (fma_run(splat(x_0), ws, acc[0]), fma_run(splat(x_1), ws, acc[1]), ...)
                              with x_r = a[i + r, j] of a 2-D array, or a[i + r * j] of a 1-D one
 
-``rows`` and ``count`` must be compile-time constants (module-level ints).  A sum whose
+``rows`` and ``count`` must be compile-time constants (module-level ints).  For the
+depthwise kernel's windows, with ``rows`` = (s0, b0, s1, b1, s2, b2), row k the flat
+``s<k>[b<k>:]`` (three input rows)::
+
+    load_strided(a, i, stride, count)   (load(a, i), load(a, i + stride), ...)
+    load_column(rows, p)     (load(s0, b0 + p), load(s1, b1 + p), load(s2, b2 + p))
+    load_column_if(rows, p, inside)     load_column(rows, p) if inside, else zeros (nothing read)  A sum whose
 order depends on the lane count (a horizontal add) must not change with the
 CPU: ``float32x16`` is a 16-lane vector on every target, with ``load16``,
 ``splat16`` and ``zeros16`` (on AVX2 its values take two registers).
@@ -353,6 +359,69 @@ def fma_rows(typingctx, a, i, j, ws, acc):
             rows.append(context.make_tuple(builder, ws, [_fma(builder, x, w, c) for w, c in zip(ws_, row)]))
         return context.make_tuple(builder, acc, rows)
     return acc(a, i, j, ws, acc), codegen
+
+
+@intrinsic
+def load_strided(typingctx, array, index, stride, count):
+    """The ``count`` vectors at array[index], array[index + stride], ... as a tuple."""
+    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(stride, types.Integer)
+            and isinstance(count, types.IntegerLiteral)):
+        return None
+    run = types.UniTuple(vector, count.literal_value)
+
+    def codegen(context, builder, sig, args):
+        index, stride = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:3], sig.args[1:3]))
+        return context.make_tuple(builder, run, [
+            _load(context, builder, sig.args[0], args[0], builder.add(index, builder.mul(stride, ir.Constant(
+                stride.type, k))), vector) for k in range(run.count)])
+    return run(array, index, stride, count), codegen
+
+
+def _is_rows3(rows):
+    """Whether ``rows`` is (s0, b0, s1, b1, s2, b2): three flat float32 arrays with offsets."""
+    return (isinstance(rows, types.BaseTuple) and len(rows) == 6
+            and all(_is_flat_float32(rows[k]) and isinstance(rows[k + 1], types.Integer) for k in (0, 2, 4)))
+
+
+def _column_code(context, builder, rows_type, rows, p):
+    column = types.UniTuple(vector, 3)
+    loads = []
+    for k in (0, 2, 4):
+        offset = context.cast(builder, builder.extract_value(rows, k + 1), rows_type[k + 1], types.intp)
+        loads.append(_load(context, builder, rows_type[k], builder.extract_value(rows, k),
+                           builder.add(offset, p), vector))
+    return context.make_tuple(builder, column, loads)
+
+
+@intrinsic
+def load_column(typingctx, rows, p):
+    """(s0[b0 + p:], s1[b1 + p:], s2[b2 + p:]) as three vectors: a window column of three rows."""
+    if not (_is_rows3(rows) and isinstance(p, types.Integer)):
+        return None
+    column = types.UniTuple(vector, 3)
+
+    def codegen(context, builder, sig, args):
+        return _column_code(context, builder, sig.args[0], args[0],
+                            context.cast(builder, args[1], sig.args[1], types.intp))
+    return column(rows, p), codegen
+
+
+@intrinsic
+def load_column_if(typingctx, rows, p, inside):
+    """``load_column(rows, p)`` when ``inside``, else three vectors of zeros (nothing read)."""
+    if not (_is_rows3(rows) and isinstance(p, types.Integer) and inside == types.boolean):
+        return None
+    column = types.UniTuple(vector, 3)
+
+    def codegen(context, builder, sig, args):
+        zeros = ir.Constant(context.get_value_type(column), None)
+        before = builder.block
+        with builder.if_then(args[2]):
+            loaded = _column_code(context, builder, sig.args[0], args[0],
+                                  context.cast(builder, args[1], sig.args[1], types.intp))
+            loaded_end = builder.block
+        return _merge(builder, (loaded, loaded_end), (zeros, before))
+    return column(rows, p, inside), codegen
 
 
 def _by_lanes(builder, count, whole, lane, value=None):
