@@ -56,7 +56,9 @@ def assert_same_on_1_and_2_threads(fn):
 _FUNCTION = re.compile(r"^([A-Za-z_$][\w.$]*):")
 _LABEL = re.compile(r"^(\.?L\w+):")
 _FMA = re.compile(r"^\s*(vfmadd\w+|vfmsub\w+|fmla)\s")
-_STACK = re.compile(r"\(%rsp\)|\(%rbp\)|\[sp\b|\[x29\b")
+# Stack slots: x86's spills are %rsp-relative (LLVM uses %rbp as a register of its own), AArch64's sp or x29.
+_STACK = re.compile(r"\(%rsp\)|\[sp\b|\[x29\b")
+_VECTOR_REGISTER = re.compile(r"%[xyz]mm\d|\b[qvs]\d+\b")
 _JUMP = re.compile(r"^\s*(j\w+|b\.\w+|b)\s+(\.?L\w+)\s*$")
 
 
@@ -64,7 +66,9 @@ def fma_loops(asm, function):
     """The loops doing fused multiply-adds in the compiled ``function`` (its name as in
     the source) of assembly ``asm`` (x86 AT&T or AArch64 syntax), as (FMAs, stack accesses)
     per loop: each a basic block that ends jumping back to its own label.  The functions
-    it calls are left out.  A stack access in such a loop is a spill or reload on every pass."""
+    it calls are left out.  A stack access of a vector register in such a loop is a spill
+    or reload of a vector (an accumulator, a weight) on every pass; integer registers
+    (an address, a count) reloaded from the stack are not counted."""
     loops, inside, label, fmas, stack = [], False, None, 0, 0
     for line in asm.splitlines():
         found = _FUNCTION.match(line)
@@ -78,7 +82,7 @@ def fma_loops(asm, function):
         if not inside:
             continue
         fmas += bool(_FMA.match(line))
-        stack += bool(_STACK.search(line))
+        stack += bool(_STACK.search(line) and _VECTOR_REGISTER.search(line))
         jump = _JUMP.match(line)
         if jump and jump.group(2) == label and fmas:
             loops.append((fmas, stack))

@@ -21,9 +21,10 @@ both their width and 16 (``WIDE_BLOCK``), the rest tiles of ``REST_VECTORS``
 (16 columns on AVX2 and AVX-512: a 4 x 8 tile has too few accumulators to hide
 the multiply-adds' latency, and ran at half speed).  A run of rows whose count
 is not a multiple of 4 ends with a tile that overlaps the one before it
-(recomputing the same values), and fewer rows than a tile take one-row tiles.
-The last N mod 16 columns go through ``accumulate_block`` (a loop LLVM
-vectorises over n, accumulators in ``out``) and a scalar epilogue pass.
+(recomputing the same values).  The last N mod 16 columns, and all columns of
+fewer rows than a tile, go through ``leftover_block``: ``accumulate_block`` (a
+loop LLVM vectorises over n, accumulators in ``out``, the same chain of fused
+multiply-adds) and a scalar epilogue pass.
 
 The order of the tiles (``gemm_panels``): a run of rows (about ``TASK_ROWS``)
 is done one column panel at a time, every tile of the panel before the next
@@ -117,16 +118,19 @@ def _tile(a, w, w_row, w_col, N, out, res, has_res, m0, n0, bias, act1, act2, ro
 
 @numba.njit(inline="always", cache=True)
 def _column_tiles(a, w, w_row, w_col, N, out, res, has_res, m_lo, m_hi, n0, bias, act1, act2, vectors):
-    """Rows m_lo..m_hi-1 of the columns from n0 (see ``_tile``): ROWS-row tiles, the last
-    one overlapping the one before it when the rows are not a multiple of ROWS (it
-    recomputes the same values); one-row tiles when there are fewer rows than a tile."""
-    if m_hi - m_lo >= ROWS:
-        for t in range((m_hi - m_lo + ROWS - 1) // ROWS):
-            m0 = min(m_lo + t * ROWS, m_hi - ROWS)
-            _tile(a, w, w_row, w_col, N, out, res, has_res, m0, n0, bias, act1, act2, ROWS, vectors)
-    else:
-        for m0 in range(m_lo, m_hi):
-            _tile(a, w, w_row, w_col, N, out, res, has_res, m0, n0, bias, act1, act2, 1, vectors)
+    """Rows m_lo..m_hi-1 (at least ROWS of them) of the columns from n0 (see ``_tile``) in
+    ROWS-row tiles, the last one overlapping the one before it when the rows are not a
+    multiple of ROWS (it recomputes the same values)."""
+    for t in range((m_hi - m_lo + ROWS - 1) // ROWS):
+        m0 = min(m_lo + t * ROWS, m_hi - ROWS)
+        _tile(a, w, w_row, w_col, N, out, res, has_res, m0, n0, bias, act1, act2, ROWS, vectors)
+
+
+@numba.njit(inline="always", cache=True)
+def _leftover_rows(a, w, out, m_lo, m_hi, n_lo, epilogue):
+    """Rows m_lo..m_hi-1 of the columns from n_lo by ``leftover_block``, SMALL rows a call."""
+    for m0 in range(m_lo, m_hi, SMALL):
+        leftover_block(a, w, out, m0, min(SMALL, m_hi - m0), n_lo, epilogue)
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
@@ -141,7 +145,7 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
     w_flat, out_flat, res_flat = flat
     bias = epilogue[0]
     has_res = epilogue[5]
-    n_tiled = N - N % COLUMN_BLOCK
+    n_tiled = N - N % COLUMN_BLOCK if rows >= ROWS else 0
     n_wide = n_tiled - n_tiled % WIDE_BLOCK
     for n0 in range(0, n_wide, TILE_COLUMNS):
         _column_tiles(a, w_flat, N, n0, N, out_flat, res_flat, has_res, m0, m0 + rows, n0, bias, act1, act2,
@@ -150,8 +154,7 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
         _column_tiles(a, w_flat, N, n0, N, out_flat, res_flat, has_res, m0, m0 + rows, n0, bias, act1, act2,
                       REST_VECTORS)
     if n_tiled < N:
-        for r0 in range(m0, m0 + rows, SMALL):
-            leftover_block(a, w, out, r0, min(SMALL, m0 + rows - r0), n_tiled, epilogue)
+        _leftover_rows(a, w, out, m0, m0 + rows, n_tiled, epilogue)
 
 
 @numba.njit(inline="always", cache=True)
@@ -179,7 +182,7 @@ def gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel):
     w_flat, out_flat, res_flat = flat
     bias = epilogue[0]
     has_res = epilogue[5]
-    n_tiled = N - N % COLUMN_BLOCK
+    n_tiled = N - N % COLUMN_BLOCK if m_hi - m_lo >= ROWS else 0
     n_wide = n_tiled - n_tiled % WIDE_BLOCK
     for n0 in range(0, n_wide, TILE_COLUMNS):
         _pack_panel(w_flat, N, K, n0, TILE_COLUMNS, panel)
@@ -190,15 +193,14 @@ def gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel):
         _column_tiles(a, panel, REST_COLUMNS, 0, N, out_flat, res_flat, has_res, m_lo, m_hi, n0, bias, act1, act2,
                       REST_VECTORS)
     if n_tiled < N:
-        for m0 in range(m_lo, m_hi, SMALL):
-            leftover_block(a, w, out, m0, min(SMALL, m_hi - m0), n_tiled, epilogue)
+        _leftover_rows(a, w, out, m_lo, m_hi, n_tiled, epilogue)
 
 
 @numba.njit(cache=True, fastmath=FAST)
 def leftover_block(a, w, out, m0, rows, n_lo, epilogue):
     """out[m0:m0+rows, n_lo:] = epilogue(a[m0:m0+rows] @ w[:, n_lo:]) by ``accumulate_block``
     and ``finish_block`` (1 <= rows <= SMALL): what the vector tiles leave (the last N mod
-    ``COLUMN_BLOCK`` columns).
+    ``COLUMN_BLOCK`` columns; every column of fewer rows than a tile).
 
     A function of its own, not inlined: inlined, these loops took about 10 s of each
     kernel's compile (LLVM vectorising them), and they run on a few rows or columns.
