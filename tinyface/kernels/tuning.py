@@ -101,6 +101,14 @@ SEARCH_CACHED_BYTES = 16 << 20
 # 2026-12-01 (a502793, measured with bench/gallery.py).
 SEARCH_WORK_PER_THREAD = 1 << 22
 
+# --- the first run's compile (tools/warmup.py) -------------------------------------
+
+# Kernels handed to the compile workers first, in this order; then the other parallel
+# kernels, then the rest.  The slowest to compile first, so that none is left to start
+# last: inclusive CPU s of `bench/compile_times.py verify` on Zen 3, 2026-12-02 (17.6,
+# 7.8, 6.7, 5.8; 47 s in all).  Kernels in the folder's stamp recompile when this changes.
+COMPILE_FIRST = ("block.inverted_residual", "narrow.narrow_conv", "depthwise.depthwise", "gemm._gemm")
+
 # --- the engine (runtime/) ----------------------------------------------------------
 
 # A step with less work than this many GEMM multiply-adds (over the batch) runs on one

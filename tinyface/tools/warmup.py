@@ -47,6 +47,7 @@ import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 import tinyface.kernels
+from tinyface.kernels.tuning import COMPILE_FIRST
 from tinyface.errors import TinyfaceError
 from tinyface.limits import positive_int
 from tinyface.progress import Progress
@@ -218,16 +219,16 @@ def compile_ahead(wanted, jobs=1, stream=None):
     return how many were compiled rather than loaded.
 
     ``jobs`` > 1: those not in the cache yet are first compiled by that many
-    ``spawn`` worker processes, parallel kernels (the slowest to compile) handed
-    out first; this process then loads them all.  As with any ``spawn`` pool, a
+    ``spawn`` worker processes, the slowest to compile handed out first (``compile_order``);
+    this process then loads them all.  As with any ``spawn`` pool, a
     script calling this must do so under ``if __name__ == "__main__":`` (each
     worker imports the script's main module).
     """
     found = kernels()
     compiled = 0
     if jobs > 1:
-        missing = [w for w in wanted if not _cached(found[w[:2]], w[2])]
-        missing.sort(key=lambda w: not found[w[:2]].targetoptions.get("parallel"))
+        missing = sorted((w for w in wanted if not _cached(found[w[:2]], w[2])),
+                         key=lambda w: compile_order(w[0], w[1], found[w[:2]]))
         if len(missing) > 1:
             context = multiprocessing.get_context("spawn")
             with Progress("compiling kernels", len(missing), stream=stream) as progress, \
@@ -240,6 +241,15 @@ def compile_ahead(wanted, jobs=1, stream=None):
             compiled += _compile(found[(module, name)], types)
             progress.advance()
     return compiled
+
+
+def compile_order(module, name, dispatcher):
+    """Sort key of a kernel for the compile workers: ``tuning.COMPILE_FIRST`` in its order,
+    then the other parallel kernels, then the rest."""
+    key = f"{module.rsplit('.', 1)[-1]}.{name}"
+    if key in COMPILE_FIRST:
+        return 0, COMPILE_FIRST.index(key)
+    return (1, 0) if dispatcher.targetoptions.get("parallel") else (2, 0)
 
 
 def _compile(dispatcher, types):
