@@ -40,7 +40,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tinyface.kernels.simd import Float32Vector, load, splat
+from tinyface.kernels.simd import Float32Vector, is_flat_float32, load, splat
 
 
 @numba.njit(inline="always", cache=True)
@@ -125,11 +125,11 @@ def _is_vector_activation(act, vtype):
 
 
 def _activate(builder, value, slope, lo, hi, leaky, clamp):
-    """LLVM code of ``activate`` lane by lane (``slope`` a vector, or a callable making it
-    in the leaky branch); the leaky and the clamping step each behind a branch on its flag."""
+    """LLVM code of ``activate`` lane by lane, ``slope()`` making the slopes' vector in the
+    leaky branch; the leaky and the clamping step each behind a branch on its flag."""
     zero = ir.Constant(value.type, [0.0] * value.type.count)
     value = _if(builder, leaky, value, lambda v: builder.select(
-        builder.fcmp_ordered("<", v, zero), builder.fmul(slope() if callable(slope) else slope, v), v))
+        builder.fcmp_ordered("<", v, zero), builder.fmul(slope(), v), v))
     return _if(builder, clamp, value, lambda v: _clamp(builder, v, lo, hi))
 
 
@@ -150,7 +150,7 @@ def activate_vector(typingctx, y, act):
     def codegen(context, builder, sig, args):
         value, act_value = args
         slope, lo, hi, leaky, clamp = (builder.extract_value(act_value, i) for i in range(5))
-        return _activate(builder, value, slope, lo, hi, leaky, clamp)
+        return _activate(builder, value, lambda: slope, lo, hi, leaky, clamp)
     return y(y, act), codegen
 
 
@@ -158,10 +158,9 @@ def _data(context, builder, array_type, array):
     return context.make_array(array_type)(context, builder, array).data
 
 
-def _vector_at(builder, pointer, index, lanes, vtype):
-    """Pointer to the vector of ``vtype`` at pointer[index + lanes] (``index`` an intp value)."""
-    address = builder.gep(pointer, [builder.add(index, ir.Constant(index.type, lanes))])
-    return builder.bitcast(address, ir.VectorType(ir.FloatType(), vtype.lanes).as_pointer())
+def _vector_at(builder, pointer, index, vtype):
+    """Pointer to the vector of ``vtype`` at pointer[index] (``index`` an intp value)."""
+    return builder.bitcast(builder.gep(pointer, [index]), ir.VectorType(ir.FloatType(), vtype.lanes).as_pointer())
 
 
 def _finish_code(context, builder, value, c, i, out, res, has_res, acts, vtype):
@@ -172,10 +171,10 @@ def _finish_code(context, builder, value, c, i, out, res, has_res, acts, vtype):
     for step, (slopes, lo, hi, leaky, clamp) in enumerate(acts):
         if step == 1:
             value = _if(builder, has_res, value, lambda y: builder.fadd(
-                y, builder.load(_vector_at(builder, res, i, 0, vtype), align=4)))
-        value = _activate(builder, value, lambda: builder.load(_vector_at(builder, slopes, c, 0, vtype), align=4),
+                y, builder.load(_vector_at(builder, res, i, vtype), align=4)))
+        value = _activate(builder, value, lambda: builder.load(_vector_at(builder, slopes, c, vtype), align=4),
                           lo, hi, leaky, clamp)
-    builder.store(value, _vector_at(builder, out, i, 0, vtype), align=4)
+    builder.store(value, _vector_at(builder, out, i, vtype), align=4)
 
 
 def _activation_code(context, builder, act_type, act):
@@ -186,7 +185,7 @@ def _activation_code(context, builder, act_type, act):
 
 def _finish_types(vtype, ints, out, res, has_res, act1, act2):
     return (isinstance(vtype, Float32Vector) and all(isinstance(t, types.Integer) for t in ints)
-            and _is_flat(out) and _is_flat(res) and has_res == types.boolean
+            and is_flat_float32(out) and is_flat_float32(res) and has_res == types.boolean
             and _is_vector_activation(act1, vtype) and _is_vector_activation(act2, vtype))
 
 
@@ -209,7 +208,7 @@ def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
     Numba references to the epilogue's arrays (atomic calls into Numba's runtime,
     about ten per vector).
     """
-    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, types.UniTuple) and _is_flat(bias)
+    if not (isinstance(tile, types.UniTuple) and isinstance(tile.dtype, types.UniTuple) and is_flat_float32(bias)
             and _finish_types(tile.dtype.dtype, (n0, N, o), out, res, has_res, act1, act2)):
         return None
     vtype, count, rows = tile.dtype.dtype, tile.dtype.count, tile.count
@@ -226,7 +225,7 @@ def finish_rows(typingctx, tile, n0, N, out, o, res, has_res, bias, act1, act2):
                 lanes = ir.Constant(n0_v.type, v * vtype.lanes)
                 c, i = builder.add(n0_v, lanes), builder.add(row_o, lanes)
                 value = builder.fadd(builder.extract_value(tile_v, [r, v]),
-                                     builder.load(_vector_at(builder, bias_p, c, 0, vtype), align=4))
+                                     builder.load(_vector_at(builder, bias_p, c, vtype), align=4))
                 _finish_code(context, builder, value, c, i, out_p, res_p, has_res_v, acts, vtype)
         return context.get_dummy_value()
     return types.void(tile, n0, N, out, o, res, has_res, bias, act1, act2), codegen
@@ -248,10 +247,6 @@ def finish_vector(typingctx, value, c, out, i, res, has_res, act1, act2):
                      _data(context, builder, res, res_v), has_res_v, acts, value)
         return context.get_dummy_value()
     return types.void(value, c, out, i, res, has_res, act1, act2), codegen
-
-
-def _is_flat(array):
-    return isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 1
 
 
 def _if(builder, flag, value, transform):

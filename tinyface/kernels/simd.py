@@ -37,8 +37,9 @@ depthwise kernel's windows, with ``rows`` = (s0, b0, s1, b1, s2, b2), row k the 
 
     load_strided(a, i, stride, count)   (load(a, i), load(a, i + stride), ...)
     load_column(rows, p)     (load(s0, b0 + p), load(s1, b1 + p), load(s2, b2 + p))
-    load_column_if(rows, p, inside)     load_column(rows, p) if inside, else zeros (nothing read)  A sum whose
-order depends on the lane count (a horizontal add) must not change with the
+    load_column_if(rows, p, inside)     load_column(rows, p) if inside, else zeros (nothing read)
+
+A sum whose order depends on the lane count (a horizontal add) must not change with the
 CPU: ``float32x16`` is a 16-lane vector on every target, with ``load16``,
 ``splat16`` and ``zeros16`` (on AVX2 its values take two registers).
 
@@ -139,7 +140,8 @@ class _Float32VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(ir.FloatType(), fe_type.lanes))
 
 
-def _is_flat_float32(arr):
+def is_flat_float32(arr):
+    """Whether the Numba type ``arr`` is a 1-D float32 array."""
     return isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.ndim == 1
 
 
@@ -171,6 +173,14 @@ def _fma(builder, u, v, w):
     return builder.call(fn, [u, v, w])
 
 
+def _splat(builder, value, vtype):
+    """The LLVM float ``value`` in every lane of a vector of type ``vtype``."""
+    undef = ir.Constant(_llvm(vtype), ir.Undefined)
+    lane0 = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(ir.IntType(32), vtype.lanes),
+                                                            [0] * vtype.lanes))
+
+
 def _sized(vtype):
     """``load``, ``splat`` and ``zeros`` for vectors of type ``vtype`` (the others take
     their width from their operands)."""
@@ -178,7 +188,7 @@ def _sized(vtype):
     @intrinsic
     def load(typingctx, array, index):
         """array[index:index+lanes] as a vector (array: 1-D float32, contiguous)."""
-        if not (_is_flat_float32(array) and isinstance(index, types.Integer)):
+        if not (is_flat_float32(array) and isinstance(index, types.Integer)):
             return None
 
         def codegen(context, builder, sig, args):
@@ -192,11 +202,7 @@ def _sized(vtype):
             return None
 
         def codegen(context, builder, sig, args):
-            value = context.cast(builder, args[0], sig.args[0], types.float32)
-            undef = ir.Constant(_llvm(vtype), ir.Undefined)
-            lane0 = builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
-            every_lane = ir.Constant(ir.VectorType(ir.IntType(32), vtype.lanes), [0] * vtype.lanes)
-            return builder.shuffle_vector(lane0, undef, every_lane)
+            return _splat(builder, context.cast(builder, args[0], sig.args[0], types.float32), vtype)
         return vtype(x), codegen
 
     @intrinsic
@@ -216,7 +222,7 @@ load16, splat16, zeros16 = _sized(float32x16)
 @intrinsic
 def store(typingctx, array, index, value):
     """array[index:index+lanes] = value."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(value, Float32Vector)):
+    if not (is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(value, Float32Vector)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -263,7 +269,7 @@ def fma(typingctx, u, v, w):
 @intrinsic
 def load_run(typingctx, array, index, count):
     """The ``count`` vectors at array[index], array[index + LANES], ... as a tuple."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer)
+    if not (is_flat_float32(array) and isinstance(index, types.Integer)
             and isinstance(count, types.IntegerLiteral)):
         return None
     run = types.UniTuple(vector, count.literal_value)
@@ -351,10 +357,7 @@ def fma_rows(typingctx, a, i, j, ws, acc):
         ws_ = cgutils.unpack_tuple(builder, args[3], ws.count)
         rows = []
         for r, x in enumerate(scalars):
-            undef = ir.Constant(ws_[0].type, ir.Undefined)
-            lane0 = builder.insert_element(undef, x, ir.Constant(ir.IntType(32), 0))
-            x = builder.shuffle_vector(lane0, undef, ir.Constant(ir.VectorType(ir.IntType(32), vector.lanes),
-                                                                 [0] * vector.lanes))
+            x = _splat(builder, x, vector)
             row = cgutils.unpack_tuple(builder, builder.extract_value(args[4], r), ws.count)
             rows.append(context.make_tuple(builder, ws, [_fma(builder, x, w, c) for w, c in zip(ws_, row)]))
         return context.make_tuple(builder, acc, rows)
@@ -364,7 +367,7 @@ def fma_rows(typingctx, a, i, j, ws, acc):
 @intrinsic
 def load_strided(typingctx, array, index, stride, count):
     """The ``count`` vectors at array[index], array[index + stride], ... as a tuple."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(stride, types.Integer)
+    if not (is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(stride, types.Integer)
             and isinstance(count, types.IntegerLiteral)):
         return None
     run = types.UniTuple(vector, count.literal_value)
@@ -380,7 +383,7 @@ def load_strided(typingctx, array, index, stride, count):
 def _is_rows3(rows):
     """Whether ``rows`` is (s0, b0, s1, b1, s2, b2): three flat float32 arrays with offsets."""
     return (isinstance(rows, types.BaseTuple) and len(rows) == 6
-            and all(_is_flat_float32(rows[k]) and isinstance(rows[k + 1], types.Integer) for k in (0, 2, 4)))
+            and all(is_flat_float32(rows[k]) and isinstance(rows[k + 1], types.Integer) for k in (0, 2, 4)))
 
 
 def _column_code(context, builder, rows_type, rows, p):
@@ -460,7 +463,7 @@ def _element(builder, data, index, k):
 def load_part(typingctx, array, index, count):
     """array[index:index+count] in the first ``count`` lanes and zeros in the rest: a whole
     ``load`` when count >= LANES; otherwise reads only those ``count`` floats."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(count, types.Integer)):
+    if not (is_flat_float32(array) and isinstance(index, types.Integer) and isinstance(count, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
@@ -481,7 +484,7 @@ def load_part(typingctx, array, index, count):
 def store_part(typingctx, array, index, value, count):
     """array[index:index+count] = the first ``count`` lanes of ``value``: a whole ``store``
     when count >= LANES; otherwise writes only those ``count`` floats."""
-    if not (_is_flat_float32(array) and isinstance(index, types.Integer) and value == vector
+    if not (is_flat_float32(array) and isinstance(index, types.Integer) and value == vector
             and isinstance(count, types.Integer)):
         return None
 
