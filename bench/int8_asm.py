@@ -4,7 +4,7 @@
 
 For each CPU, a fresh process with ``NUMBA_CPU_NAME=<cpu> NUMBA_CPU_FEATURES=``
 (the CPU's own features, not the host's: docs/kernels.md) and an empty Numba
-cache compiles ``kernels.quantized.qgemm`` and ``qdepthwise`` and counts the
+cache compiles ``kernels.quantized.qgemm``, ``qgemm_quads`` and ``qdepthwise`` and counts the
 multiply-add instructions in their assembly.  Nothing runs: a target this
 machine lacks compiles all the same.
 """
@@ -32,10 +32,13 @@ def sig(fn, *args):
     return dict(collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:\{vex\}\s+)?([a-z0-9]+)\s", asm, re.M)))
 g = sig(Q.qgemm, np.zeros((8, 64), np.uint8), np.zeros(64 * 64, np.int16), epi(64), np.zeros(1, np.uint8),
         np.zeros((8, 64), np.uint8))
+q = sig(Q.qgemm_quads, np.zeros((8, 64), np.uint8), np.zeros(64 * 64, np.int8), epi(64), np.zeros(1, np.uint8),
+        np.zeros((8, 64), np.uint8))
 d = sig(Q.qdepthwise, np.zeros((1, 8, 8, 64), np.uint8), I32(0), *Q.pack_depthwise(np.zeros((3, 3, 64), np.int32), 0),
         1, 1, 1, 1, epi(64),
         np.zeros(1, np.uint8), np.zeros((1, 8, 8, 64), np.uint8))
-print(json.dumps({"cpu": CPU, "lanes": LANES, "pair_instruction": isimd.PAIR_INSTRUCTION, "qgemm": g, "qdepthwise": d}))
+print(json.dumps({"cpu": CPU, "lanes": LANES, "pair_instruction": isimd.PAIR_INSTRUCTION,
+                  "quad_instruction": isimd.QUAD_INSTRUCTION, "qgemm": g, "qgemm_quads": q, "qdepthwise": d}))
 """
 
 
@@ -48,11 +51,12 @@ def probe(cpu):
 
 
 def main(cpus):
-    print(f"{'cpu':16} {'lanes':>5}  {'pmaddwd as':28} {'qgemm':40} qdepthwise")
+    print(f"{'cpu':16} {'lanes':>5}  {'pmaddwd / pmaddubsw as':58} {'qgemm':36} {'qgemm_quads':48} qdepthwise")
     for cpu in cpus:
         r = probe(cpu)
         show = lambda counts: ", ".join(f"{k} {counts[k]}" for k in WATCH if counts.get(k))  # noqa: E731
-        print(f"{r['cpu']:16} {r['lanes']:>5}  {str(r['pair_instruction']):28} {show(r['qgemm']):40} "
+        instructions = f"{r['pair_instruction']} / {r['quad_instruction']}"
+        print(f"{r['cpu']:16} {r['lanes']:>5}  {instructions:58} {show(r['qgemm']):36} {show(r['qgemm_quads']):48} "
               f"{show(r['qdepthwise'])}")
 
 

@@ -62,10 +62,10 @@ _VECTOR_REGISTER = re.compile(r"%[xyz]mm\d|\b[qvs]\d+\b")
 _JUMP = re.compile(r"^\s*(j\w+|b\.\w+|b)\s+(\.?L\w+)\s*$")
 
 
-def fma_loops(asm, function):
-    """The loops doing fused multiply-adds in the compiled ``function`` (its name as in
-    the source) of assembly ``asm`` (x86 AT&T or AArch64 syntax), as (FMAs, stack accesses)
-    per loop: each a basic block that ends jumping back to its own label.  The functions
+def fma_loops(asm, function, instruction=_FMA):
+    """The loops doing fused multiply-adds (or the ``instruction``, a pattern matching its
+    lines) in the compiled ``function`` (its name as in the source) of assembly ``asm`` (x86
+    AT&T or AArch64 syntax), as (such instructions, stack accesses) per loop: each a basic block that ends jumping back to its own label.  The functions
     it calls are left out.  A stack access of a vector register in such a loop is a spill
     or reload of a vector (an accumulator, a weight) on every pass; integer registers
     (an address, a count) reloaded from the stack are not counted."""
@@ -81,7 +81,7 @@ def fma_loops(asm, function):
             continue
         if not inside:
             continue
-        fmas += bool(_FMA.match(line))
+        fmas += bool(instruction.match(line))
         stack += bool(_STACK.search(line) and _VECTOR_REGISTER.search(line))
         jump = _JUMP.match(line)
         if jump and jump.group(2) == label and fmas:

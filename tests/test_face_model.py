@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 import tinyface
+from tinyface.kernels.quantized import qconv2d_quads, qgemm_quads
+from tinyface.runtime.binders_quantized import QConvBinder
 from tinyface.verify import cosine_similarity, threshold_for
 
 DATA = Path(__file__).parent / "data"
@@ -113,6 +115,13 @@ def test_the_int8_model_runs_on_integer_steps_with_its_own_threshold():
     assert not {"conv", "depthwise", "pointwise", "qadd"} & set(kinds)                     # the Adds fused
     threshold, calibration = threshold_for(m)
     assert threshold != threshold_for(tinyface.load())[0] and calibration["pairs"].startswith("pairsDevTrain")
+
+
+def test_the_int8_models_gemms_and_dense_convs_take_the_quad_kernels():
+    """Its pair-bounded weight scales (bench/quantize_int8.py) let every pointwise and dense
+    conv run on the quad kernels; the depthwise convs keep 8-bit weights."""
+    binders = [QConvBinder(st) for st in tinyface.load(precision="int8").steps if st.kind in ("qconv", "qpointwise")]
+    assert len(binders) == 34 and all(b.gemm is qgemm_quads and b.conv is qconv2d_quads for b in binders)
 
 
 def test_int8_embeddings_are_close_to_fp32():

@@ -3,10 +3,15 @@ zero points, scales, clamps and residuals (integer arithmetic has no rounding sl
 .ci/run runs the pair multiply-add tests once more with the pairs in their generic LLVM
 form (``tests/generic_pairs.py``: ``isimd.PAIR_INSTRUCTION`` None, what a CPU without
 x86's ``pmaddwd`` compiles)."""
+import re
+
+import numba
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
-from tinyface.kernels import quantized as Q
+from kernel_testing import fma_loops
+from tinyface.kernels import isimd, quantized as Q
 from tinyface.kernels.simd import LANES
 from tinyface.reference import quantized as R
 
@@ -53,6 +58,71 @@ def test_qgemm_equals_reference(m, k, n, seed, has_res, clamp):
     np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
 
 
+def _quad_weights(rng, k, n):
+    """K x N int8 weights that ``fits_quads`` admits, at its bound: each pair of rows
+    2p, 2p+1 with |w0| + |w1| <= 128, extremes (-128 beside 0, 64 beside -64) included."""
+    size = (k + 1) // 2 * n
+    w0 = rng.integers(-128, 128, size)
+    room = np.minimum(128 - np.abs(w0), 127)
+    w1 = np.where(rng.random(size) < 0.2, room * rng.choice([-1, 1], size), rng.integers(-room, room + 1))
+    pairs = np.stack([w0, w1], 1).reshape((k + 1) // 2, n, 2).transpose(0, 2, 1).reshape(-1, n)
+    return pairs[:k].astype(np.int8)
+
+
+@EXAMPLES
+@given(m=st.integers(1, 11), k=st.integers(1, 40), n=st.integers(1, 3 * LANES * 2 + 5),
+       seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans(), bright=st.booleans())
+def test_qgemm_quads_equals_reference(m, k, n, seed, has_res, clamp, bright):
+    """Weights in quads at the bound where ``pmaddubsw``'s 16-bit pair sums would saturate,
+    rows of 255 among them (``bright``): the same bits as the reference (and so as ``qgemm``)."""
+    rng = np.random.default_rng(seed)
+    a, w = _bytes(rng, (m, k)), _quad_weights(rng, k, n)
+    if bright:
+        a[::2] = 255
+    assert Q.fits_quads(w)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, clamp)
+    res = _bytes(rng, (m, n))
+    out = np.empty((m, n), np.uint8)
+    Q.qgemm_quads(a, Q.pack_quads(w), epi, res, out)
+    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
+    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
+
+
+@numba.njit                  # not cached: its assembly is read
+def _quad_block(a, w, epi, out):
+    """out[0:4] of ``a`` (4 x K, K a multiple of 4) times the quads ``w``, as ``qgemm_quads``
+    runs a block of rows."""
+    K, N = a.shape[1], out.shape[1]
+    Q.quad_rows(a.reshape(-1), K, 0, Q.ROWS, w, N, epi, out.reshape(-1), 0, np.zeros(1, np.uint8))
+
+
+@pytest.mark.skipif(isimd.QUAD_INSTRUCTION is None, reason="no pmaddubsw on this target: the generic form")
+def test_quad_tile_loop_does_not_spill():
+    """The wide quad tile's k loop (N = 64) keeps its accumulators, weights and ones in
+    registers: no vector on the stack in any loop doing ``pmaddubsw``."""
+    rng = np.random.default_rng(0)
+    a, w = _bytes(rng, (Q.ROWS, 32)), _quad_weights(rng, 32, 64)
+    epi, p = _epilogue(rng, 64, 0, False, False)
+    out = np.empty((Q.ROWS, 64), np.uint8)
+    _quad_block(a, Q.pack_quads(w), epi, out)
+    np.testing.assert_array_equal(out, _expected(a.astype(np.int64) @ w.astype(np.int64) + p["bias"], p, None))
+    loops = fma_loops(_quad_block.inspect_asm(_quad_block.signatures[0]), "_quad_block", re.compile(r"^\s*vpmaddubsw\s"))
+    assert max(f for f, _ in loops) >= Q.ROWS * Q.QUAD_TILE_VECTORS, loops
+    assert all(stack == 0 for _, stack in loops), loops
+
+
+def test_fits_quads_admits_exactly_the_weights_pmaddubsw_sums_exactly():
+    """7-bit weights and pairs summing to 128 in magnitude fit; 129, a weight outside int8 or
+    an odd K's last row beyond 128 do not."""
+    assert Q.fits_quads(np.array([[64, -128], [-64, 0]]))
+    assert Q.fits_quads(np.array([[-128], [0], [127]]))                   # odd K: a zero row appended
+    assert not Q.fits_quads(np.array([[65, 0], [-64, 0]]))
+    assert not Q.fits_quads(np.array([[0], [0], [-129]]))
+    assert not Q.fits_quads(np.array([[200], [0]]))
+    assert not Q.fits_quads(np.zeros((0, 4), np.int64))
+
+
 def _nchw(x):
     return x.transpose(0, 3, 1, 2)
 
@@ -73,6 +143,27 @@ def test_qconv2d_equals_reference(c, co, h, w, k, stride, pad, seed, has_res, cl
     out = np.empty((2, oh, ow, co), np.uint8)
     packed = Q.pack_pairs(wq.transpose(2, 3, 1, 0).reshape(-1, co))
     Q.qconv2d(x, np.uint8(zx), packed, k, k, stride, stride, pad, pad, epi, res, out)
+    acc = R.qconv_accumulate(_nchw(x), zx, wq, p["bias"], (stride, stride), (pad,) * 4)
+    np.testing.assert_array_equal(_nchw(out), _expected(acc, p, _nchw(res) if has_res else None))
+
+
+@EXAMPLES
+@given(c=st.sampled_from([1, 3, 5, LANES]), co=st.sampled_from([1, 7, LANES, 4 * LANES + 3]),
+       h=st.integers(1, 9), w=st.integers(1, 9), k=st.sampled_from([1, 2, 3]), stride=st.integers(1, 2),
+       pad=st.integers(0, 1), seed=st.integers(0, 2**32 - 1), has_res=st.booleans())
+def test_qconv2d_quads_equals_reference(c, co, h, w, k, stride, pad, seed, has_res):
+    rng = np.random.default_rng(seed)
+    if h + 2 * pad < k or w + 2 * pad < k:
+        return
+    x = _bytes(rng, (2, h, w, c))
+    rows = _quad_weights(rng, k * k * c, co)                     # (KH*KW*C) x Co, rows ky, kx, c
+    wq = rows.reshape(k, k, c, co).transpose(3, 2, 0, 1)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, co, zx * rows.astype(np.int32).sum(0), has_res, False)
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    res = _bytes(rng, (2, oh, ow, co))
+    out = np.empty((2, oh, ow, co), np.uint8)
+    Q.qconv2d_quads(x, np.uint8(zx), Q.pack_quads(rows), k, k, stride, stride, pad, pad, epi, res, out)
     acc = R.qconv_accumulate(_nchw(x), zx, wq, p["bias"], (stride, stride), (pad,) * 4)
     np.testing.assert_array_equal(_nchw(out), _expected(acc, p, _nchw(res) if has_res else None))
 

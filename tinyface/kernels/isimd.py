@@ -4,7 +4,7 @@ The companion of ``kernels.simd`` for integer arithmetic: a Numba type
 ``ivector`` of ``LANES`` int32 lanes (as many as the float32 vector: 8 on
 AVX2, 16 on AVX-512, 4 on SSE and NEON) and the few operations the 8-bit
 kernels need, each a Numba ``intrinsic`` emitting generic LLVM vector
-instructions (no x86 intrinsics)::
+instructions, or x86's ``pmaddwd`` and ``pmaddubsw`` where the CPU has them (below)::
 
     izeros_run(count)             count vectors of zeros (``simd.zeros_run_of(ivector)``)
     madd_run(pair, w, j, accs)    accs[v] + (x0, x1) . the pairs of w[j + 2*LANES*v:], see below
@@ -16,6 +16,7 @@ instructions (no x86 intrinsics)::
     mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
     madd_taps_run(accs, x, i0, i1, w, j)   two depthwise taps at once, see below
     madd_bytes(acc, c, i, b, j)   acc + pmaddwd(c[i:i+2*LANES] widened, b[j:j+2*LANES]) (int8 x int16)
+    madd_quads_run(x, i, w, j, accs)   accs[v] + the four bytes x[i:i+4] . the quads of w, see below
     ihsum(v)                      the sum of v's lanes
 
 **Pair multiply-add.**  ``w`` is a 1-D int16 array holding, for each output
@@ -34,6 +35,20 @@ most 255 and weights (less their zero point) at most 255 in magnitude, so a
 product is at most 65025 and, within the products per output lowering allows
 (``graph.ops.QUANTIZED_MAX_TERMS``), no int32 sum overflows: every order of
 summation gives the same, exact, integer.
+
+**Quad multiply-add** (``madd_quads_run``): four activation bytes (uint8)
+``x[i:i+4]`` in every lane, times ``w`` (int8) holding four consecutive k values
+of each output channel side by side: lane c gains ``sum_t x[i + t] * w[j + 4c + t]``.
+On x86 that is ``pmaddubsw`` (u8 x s8 products added in pairs into 16 bits, with
+saturation) then ``pmaddwd`` by ones (the pairs added into 32 bits) and the add:
+three instructions for four multiply-adds per int32 lane, where the pairs take two
+for two.  It is exact only where no pair sum leaves 16 bits, which holds when every
+pair of weights (k = 2p, 2p + 1) of every channel has ``|w0| + |w1| <= 128``
+(``255 * 128 = 32640``): 7-bit weights, as onnxruntime's ``reduce_range`` makes
+them.  ``kernels.quantized.fits_quads`` checks that before a weight is packed so;
+other weights take the pairs.  Where the CPU has no ``pmaddubsw`` at the pairs'
+width (``QUAD_INSTRUCTION`` None) the generic form widens the bytes to int32 and
+adds the four products, exact for any weights.
 
 **Two taps at once** (``madd_taps_run``): the bytes of two taps of a depthwise
 window, ``x[i0:]`` and ``x[i1:]`` (the same channels), interleaved and widened to
@@ -76,6 +91,7 @@ ivector = Int32Vector(LANES)
 _I32 = ir.IntType(32)
 _VI32 = ir.VectorType(_I32, LANES)
 _VI16 = ir.VectorType(ir.IntType(16), 2 * LANES)
+_VI8 = ir.VectorType(ir.IntType(8), 4 * LANES)
 _VF32 = ir.VectorType(ir.FloatType(), LANES)
 
 
@@ -164,6 +180,13 @@ def pair_instruction():
 
 PAIR_INSTRUCTION = pair_instruction()
 
+_PMADDUBSW = {8: "llvm.x86.avx2.pmadd.ub.sw", 16: "llvm.x86.avx512.pmaddubs.w.512"}
+# x86's ``pmaddubsw`` at the pairs' width: AVX2 and AVX-512BW have it wherever their 16-bit
+# adds are that wide (the probe above); the 4-lane form needs SSSE3, which the probe does not
+# show, so 4-lane targets take the generic form.
+QUAD_INSTRUCTION = (_PMADDUBSW[PAIR_INSTRUCTION[1]], PAIR_INSTRUCTION[1]) \
+    if PAIR_INSTRUCTION is not None and PAIR_INSTRUCTION[1] in _PMADDUBSW else None
+
 
 def _part(builder, v, start, count):
     """Lanes start..start+count-1 of the vector v."""
@@ -171,23 +194,67 @@ def _part(builder, v, start, count):
                                   ir.Constant(ir.VectorType(_I32, count), list(range(start, start + count))))
 
 
+def _x86(builder, instruction, a, b, result):
+    """The x86 intrinsic ``instruction`` = (name, int32 lanes its result spans) on the integer
+    vectors a and b (as wide as a vector of LANES int32), whose result has lanes of the
+    integer type ``result``: in LANES / its lanes calls, the results joined."""
+    name, lanes = instruction
+    step = a.type.count * lanes // LANES
+    out = ir.VectorType(result, 32 // result.width * lanes)
+    operand = ir.VectorType(a.type.element, step)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(out, [operand, operand]), name)
+    parts = [builder.call(fn, [_part(builder, a, i, step), _part(builder, b, i, step)])
+             for i in range(0, a.type.count, step)]
+    while len(parts) > 1:                     # join neighbours: 4 -> 8 -> 16 lanes
+        width = parts[0].type.count
+        parts = [builder.shuffle_vector(u, v, ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width))))
+                 for u, v in zip(parts[::2], parts[1::2])]
+    return parts[0]
+
+
 def _pmaddwd(builder, pairs, w):
     """even(pairs) * even(w) + odd(pairs) * odd(w), int16 lanes to int32: x86's ``pmaddwd``
-    (in LANES / its width calls, the results joined) or the generic form."""
+    or the generic form."""
     if PAIR_INSTRUCTION is None:
         even = builder.mul(_lanes(builder, pairs, 0), _lanes(builder, w, 0))
         odd = builder.mul(_lanes(builder, pairs, 1), _lanes(builder, w, 1))
         return builder.add(even, odd)
-    name, lanes = PAIR_INSTRUCTION
-    half, full = ir.VectorType(ir.IntType(16), 2 * lanes), ir.VectorType(_I32, lanes)
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(full, [half, half]), name)
-    parts = [builder.call(fn, [_part(builder, pairs, i, 2 * lanes), _part(builder, w, i, 2 * lanes)])
-             for i in range(0, 2 * LANES, 2 * lanes)]
-    while len(parts) > 1:                     # join neighbours: 4 -> 8 -> 16 lanes
-        width = parts[0].type.count
-        parts = [builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, 2 * width), list(range(2 * width))))
-                 for a, b in zip(parts[::2], parts[1::2])]
-    return parts[0]
+    return _x86(builder, PAIR_INSTRUCTION, pairs, w, _I32)
+
+
+def _quad_dot(builder, x, w):
+    """Lane c: sum_t x[4c + t] * w[4c + t], x uint8 and w int8 vectors of 4 * LANES bytes:
+    ``pmaddubsw`` then ``pmaddwd`` by ones (exact within the module's bound on the weights),
+    or the generic form (exact for all)."""
+    if QUAD_INSTRUCTION is None:
+        wide = ir.VectorType(_I32, 4 * LANES)
+        products = builder.mul(builder.zext(x, wide), builder.sext(w, wide))
+        sums = [builder.shuffle_vector(products, ir.Constant(wide, ir.Undefined),
+                                       ir.Constant(_VI32, list(range(t, 4 * LANES, 4)))) for t in range(4)]
+        return builder.add(builder.add(sums[0], sums[1]), builder.add(sums[2], sums[3]))
+    pairs = _x86(builder, QUAD_INSTRUCTION, x, w, ir.IntType(16))
+    return _pmaddwd(builder, pairs, ir.Constant(_VI16, [1] * (2 * LANES)))
+
+
+@intrinsic
+def madd_quads_run(typingctx, x, xi, w, wi, accs):
+    """(accs[v] + the quad dot products of x[xi:xi+4] (uint8, in every lane) with the int8
+    quads w[wi + 4*LANES*v:] for each v): see the module."""
+    if not (_flat(x, types.uint8) and isinstance(xi, types.Integer) and _flat(w, types.int8)
+            and isinstance(wi, types.Integer) and isinstance(accs, types.UniTuple) and accs.dtype == ivector):
+        return None
+
+    def codegen(context, builder, sig, args):
+        quad = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], _I32), align=1)
+        xs = builder.bitcast(_splat(builder, quad, _VI32), _VI8)
+        start = context.cast(builder, args[3], sig.args[3], types.intp)
+        out = []
+        for v, acc in enumerate(cgutils.unpack_tuple(builder, args[4], accs.count)):
+            at = builder.add(start, ir.Constant(start.type, 4 * LANES * v))
+            wv = builder.load(_pointer(context, builder, sig.args[2], args[2], at, _VI8), align=1)
+            out.append(builder.add(acc, _quad_dot(builder, xs, wv)))
+        return context.make_tuple(builder, accs, out)
+    return accs(x, xi, w, wi, accs), codegen
 
 
 @intrinsic

@@ -32,19 +32,34 @@ subtracted per tap by the depthwise kernel, which skips taps in the padding.
 pairs feed ``4 * TILE_VECTORS`` pair multiply-adds (``isimd.madd_run``); then the epilogue runs in registers
 and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
 (M mod 4) take a scalar loop with the same arithmetic.
+
+``qgemm_quads`` and ``qconv2d_quads`` take weights that ``fits_quads`` admits
+(7-bit weights, as onnxruntime's ``reduce_range`` makes them), packed in k quads
+(``pack_quads``: int8, flat, w8[(q * N + n) * 4 + t] = w[4q + t, n], zero rows
+appended up to a multiple of 4).  They read the activation bytes as they are, four
+at a time (``isimd.madd_quads_run``): per k quad, ``QUAD_TILE_VECTORS`` weight
+loads and four broadcasts of four bytes feed ``4 * QUAD_TILE_VECTORS`` quad
+multiply-adds, twice the products of a pair step; no rows are widened.  Rows left
+over (M mod 4) take one-row tiles, columns left over (N mod LANES) a scalar loop.
+Both forms give the same bytes: the sums are exact in either.
 """
 import numba
 import numpy as np
 from numba import prange
 
 from tinyface.kernels.gemm import tile_vectors
-from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, mac_u8, madd_run, madd_taps_run, requantize,
-                                    store_u8)
+from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, mac_u8, madd_quads_run, madd_run,
+                                    madd_taps_run, requantize, store_u8)
 from tinyface.kernels.simd import LANES, REGISTERS, load
+from tinyface.kernels.tuning import MAX_TILE_VECTORS
 
 ROWS = 4                                # rows per register tile
 TILE_VECTORS = tile_vectors(REGISTERS, ROWS)
 TILE_COLUMNS = TILE_VECTORS * LANES
+# A quad step holds, besides the 4 x v accumulators, v weight vectors, the broadcast
+# bytes, the vector of 16-bit ones and one product: AVX2 (16 registers) 2 vectors, AVX-512 4.
+QUAD_TILE_VECTORS = max(1, min(MAX_TILE_VECTORS, (REGISTERS - 3) // (ROWS + 1)))
+QUAD_TILE_COLUMNS = QUAD_TILE_VECTORS * LANES
 
 
 def pack_pairs(w):
@@ -143,6 +158,92 @@ def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
         _scalar_block(a, P, a0, rows, w, N, 0, epi, out, o, res)
 
 
+def fits_quads(w):
+    """Whether the K x N integer weights (less their zero point) may be packed in quads:
+    all in -128..127 and, in every column, each pair of rows 2p, 2p + 1 with
+    |w0| + |w1| <= 128, so that x86's ``pmaddubsw`` cannot saturate (``isimd``)."""
+    w = np.asarray(w, np.int64)
+    if w.size == 0 or w.min() < -128 or w.max() > 127:
+        return False
+    w = np.abs(w)
+    if len(w) % 2:
+        w = np.vstack([w, np.zeros((1, w.shape[1]), np.int64)])
+    return bool((w[0::2] + w[1::2]).max() <= 128)
+
+
+def pack_quads(w):
+    """K x N integer weights as the quad kernels read them: int8, k in quads, flat (see the module)."""
+    k, n = w.shape
+    padded = np.zeros((k + -k % 4, n), np.int8)
+    padded[:k] = w
+    return np.ascontiguousarray(padded.reshape(-1, 4, n).transpose(0, 2, 1)).reshape(-1)
+
+
+@numba.njit(inline="always", cache=True)
+def _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, vectors):
+    """Rows at the flat byte offsets a0, a0 + K4, a0 + 2*K4, a0 + 3*K4 of ``a`` (K4 bytes a
+    row, a multiple of 4) times columns n0.. of the quads ``w``, with the epilogue, stored at
+    out[o + r*N + ...]; ``vectors`` a compile-time constant."""
+    c0 = c1 = c2 = c3 = izeros_run(vectors)
+    for k in range(a0, a0 + K4, 4):
+        wi = (k - a0) * N + 4 * n0
+        c0 = madd_quads_run(a, k, w, wi, c0)
+        c1 = madd_quads_run(a, k + K4, w, wi, c1)
+        c2 = madd_quads_run(a, k + 2 * K4, w, wi, c2)
+        c3 = madd_quads_run(a, k + 3 * K4, w, wi, c3)
+    for v in range(vectors):
+        n = n0 + v * LANES
+        _finish(c0[v], n, epi, out, o + n, res)
+        _finish(c1[v], n, epi, out, o + N + n, res)
+        _finish(c2[v], n, epi, out, o + 2 * N + n, res)
+        _finish(c3[v], n, epi, out, o + 3 * N + n, res)
+
+
+@numba.njit(inline="always", cache=True)
+def _quad_row(a, K4, a0, w, N, n0, epi, out, o, res):
+    """``_quad_tile`` for the one row at a0, one vector of columns n0.."""
+    (acc,) = izeros_run(1)
+    for k in range(a0, a0 + K4, 4):
+        (acc,) = madd_quads_run(a, k, w, (k - a0) * N + 4 * n0, (acc,))
+    _finish(acc, n0, epi, out, o + n0, res)
+
+
+@numba.njit(cache=True)
+def _scalar_quads(a, K4, a0, rows, w, N, n_lo, epi, out, o, res):
+    """Columns n_lo..N-1 of ``rows`` rows from a0 (flat byte offsets, rows K4 apart), one
+    output at a time, the same arithmetic as ``_finish``."""
+    bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
+    for r in range(rows):
+        for n in range(n_lo, N):
+            acc = bias[n]
+            for k in range(K4):
+                acc += np.int32(a[a0 + r * K4 + k]) * np.int32(w[(k - k % 4) * N + 4 * n + k % 4])
+            q = requantize_scalar(acc, m[n], lo, hi, z)
+            at = o + r * N + n
+            if has_res:
+                q = add_scalar(q, zq, sq, res[at], zr, sr, lo2, hi2, z2)
+            out[at] = q
+
+
+@numba.njit(inline="always", cache=True)
+def quad_rows(a, K4, a0, rows, w, N, epi, out, o, res):
+    """out[o + r*N + n] for r < rows (<= ROWS) of the flat bytes ``a`` from a0 (K4 a row),
+    all n, from the quads ``w``."""
+    n_tiled = N - N % LANES
+    if rows == ROWS:
+        n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
+        for n0 in range(0, n_wide, QUAD_TILE_COLUMNS):
+            _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, QUAD_TILE_VECTORS)
+        for n0 in range(n_wide, n_tiled, LANES):
+            _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, 1)
+    else:
+        for r in range(rows):
+            for n0 in range(0, n_tiled, LANES):
+                _quad_row(a, K4, a0 + r * K4, w, N, n0, epi, out, o + r * N, res)
+    if n_tiled < N:
+        _scalar_quads(a, K4, a0, rows, w, N, n_tiled, epi, out, o, res)
+
+
 @numba.njit(inline="always", cache=True)
 def _widen_rows(a, m0, rows, K, pairs):
     """pairs[r * P + p] = a[m0 + r, 2p] | a[m0 + r, 2p + 1] << 16 for r < rows (P = pairs a row,
@@ -178,32 +279,76 @@ def qgemm(a, w, epi, res, out):
 
 
 @numba.njit(parallel=True, cache=True)
+def qgemm_quads(a, w, epi, res, out):
+    """``qgemm`` with weights in quads (``pack_quads``): rows of ``a`` (C-contiguous) are read
+    in place where K is a multiple of 4, else each block of rows is first copied with zero
+    bytes up to one."""
+    M, K = a.shape
+    N = out.shape[1]
+    K4 = K + -K % 4
+    out_flat, res_flat, a_flat = out.reshape(-1), res.reshape(-1), a.reshape(-1)
+    for b in prange((M + ROWS - 1) // ROWS):
+        m0 = b * ROWS
+        rows = min(ROWS, M - m0)
+        if K4 == K:
+            quad_rows(a_flat, K, m0 * K, rows, w, N, epi, out_flat, m0 * N, res_flat)
+        else:
+            block = np.zeros(ROWS * K4, np.uint8)
+            for r in range(rows):
+                block[r * K4:r * K4 + K] = a[m0 + r]
+            quad_rows(block, K4, 0, rows, w, N, epi, out_flat, m0 * N, res_flat)
+
+
+@numba.njit(inline="always", cache=True)
+def _gather_windows(x, n, i, zx, kh, kw, sh, sw, pt, pl, patches):
+    """patches[j, (ky*kw + kx)*C + c] = x[n, i*sh + ky - pt, j*sw + kx - pl, c], zx in the
+    padding: output row i's windows as rows of bytes (columns past KH*KW*C left alone)."""
+    _, H, W, C = x.shape
+    for j in range(patches.shape[0]):
+        for ky in range(kh):
+            y = i * sh + ky - pt
+            for kx in range(kw):
+                xx = j * sw + kx - pl
+                base = (ky * kw + kx) * C
+                inside = 0 <= y < H and 0 <= xx < W
+                for c in range(C):
+                    patches[j, base + c] = x[n, y, xx, c] if inside else zx
+
+
+@numba.njit(parallel=True, cache=True)
 def qconv2d(x, zx, w, kh, kw, sh, sw, pt, pl, epi, res, out):
     """Dense conv: each output row's windows gathered into a (OW x KH*KW*C) byte matrix
     (zx in the padding), widened to pairs and multiplied by ``qgemm``'s rows; ``w`` packed
     from the (KH*KW*C) x Co weight, rows ordered ky, kx, c."""
-    N, H, W, C = x.shape
+    N, _, _, C = x.shape
     _, OH, OW, CO = out.shape
     K = kh * kw * C
     P = (K + 1) // 2
     out_flat, res_flat = out.reshape(-1), res.reshape(-1)
     for row in prange(N * OH):
-        n = row // OH
-        i = row % OH
         patches = np.empty((OW, K), np.uint8)
-        for j in range(OW):
-            for ky in range(kh):
-                y = i * sh + ky - pt
-                for kx in range(kw):
-                    xx = j * sw + kx - pl
-                    base = (ky * kw + kx) * C
-                    inside = 0 <= y < H and 0 <= xx < W
-                    for c in range(C):
-                        patches[j, base + c] = x[n, y, xx, c] if inside else zx
+        _gather_windows(x, row // OH, row % OH, zx, kh, kw, sh, sw, pt, pl, patches)
         pairs = np.empty(OW * P, np.uint32)
         _widen_rows(patches, 0, OW, K, pairs)
         for m0 in range(0, OW, ROWS):
             gemm_rows(pairs, P, m0 * P, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO, res_flat)
+
+
+@numba.njit(parallel=True, cache=True)
+def qconv2d_quads(x, zx, w, kh, kw, sh, sw, pt, pl, epi, res, out):
+    """``qconv2d`` with weights in quads (``pack_quads``): the windows' rows of bytes, zero
+    bytes up to a multiple of 4, multiplied as they are."""
+    N, _, _, C = x.shape
+    _, OH, OW, CO = out.shape
+    K = kh * kw * C
+    K4 = K + -K % 4
+    out_flat, res_flat = out.reshape(-1), res.reshape(-1)
+    for row in prange(N * OH):
+        patches = np.zeros((OW, K4), np.uint8)
+        _gather_windows(x, row // OH, row % OH, zx, kh, kw, sh, sw, pt, pl, patches)
+        flat = patches.reshape(-1)
+        for m0 in range(0, OW, ROWS):
+            quad_rows(flat, K4, m0 * K4, min(ROWS, OW - m0), w, CO, epi, out_flat, (row * OW + m0) * CO, res_flat)
 
 
 @numba.njit(inline="always", cache=True)

@@ -5,11 +5,14 @@ the layout ``kernels.quantized`` reads; the input zero point folded into the bia
 where the kernel sums raw bytes) and binds it to buffers per input shape.  Byte
 values are uint8 buffers (``ctx.new_buffer(shape, np.uint8)``); every kernel
 scalar is passed with one fixed type (int32 or float32) and every residual as a
-flat array, so each kernel compiles once.
+flat array, so each kernel compiles once.  A GEMM or dense conv whose weights
+``fits_quads`` admits (7-bit weights) runs on the quad kernels, the others on the
+pair kernels: the same bytes either way, the quads twice the products per step.
 """
 import numpy as np
 
-from tinyface.kernels.quantized import dequantize, pack_depthwise, pack_pairs, qadd, qconv2d, qdepthwise, qgemm, quantize
+from tinyface.kernels.quantized import (dequantize, fits_quads, pack_depthwise, pack_pairs, pack_quads, qadd, qconv2d,
+                                        qconv2d_quads, qdepthwise, qgemm, qgemm_quads, quantize)
 
 F32, I32 = np.float32, np.int32
 _NO_RESIDUAL = np.zeros(1, np.uint8)
@@ -17,6 +20,14 @@ _NO_RESIDUAL = np.zeros(1, np.uint8)
 
 def _flat(ctx, calls, value):
     return ctx.contiguous(value, calls).reshape(-1)
+
+
+def _packed_rows(rows):
+    """(packed weight, GEMM kernel, dense conv kernel) for the (K x N) weight ``rows``: quads
+    where they fit, else pairs."""
+    if fits_quads(rows):
+        return pack_quads(rows), qgemm_quads, qconv2d_quads
+    return pack_pairs(rows), qgemm, qconv2d
 
 
 def _ratio(scale, to):
@@ -52,7 +63,7 @@ class RequantizeArgs:
 
 class QConvBinder:
     """``QConv``: pointwise -> ``qgemm`` on (pixels x Ci) rows, depthwise -> ``qdepthwise``,
-    dense -> ``qconv2d``."""
+    dense -> ``qconv2d`` (the GEMM and dense conv in their quad forms where the weights fit)."""
 
     def __init__(self, op):
         self.op = op
@@ -62,7 +73,7 @@ class QConvBinder:
             self.requant = RequantizeArgs(op.requant, None)
         else:
             rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])                # (KH*KW*Ci) x Co
-            self.weight = pack_pairs(rows)
+            self.weight, self.gemm, self.conv = _packed_rows(rows)
             self.requant = RequantizeArgs(op.requant, rows.sum(0))
 
     def bind(self, ctx):
@@ -80,21 +91,21 @@ class QConvBinder:
         zx = op.requant.x_zero
         if op.kind == "qpointwise":
             x = ctx.contiguous(x[:, ::sh, ::sw], calls)
-            calls.append((qgemm, (x.reshape(-1, c), self.weight, epi, res, out.reshape(-1, co))))
+            calls.append((self.gemm, (x.reshape(-1, c), self.weight, epi, res, out.reshape(-1, co))))
         elif op.kind == "qdepthwise":
             calls.append((qdepthwise, (x, I32(zx), *self.weight, sh, sw, pt, pl, epi, res, out)))
         else:
-            calls.append((qconv2d, (x, np.uint8(zx), self.weight, kh, kw, sh, sw, pt, pl, epi, res, out)))
+            calls.append((self.conv, (x, np.uint8(zx), self.weight, kh, kw, sh, sw, pt, pl, epi, res, out)))
         return calls
 
 
 class QGemmBinder:
-    """``QGemm``: ``qgemm`` on the (N x K) input."""
+    """``QGemm``: ``qgemm`` (or ``qgemm_quads``) on the (N x K) input."""
 
     def __init__(self, op):
         self.op = op
         w = op.weight.astype(np.int32)
-        self.weight = pack_pairs(w)
+        self.weight, self.gemm, _ = _packed_rows(w)
         self.requant = RequantizeArgs(op.requant, w.sum(0))
 
     def bind(self, ctx):
@@ -102,7 +113,7 @@ class QGemmBinder:
         x = ctx.contiguous(ctx.values[self.op.inputs[0]], calls)
         out = ctx.new_buffer((x.shape[0], self.op.weight.shape[1]), np.uint8)
         ctx.values[self.op.outputs[0]] = out
-        calls.append((qgemm, (x, self.weight, self.requant.epi, self.requant.residual_bytes(ctx, calls), out)))
+        calls.append((self.gemm, (x, self.weight, self.requant.epi, self.requant.residual_bytes(ctx, calls), out)))
         return calls
 
 
