@@ -574,7 +574,12 @@ class QConv(Op):
     in_channels = Conv.in_channels
     out_hw = Conv.out_hw
     macs = Conv.macs
-    work = Conv.work
+
+    def work(self, in_shapes, out_shapes):
+        # the 8-bit depthwise does its multiply-adds about 6x slower than the fp32 GEMM (bench/bench.py's
+        # per-kernel table, Zen 3, 2026-12-02: 10-20 against ~95 GFLOP/s); the 8-bit GEMMs are as fast
+        # (110-146 GOP/s), the 8-bit stem about 3x slower (37)
+        return self.macs(in_shapes, out_shapes) * {"qdepthwise": 6, "qconv": 3}.get(self.kind, 1)
 
     @property
     def kind(self):
