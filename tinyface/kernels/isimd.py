@@ -13,7 +13,6 @@ instructions, or x86's ``pmaddwd`` and ``pmaddubsw`` where the CPU has them (bel
     requantize(acc, m, lo, hi, z) the requantisation below, lane by lane
     add_requantized(q, zq, sq, r, i, zr, sr, lo, hi, z)   a residual Add of two quantised values
     store_u8(a, i, v)             a[i:i+LANES] = v, truncated to bytes (v in 0..255)
-    mac_u8(acc, x, i, zx, w, j)   acc + (x[i:i+LANES] - zx) * w[j:j+LANES] (depthwise taps)
     madd_taps_run(accs, x, i0, i1, w, j)   two depthwise taps at once, see below
     madd_bytes(acc, c, i, b, j)   acc + pmaddwd(c[i:i+2*LANES] widened, b[j:j+2*LANES]) (int8 x int16)
     madd_quads_run(x, i, w, j, accs)   accs[v] + the four bytes x[i:i+4] . the quads of w, see below
@@ -333,22 +332,6 @@ def store_u8(typingctx, array, index, value):
                       _pointer(context, builder, sig.args[0], args[0], args[1], vtype), align=1)
         return context.get_dummy_value()
     return types.void(array, index, value), codegen
-
-
-@intrinsic
-def mac_u8(typingctx, acc, x, i, zx, w, j):
-    """acc + (x[i:i+LANES] - zx) * w[j:j+LANES], lane by lane in int32 (x uint8, w int32)."""
-    if not (acc == ivector and _flat(x, types.uint8) and _flat(w, types.int32)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        xv = builder.load(_pointer(context, builder, sig.args[1], args[1], args[2],
-                                   ir.VectorType(ir.IntType(8), LANES)), align=1)
-        zx_ = context.cast(builder, args[3], sig.args[3], types.int32)
-        xv = builder.sub(builder.zext(xv, _VI32), _splat(builder, zx_, _VI32))
-        wv = builder.load(_pointer(context, builder, sig.args[4], args[4], args[5], _VI32), align=4)
-        return builder.add(args[0], builder.mul(xv, wv))
-    return ivector(acc, x, i, zx, w, j), codegen
 
 
 @intrinsic

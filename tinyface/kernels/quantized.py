@@ -22,8 +22,9 @@ the NumPy reference (``reference.quantized``) equals the kernels bit for bit.
 Layouts: maps N x H x W x C (NHWC) uint8.  GEMM weights are packed in k pairs
 (``pack_pairs``): int16, flat, w16[(p * N + n) * 2 + t] = w[2p + t, n], a zero
 row appended to an odd K; ``x - zx`` is folded into the bias for the GEMM and
-the dense conv (bias' = bias - zx * sum_k w[k, c], padding taps read zx), and
-subtracted per tap by the depthwise kernel, which skips taps in the padding.
+the dense conv (bias' = bias - zx * sum_k w[k, c]), and the depthwise conv starts each
+sum at zsum[c] = -zx * (the sum of channel c's weights); both read the padding as zx,
+whose products that share cancels.
 
 ``qgemm`` widens each block of 4 rows to pairs of 16-bit activations in one
 32-bit word (``_widen_rows``), then computes the bulk in register tiles of
@@ -48,8 +49,8 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.gemm import tile_vectors
-from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, mac_u8, madd_quads_run, madd_run,
-                                    madd_taps_run, requantize, store_u8)
+from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, madd_quads_run, madd_run, madd_taps_run,
+                                    requantize, store_u8)
 from tinyface.kernels.simd import LANES, REGISTERS, load
 from tinyface.kernels.tuning import MAX_TILE_VECTORS
 
@@ -360,58 +361,75 @@ def _tap_pairs(accs, x, base, taps, pairs, wp, C, c0):
     return accs
 
 
+@numba.njit(inline="always", cache=True)
+def _padded_rows(x, n, y0, zx, pl, rows, PW, band):
+    """band[(r * PW + xx) * C + c] = x[n, y0 + r, xx - pl, c] for r < rows, zx where that lies
+    outside the map: the input rows one output row's windows read, padded."""
+    _, H, W, C = x.shape
+    x_flat = x.reshape(-1)
+    lo, hi = min(pl, PW), min(pl + W, PW)           # the band's columns inside the map
+    for r in range(rows):
+        y = y0 + r
+        o = r * PW * C
+        if 0 <= y < H:
+            band[o:o + lo * C] = zx
+            src = ((n * H + y) * W + lo - pl) * C
+            band[o + lo * C:o + hi * C] = x_flat[src:src + (hi - lo) * C]
+            band[o + hi * C:o + PW * C] = zx
+        else:
+            band[o:o + PW * C] = zx
+
+
 @numba.njit(parallel=True, cache=True)
 def qdepthwise(x, zx, w, wp, zsum, sh, sw, pt, pl, epi, res, out):
     """Depthwise conv: out[n, i, j, c] from bias[c] + the taps inside the map of
     (x - zx) * w[ky, kx, c]; ``w`` int32 KH x KW x C.
 
-    Where the window lies inside the map and C is a multiple of LANES, the taps go in
-    pairs on the raw bytes (``_tap_pairs``; ``wp`` = ``pack_pairs`` of the (KH*KW) x C
-    weights, taps in ky, kx order) and the zero point's share, ``zsum[c]`` = -zx * (the sum
-    of channel c's weights), is added once: two channel vectors at a time when C is a
-    multiple of 2 * LANES, else one.  At the map's borders the taps inside go one at a time
-    as (x - zx) * w (``isimd.mac_u8``); other channel counts take a scalar loop."""
+    Where C is a multiple of LANES, each output row first copies the KH input rows its
+    windows read into a band padded with zx (``_padded_rows``): a tap in the padding then
+    adds zx * w, which the zero point's share cancels, so every window takes one path, its
+    taps in pairs on the raw bytes (``_tap_pairs``; ``wp`` = ``pack_pairs`` of the
+    (KH*KW) x C weights, taps in ky, kx order), plus ``zsum[c]`` = -zx * (the sum of
+    channel c's weights): two channel vectors at a time when C is a multiple of 2 * LANES,
+    else one.  Other channel counts take a scalar loop over the taps inside the map."""
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
     bias, m, lo, hi, z, has_res, zq, sq, zr, sr, lo2, hi2, z2 = epi
-    x_flat, w_flat, out_flat, res_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1), res.reshape(-1)
-    vectors = C % LANES == 0
-    wide = C % (2 * LANES) == 0
-    T = KH * KW
-    pairs = (T + 1) // 2
-    taps = np.empty(T + 1, np.int64)
-    for t in range(T):
-        taps[t] = ((t // KW) * W + t % KW) * C
-    taps[T] = taps[T - 1]                  # the second of an odd count's last pair: weight 0
-    for row in prange(N * OH):
-        n = row // OH
-        i = row % OH
-        y_lo, y_hi = max(0, pt - i * sh), min(KH, H + pt - i * sh)
-        for j in range(OW):
-            x_lo, x_hi = max(0, pl - j * sw), min(KW, W + pl - j * sw)
-            o = (row * OW + j) * C
-            if vectors and y_hi - y_lo == KH and x_hi - x_lo == KW:
-                base = ((n * H + i * sh - pt) * W + j * sw - pl) * C
+    out_flat, res_flat = out.reshape(-1), res.reshape(-1)
+    if C % LANES == 0:
+        wide = C % (2 * LANES) == 0
+        PW = (OW - 1) * sw + KW                   # the band's width: every column a window reads
+        T = KH * KW
+        pairs = (T + 1) // 2
+        taps = np.empty(T + 1, np.int64)
+        for t in range(T):
+            taps[t] = ((t // KW) * PW + t % KW) * C
+        taps[T] = taps[T - 1]              # the second of an odd count's last pair: weight 0
+        for row in prange(N * OH):
+            band = np.empty(KH * PW * C, np.uint8)
+            _padded_rows(x, row // OH, row % OH * sh - pt, zx, pl, KH, PW, band)
+            for j in range(OW):
+                base = j * sw * C
+                o = (row * OW + j) * C
                 if wide:
                     for c0 in range(0, C, 2 * LANES):
-                        a0, a1 = _tap_pairs((iload(zsum, c0), iload(zsum, c0 + LANES)), x_flat, base, taps, pairs,
+                        a0, a1 = _tap_pairs((iload(zsum, c0), iload(zsum, c0 + LANES)), band, base, taps, pairs,
                                             wp, C, c0)
                         _finish(a0, c0, epi, out_flat, o + c0, res_flat)
                         _finish(a1, c0 + LANES, epi, out_flat, o + c0 + LANES, res_flat)
                 else:
                     for c0 in range(0, C, LANES):
-                        (acc,) = _tap_pairs((iload(zsum, c0),), x_flat, base, taps, pairs, wp, C, c0)
+                        (acc,) = _tap_pairs((iload(zsum, c0),), band, base, taps, pairs, wp, C, c0)
                         _finish(acc, c0, epi, out_flat, o + c0, res_flat)
-            elif vectors:
-                for c0 in range(0, C, LANES):
-                    acc = izeros_run(1)[0]
-                    for ky in range(y_lo, y_hi):
-                        src = ((n * H + i * sh + ky - pt) * W + j * sw - pl) * C + c0
-                        for kx in range(x_lo, x_hi):
-                            acc = mac_u8(acc, x_flat, src + kx * C, zx, w_flat, (ky * KW + kx) * C + c0)
-                    _finish(acc, c0, epi, out_flat, o + c0, res_flat)
-            else:
+    else:
+        for row in prange(N * OH):
+            n = row // OH
+            i = row % OH
+            y_lo, y_hi = max(0, pt - i * sh), min(KH, H + pt - i * sh)
+            for j in range(OW):
+                x_lo, x_hi = max(0, pl - j * sw), min(KW, W + pl - j * sw)
+                o = (row * OW + j) * C
                 for c in range(C):
                     acc = bias[c]
                     for ky in range(y_lo, y_hi):
