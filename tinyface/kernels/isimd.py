@@ -44,7 +44,7 @@ three instructions for four multiply-adds per int32 lane, where the pairs take t
 for two.  It is exact only where no pair sum leaves 16 bits, which holds when every
 pair of weights (k = 2p, 2p + 1) of every channel has ``|w0| + |w1| <= 128``
 (``255 * 128 = 32640``): 7-bit weights, as onnxruntime's ``reduce_range`` makes
-them.  ``kernels.quantized.fits_quads`` checks that before a weight is packed so;
+them, or the pair-bounded scales of ``bench/quantize_int8.py``.  ``kernels.quantized.fits_quads`` checks that before a weight is packed so;
 other weights take the pairs.  Where the CPU has no ``pmaddubsw`` at the pairs'
 width (``QUAD_INSTRUCTION`` None) the generic form widens the bytes to int32 and
 adds the four products, exact for any weights.
