@@ -62,6 +62,7 @@ def pair_bounded_scales(model):
         if len(rows) % 2:
             rows = np.vstack([rows, np.zeros((1, rows.shape[1]))])
         scale = (rows[0::2] + rows[1::2]).max(0) / 127
+        scale[scale == 0] = 1.0                    # a channel of zeros: any scale gives zeros
         overrides[node.input[1]] = [{"axis": 0, "scale": float(scale[0]), "zero_point": 0}] + \
             [{"scale": float(v), "zero_point": 0} for v in scale[1:]]
     return overrides

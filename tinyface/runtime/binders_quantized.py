@@ -6,7 +6,7 @@ where the kernel sums raw bytes) and binds it to buffers per input shape.  Byte
 values are uint8 buffers (``ctx.new_buffer(shape, np.uint8)``); every kernel
 scalar is passed with one fixed type (int32 or float32) and every residual as a
 flat array, so each kernel compiles once.  A GEMM or dense conv whose weights
-``fits_quads`` admits (7-bit weights) runs on the quad kernels, the others on the
+``fits_quads`` admits (7-bit or pair-bounded weights) runs on the quad kernels, the others on the
 pair kernels: the same bytes either way, the quads twice the products per step.
 """
 import numpy as np
