@@ -137,14 +137,23 @@ def madd_run(typingctx, pair, w, wi, accs):
     def codegen(context, builder, sig, args):
         value = context.cast(builder, args[0], sig.args[0], types.int32)
         pairs = builder.bitcast(_splat(builder, value, _VI32), _VI16)
-        start = context.cast(builder, args[2], sig.args[2], types.intp)
-        out = []
-        for v, acc in enumerate(cgutils.unpack_tuple(builder, args[3], accs.count)):
-            at = builder.add(start, ir.Constant(start.type, 2 * LANES * v))
-            wv = builder.load(_pointer(context, builder, sig.args[1], args[1], at, _VI16), align=2)
-            out.append(builder.add(acc, _pmaddwd(builder, pairs, wv)))
-        return context.make_tuple(builder, accs, out)
+        return _weight_run(context, builder, sig, args, 1, _VI16, lambda wv: _pmaddwd(builder, pairs, wv))
     return accs(pair, w, wi, accs), codegen
+
+
+def _weight_run(context, builder, sig, args, w_arg, wtype, product):
+    """The tuple (accs[v] + product(the vector of ``wtype`` at w[wi + LANES*v*(its lanes per
+    int32 lane)])): ``w``, ``wi`` and ``accs`` the intrinsic's arguments w_arg, w_arg + 1 and
+    w_arg + 2."""
+    accs = sig.args[w_arg + 2]
+    start = context.cast(builder, args[w_arg + 1], sig.args[w_arg + 1], types.intp)
+    out = []
+    for v, acc in enumerate(cgutils.unpack_tuple(builder, args[w_arg + 2], accs.count)):
+        at = builder.add(start, ir.Constant(start.type, wtype.count * v))
+        wv = builder.load(_pointer(context, builder, sig.args[w_arg], args[w_arg], at, wtype),
+                          align=wtype.element.width // 8)
+        out.append(builder.add(acc, product(wv)))
+    return context.make_tuple(builder, accs, out)
 
 
 _I16_PROBE = """
@@ -246,13 +255,7 @@ def madd_quads_run(typingctx, x, xi, w, wi, accs):
     def codegen(context, builder, sig, args):
         quad = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], _I32), align=1)
         xs = builder.bitcast(_splat(builder, quad, _VI32), _VI8)
-        start = context.cast(builder, args[3], sig.args[3], types.intp)
-        out = []
-        for v, acc in enumerate(cgutils.unpack_tuple(builder, args[4], accs.count)):
-            at = builder.add(start, ir.Constant(start.type, 4 * LANES * v))
-            wv = builder.load(_pointer(context, builder, sig.args[2], args[2], at, _VI8), align=1)
-            out.append(builder.add(acc, _quad_dot(builder, xs, wv)))
-        return context.make_tuple(builder, accs, out)
+        return _weight_run(context, builder, sig, args, 2, _VI8, lambda wv: _quad_dot(builder, xs, wv))
     return accs(x, xi, w, wi, accs), codegen
 
 
