@@ -106,6 +106,12 @@ def _tile(a, P, a0, w, N, n0, epi, out, o, res, vectors):
         c1 = madd_run(a[k + P], w, wi, c1)
         c2 = madd_run(a[k + 2 * P], w, wi, c2)
         c3 = madd_run(a[k + 3 * P], w, wi, c3)
+    _finish_tile(c0, c1, c2, c3, n0, N, epi, out, o, res, vectors)
+
+
+@numba.njit(inline="always", cache=True)
+def _finish_tile(c0, c1, c2, c3, n0, N, epi, out, o, res, vectors):
+    """``_finish`` of a tile's four rows of ``vectors`` vectors, columns n0.., rows N apart at out[o]."""
     for v in range(vectors):
         n = n0 + v * LANES
         _finish(c0[v], n, epi, out, o + n, res)
@@ -192,12 +198,7 @@ def _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, vectors):
         c1 = madd_quads_run(a, k + K4, w, wi, c1)
         c2 = madd_quads_run(a, k + 2 * K4, w, wi, c2)
         c3 = madd_quads_run(a, k + 3 * K4, w, wi, c3)
-    for v in range(vectors):
-        n = n0 + v * LANES
-        _finish(c0[v], n, epi, out, o + n, res)
-        _finish(c1[v], n, epi, out, o + N + n, res)
-        _finish(c2[v], n, epi, out, o + 2 * N + n, res)
-        _finish(c3[v], n, epi, out, o + 3 * N + n, res)
+    _finish_tile(c0, c1, c2, c3, n0, N, epi, out, o, res, vectors)
 
 
 @numba.njit(inline="always", cache=True)
