@@ -14,7 +14,8 @@ the median of the per-round ratios B / A (< 1: B is faster).
 
 The worker is a script of its own, not ``tinyface.tools.worker`` (what
 ``bench.py`` runs): tree A may be a commit from before that module, so the
-worker uses only ``tinyface.load``, ``Model.run`` and ``set_num_threads``.
+worker uses only ``tinyface.load``, ``Model.run`` and ``set_num_threads`` (and
+``runtime.block.fusing`` where the tree has it).
 
 Every tree's kernels are cached beside its own sources, so run this once to
 compile both before reading the figures (the first-run column says how long the
@@ -37,7 +38,12 @@ path, batch, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), in
 tinyface.set_num_threads(threads)
 model = tinyface.load(path)
 x = np.random.default_rng(0).standard_normal((batch, 3, 112, 112)).astype(np.float32)
-t = time.perf_counter(); model.run(x); first = time.perf_counter() - t
+try:        # trees from 2026-12-02 on fuse blocks only once the fused kernel is compiled
+    from tinyface.runtime.block import fusing
+except ImportError:
+    from contextlib import nullcontext as fusing
+with fusing():
+    t = time.perf_counter(); model.run(x); first = time.perf_counter() - t
 times = []
 for _ in range(runs):
     t = time.perf_counter(); model.run(x); times.append(time.perf_counter() - t)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyface
+from tinyface.runtime.block import fusing
 from tinyface.tools import bench, peak
 from tinyface.tools.inputs import random_feed
 
@@ -146,4 +147,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with fusing():          # the blocks fused, as after `tinyface warmup` (runtime/block.py)
+        main()

@@ -62,3 +62,28 @@ def test_kernels_compiled_from_other_kernel_sources_are_dropped(tmp_path):
     assert stamp.read_text() == jit_cache.kernels_digest()
     assert not (stamp.parent / "simd.old-1.py311.nbc").exists()
     assert index.exists() and index.stat().st_mtime_ns != made    # compiled anew
+
+
+HAS_CODE = """
+import numpy as np
+import tinyface
+from tinyface.jit_cache import has_code, is_cached
+from tinyface.kernels.layout import to_nchw, to_nhwc
+x, out = np.zeros((1, 3, 2, 2), np.float32), np.empty((1, 2, 2, 3), np.float32)
+types = tuple(to_nhwc.typeof_pyval(a) for a in (x, out))
+before = has_code(to_nhwc), is_cached(to_nhwc, types)
+to_nhwc(x, out)
+print(*before, has_code(to_nhwc), is_cached(to_nhwc, types), has_code(to_nchw))
+"""
+
+
+def test_has_code_and_is_cached_see_this_process_and_the_cache(tmp_path):
+    """``has_code``: compiled in this process or cached for this CPU; ``is_cached``: that
+    signature in the cache's index.  A fresh process on an empty cache, then on the cache
+    the first one filled."""
+    env = {**{k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}, "TINYFACE_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", HAS_CODE], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert all(done.returncode == 0 for done in runs), runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.split() == ["False", "False", "True", "True", "False"]
+    assert runs[1].stdout.split() == ["True", "True", "True", "True", "False"]

@@ -25,7 +25,8 @@ def bound_signatures(path):
     engine = tinyface.load(path)
     shape = INPUTS.get(str(path.relative_to(WEIGHTS)), (3, 112, 112))
     x = np.zeros((2,) + shape, np.float32)
-    schedule = engine.plan.schedule({engine.input_names[0]: x}, 2)
+    with block.fusing():
+        schedule = engine.plan.schedule({engine.input_names[0]: x}, 2)
     found = {}
     for _, calls in schedule.segments:
         for function, args in calls:

@@ -1,5 +1,5 @@
 """runtime.block: the inverted-residual block's binder -- its bands, its scratch, and the unfused
-path it takes when there are fewer images than threads."""
+path it takes when there are fewer images than threads or the fused kernel is not compiled."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -8,7 +8,8 @@ import tinyface
 from kernel_testing import needs_2_threads, on_threads
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.block import inverted_residual
-from tinyface.runtime.block import SCRATCH_BYTES, band_rows
+from tinyface.runtime import block
+from tinyface.runtime.block import SCRATCH_BYTES, band_rows, fusing
 
 NAME = "input0"
 
@@ -36,9 +37,27 @@ def test_band_rows_fit_the_scratch_or_are_one_row(h, w, e, stride):
 
 def test_mobilefacenet_blocks_run_fused_with_an_image_per_thread(model):
     x = np.zeros((2, 3, 112, 112), np.float32)
-    names = on_threads(1, lambda: kernel_names(model.plan.schedule({NAME: x}, 2)))
+    with fusing():
+        names = on_threads(1, lambda: kernel_names(model.plan.schedule({NAME: x}, 2)))
     assert names.count(inverted_residual.__name__) == 15
     assert names.count("gemm") == 3      # the three 1x1 convs outside blocks
+
+
+def test_blocks_run_unfused_with_the_same_result_until_the_fused_kernel_is_compiled(monkeypatch):
+    x = np.random.default_rng(1).standard_normal((2, 3, 112, 112)).astype(np.float32)
+    with fusing():
+        fused = on_threads(1, lambda: tinyface.load().run(x)[0])
+    monkeypatch.setattr(block, "has_code", lambda dispatcher: False)    # as on an empty JIT cache
+    fresh = tinyface.load()
+    names = on_threads(1, lambda: kernel_names(fresh.plan.schedule({NAME: x}, 2)))
+    assert inverted_residual.__name__ not in names
+    assert names.count("gemm") == 3 + 2 * 15
+    np.testing.assert_array_equal(on_threads(1, lambda: fresh.run(x)[0]), fused)
+    with fusing():
+        assert block.runs_fused(2, 1) and not block.runs_fused(1, 2)
+    assert not block.runs_fused(2, 1)
+    monkeypatch.setattr(block, "has_code", lambda dispatcher: dispatcher is inverted_residual)
+    assert block.runs_fused(2, 1) and block.runs_fused(2, 2) and not block.runs_fused(1, 2)
 
 
 @needs_2_threads
@@ -56,7 +75,8 @@ def test_blocks_share_their_scratch(model):
     """A block's scratch goes back to the pool when it has been bound, so blocks of one
     shape bind the same scratch buffers."""
     x = np.zeros((1, 3, 112, 112), np.float32)
-    schedule = on_threads(1, lambda: model.plan.schedule({NAME: x}, 1))
+    with fusing():
+        schedule = on_threads(1, lambda: model.plan.schedule({NAME: x}, 1))
     scratch = {}
     for _, calls in schedule.segments:
         for function, args in calls:

@@ -143,9 +143,40 @@ WANTED = """
 import sys
 from tinyface.cli.main import main
 from tinyface.tools import warmup
-warmup.compile_ahead = lambda wanted, jobs, stream=None: print(*sorted({name for _, name, _ in wanted})) or 0
+
+def compile_ahead(wanted, jobs, stream=None):
+    print(*sorted({name for _, name, _ in wanted}))
+    sys.exit(0)                 # the names only: nothing compiled, no job run
+
+warmup.compile_ahead = compile_ahead
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def wanted_names(cache, *args):
+    """The kernels a command's first run (or ``warmup``) would compile, on an empty ``cache``:
+    its dry run only, in a fresh process with two compile workers."""
+    env = dict(os.environ, TINYFACE_CACHE_DIR=str(cache), TINYFACE_COMPILE_JOBS="2")
+    done = subprocess.run([sys.executable, "-c", WANTED, *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split("\n")[0].split())
+
+
+def test_only_jobs_of_many_faces_compile_the_fused_block(tmp_path):
+    """verify (2 faces) and a small embed run the blocks unfused on an empty cache rather than
+    wait for the fused kernel; warmup, a folder's index and an embed of FUSED_BLOCK_FACES
+    files compile it (runtime/block.py)."""
+    from tinyface.kernels.tuning import FUSED_BLOCK_FACES
+    one = ["--threads", 1]             # one thread: two faces are an image per thread, so may fuse
+    assert "inverted_residual" not in wanted_names(tmp_path / "a", "verify", *one, *PHOTOS)
+    small = wanted_names(tmp_path / "b", "embed", "--aligned", *one, *[ALIGNED_FACE] * 2)
+    assert "inverted_residual" not in small and {"_gemm", "depthwise"} <= small
+    assert "inverted_residual" in wanted_names(tmp_path / "c", "embed", "--aligned", *one,
+                                               *[ALIGNED_FACE] * FUSED_BLOCK_FACES)
+    assert "inverted_residual" in wanted_names(tmp_path / "d", "index", "--aligned", *one, "--quiet",
+                                               "--gallery", tmp_path / "g.db", ALIGNED_FACE)
+    assert "inverted_residual" in wanted_names(tmp_path / "e", "warmup", *one, "--jobs", 1)
 
 
 @pytest.mark.parametrize("int8", [True, False])
@@ -153,11 +184,7 @@ def test_warmup_int8_wants_the_8_bit_kernels(tmp_path, int8):
     """What ``warmup --int8`` would compile (its dry run only, in a fresh process): the
     bundled 8-bit model's kernels (its GEMMs and stem in quads), which the fp32 model's
     warmup does not want."""
-    env = dict(os.environ, TINYFACE_CACHE_DIR=str(tmp_path))
-    done = subprocess.run([sys.executable, "-c", WANTED, "warmup", "--jobs", "1"] + ["--int8"] * int8, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    wanted = set(done.stdout.split("\n")[0].split())
+    wanted = wanted_names(tmp_path, "warmup", "--jobs", "1", *["--int8"] * int8)
     quantized = {"quantize", "qconv2d_quads", "qdepthwise", "qgemm_quads", "dequantize"}
     assert (quantized <= wanted) if int8 else not ((quantized | {"qconv2d", "qgemm"}) & wanted), wanted
 

@@ -88,6 +88,23 @@ def kernels_digest():
     return h.hexdigest()
 
 
+def is_cached(dispatcher, types):
+    """Does the JIT cache's index list the specialisation of ``dispatcher`` for argument
+    ``types`` on this CPU?  Reads the kernel's index file only, not its code (Numba's
+    ``_cache`` and index are internal, and read here only)."""
+    key = dispatcher._cache._index_key(types, dispatcher.targetctx.codegen())
+    return key in dispatcher._cache._cache_file._load_index()
+
+
+def has_code(dispatcher):
+    """Has ``dispatcher`` a specialisation, any, compiled in this process or in the JIT cache
+    for this CPU (and today's bytecode of the kernel)?"""
+    if dispatcher.overloads:
+        return True
+    ours = dispatcher._cache._index_key((), dispatcher.targetctx.codegen())[1:]
+    return any(key[1:] == ours for key in dispatcher._cache._cache_file._load_index())
+
+
 def kernels_cache_folder(probe):
     """The folder Numba caches the kernels in: that of ``probe``, a function defined in a
     module of ``tinyface/kernels`` (Numba picks the first of its locators that can write;

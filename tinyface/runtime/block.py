@@ -4,8 +4,22 @@
 (their epilogues already fused); it runs ``kernels.block.inverted_residual``,
 which keeps the expanded map in cache by working in bands of output rows (see
 there).  Shapes are checked by the three convs' own ``infer``.
+
+A block runs as its three convs instead, with the same result bit for bit, when
+there are fewer images than threads (the fusion costs more than it saves then),
+and when the fused kernel is not compiled yet -- neither in this process nor in
+the JIT cache.  It takes the longest of all kernels to compile (12 of the 34 CPU s
+of ``verify``'s first run on the project's VM) and saves 4-16 % of the model's
+time, so a job of a few faces should not wait for it: the unfused convs need only
+kernels that every model compiles anyway.  Within :func:`fusing`, blocks fuse
+regardless: ``tools.warmup`` binds there when it prepares a job, so that the
+fused kernel is compiled ahead for it (``tinyface warmup``, and the first run of
+a command that embeds many faces).
 """
+from contextlib import contextmanager
+
 from tinyface.graph.shapes import conv_output_size
+from tinyface.jit_cache import has_code
 from tinyface.kernels.block import inverted_residual
 # Scratch per thread for a band's expanded and depthwise rows (measured: see
 # ``kernels.tuning``); on MobileFaceNet one band per image except in the first block
@@ -28,6 +42,26 @@ def band_rows(out_height, width, out_width, channels, stride):
     return rows
 
 
+_fuse_regardless = False
+
+
+@contextmanager
+def fusing():
+    """Within: blocks bind fused (with an image per thread) whether or not the fused kernel
+    is compiled yet; a call to it then compiles it.  Not for use from several threads."""
+    global _fuse_regardless
+    before, _fuse_regardless = _fuse_regardless, True
+    try:
+        yield
+    finally:
+        _fuse_regardless = before
+
+
+def runs_fused(images, threads):
+    """Does a block over ``images`` images on ``threads`` threads run fused (see the module doc)?"""
+    return images >= threads and (_fuse_regardless or has_code(inverted_residual))
+
+
 class BlockBinder:
     """Binds an ``InvertedResidual`` op, given the binders of its three convs (packed)."""
 
@@ -37,7 +71,7 @@ class BlockBinder:
 
     def bind(self, ctx):
         expand, dw, project = self.convs
-        if len(ctx.values[self.op.inputs[0]]) < ctx.threads:
+        if not runs_fused(len(ctx.values[self.op.inputs[0]]), ctx.threads):
             return self._bind_unfused(ctx)
         calls = []
         x = ctx.contiguous(ctx.values[self.op.inputs[0]], calls)
@@ -58,7 +92,7 @@ class BlockBinder:
         return calls
 
     def _bind_unfused(self, ctx):
-        """The three convs one after the other, each parallel over its rows: with fewer
+        """The three convs one after the other, each parallel over its rows.  With fewer
         images than threads, splitting each image into bands cost more than the fusion
         saved (batch 1, 2 threads: 2.75 -> 2.89-2.98 ms)."""
         calls = []

@@ -4,7 +4,8 @@
 
 ENGINE is tinyface or onnxruntime.  The worker loads MODEL, times its first
 run on B random images (uniform in [-1, 1]; for tinyface that run compiles the
-Numba kernels or loads them from the cache), makes WARMUP more runs, then
+Numba kernels or loads them from the cache, the fused inverted-residual block
+included), makes WARMUP more runs, then
 prints one JSON line: the engine and its version, the first run's seconds
 and the median seconds of R runs.  onnxruntime runs a model that declares a
 fixed batch size on that many images at a time.
@@ -38,8 +39,13 @@ def runner(engine, model, batch, threads, input_size):
     if engine == "tinyface":
         import tinyface
         tinyface.set_num_threads(threads)
+        from tinyface.runtime.block import fusing
         loaded = tinyface.load(model)
-        return (lambda: loaded.run(feed)), tinyface.__version__
+
+        def run():
+            with fusing():      # the blocks fused, as after `tinyface warmup` (runtime/block.py)
+                return loaded.run(feed)
+        return run, tinyface.__version__
     from tinyface.tools.engines import import_onnxruntime, ort_session
     session = ort_session(model, threads)
     declared = session.get_inputs()[0].shape[0]
