@@ -40,8 +40,8 @@ from tinyface.kernels.simd import FAST
 def gemm_serial(a, w, out, epilogue, panel):
     """out = epilogue(a @ w) on the calling thread; the epilogue's residual rows match ``out``'s.
 
-    Inlined into the kernel's ``prange`` body, whose arrays Numba marks as not
-    aliasing: called as a function of its own the same tiles ran 35 % slower."""
+    Inlined into the kernel's loop body (``_task_run``): called as a function of its
+    own, the same tiles once ran 35 % slower."""
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     M = a.shape[0]
@@ -59,6 +59,43 @@ def _move_rows_to_front(e, first, count):
             e[p, c] = e[first + p, c]
 
 
+@numba.njit(cache=True, fastmath=FAST)
+def _task_run(x_rows, w_expand, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project, project, res_rows,
+              band_rows, e, d, out_rows, zero_row, no_res, dims, task_lo, task_hi):
+    """Tasks ``task_lo`` to ``task_hi`` (image x band) on one thread, with its scratch ``e``
+    (expanded rows) and ``d`` (depthwise rows); ``dims`` is (N, H, W, OH, OW).  The kernel's
+    loop body, compiled on its own (docs/kernels.md, "A parallel loop's body is one call")."""
+    N, H, W, OH, OW = dims
+    Ci, E = w_expand.shape
+    bands = (OH + band_rows - 1) // band_rows
+    panel = np.empty(max(Ci, E) * TILE_COLUMNS, np.float32)
+    e_flat, d_flat = e.reshape(-1), d.reshape(-1)
+    have_n, have_lo, have_hi = -1, 0, 0           # expanded rows [have_lo, have_hi) of image have_n
+    for task in range(task_lo, task_hi):
+        n, band = task // bands, task % bands
+        i0 = band * band_rows
+        i1 = min(OH, i0 + band_rows)
+        y_lo, y_hi = max(0, i0 * stride - 1), min(H, (i1 - 1) * stride + 2)
+        start = y_lo
+        if n == have_n and have_lo <= y_lo < have_hi:
+            _move_rows_to_front(e, (y_lo - have_lo) * W, (have_hi - y_lo) * W)
+            start = have_hi
+        have_n, have_lo, have_hi = n, y_lo, y_hi
+        q0, q1 = (n * OH + i0) * OW, (n * OH + i1) * OW
+        for phase in range(2):     # one GEMM call site for both 1x1 convs: Numba compiles it once
+            if phase == 0:         # expand the input rows not in the scratch yet
+                a, w, o, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
+                                     e[(start - y_lo) * W:(y_hi - y_lo) * W], with_residual(expand, e[0:1]))
+            else:                  # depthwise rows i0..i1, then project them
+                for i in range(i0, i1):
+                    rows = _three_rows(e_flat, -y_lo * W * E, i * stride - 1, H, W * E, zero_row)
+                    _row3x3(rows, W, E, w_dw_flat, stride, 1, d_flat, no_res, (i - i0) * OW * E, OW, False,
+                            dw_bias, dw_act1, dw_act2)
+                a, w, o, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
+                                     with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
+            gemm_serial(a, w, o, epilogue, panel)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project, band_rows,
                       expanded, depthwised, out):
@@ -71,39 +108,15 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
     _, OH, OW, Co = out.shape
     E = w_expand.shape[1]
     T = expanded.shape[0]
-    bands = (OH + band_rows - 1) // band_rows
-    tasks = N * bands
+    tasks = N * ((OH + band_rows - 1) // band_rows)
     x_rows, out_rows = x.reshape(-1, Ci), out.reshape(-1, Co)
     res_rows = project[4].reshape(-1, Co) if project[5] else project[4].reshape(1, -1)
     w_dw_flat, dw_bias = w_dw.reshape(-1), dw[0]
     dw_act1, dw_act2 = vector_activations(dw)
     zero_row = np.zeros(W * E, np.float32)
     no_res = np.zeros(1, np.float32)
+    dims = (N, H, W, OH, OW)
     for t in prange(T):
-        e, d = expanded[t], depthwised[t]
-        panel = np.empty(max(Ci, E) * TILE_COLUMNS, np.float32)
-        e_flat, d_flat = e.reshape(-1), d.reshape(-1)
-        have_n, have_lo, have_hi = -1, 0, 0           # expanded rows [have_lo, have_hi) of image have_n
-        for task in range(t * tasks // T, (t + 1) * tasks // T):
-            n, band = task // bands, task % bands
-            i0 = band * band_rows
-            i1 = min(OH, i0 + band_rows)
-            y_lo, y_hi = max(0, i0 * stride - 1), min(H, (i1 - 1) * stride + 2)
-            start = y_lo
-            if n == have_n and have_lo <= y_lo < have_hi:
-                _move_rows_to_front(e, (y_lo - have_lo) * W, (have_hi - y_lo) * W)
-                start = have_hi
-            have_n, have_lo, have_hi = n, y_lo, y_hi
-            q0, q1 = (n * OH + i0) * OW, (n * OH + i1) * OW
-            for phase in range(2):     # one GEMM call site for both 1x1 convs: Numba compiles it once
-                if phase == 0:         # expand the input rows not in the scratch yet
-                    a, w, o, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
-                                         e[(start - y_lo) * W:(y_hi - y_lo) * W], with_residual(expand, e[0:1]))
-                else:                  # depthwise rows i0..i1, then project them
-                    for i in range(i0, i1):
-                        rows = _three_rows(e_flat, -y_lo * W * E, i * stride - 1, H, W * E, zero_row)
-                        _row3x3(rows, W, E, w_dw_flat, stride, 1, d_flat, no_res, (i - i0) * OW * E, OW, False,
-                                dw_bias, dw_act1, dw_act2)
-                    a, w, o, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
-                                         with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
-                gemm_serial(a, w, o, epilogue, panel)
+        _task_run(x_rows, w_expand, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project, project,
+                  res_rows, band_rows, expanded[t], depthwised[t], out_rows, zero_row, no_res, dims,
+                  np.int64(t) * tasks // T, (np.int64(t) + 1) * tasks // T)

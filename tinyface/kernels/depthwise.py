@@ -118,10 +118,40 @@ def _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc):
                 acc[c] += px[c] * wk[c]
 
 
+@numba.njit(cache=True, fastmath=FAST)
+def _vector_row(x_flat, w_flat, out_flat, res_flat, zero_row, H, W, C, OH, OW, sh, sw, pt, pl, has_res,
+                bias, act1, act2, row):
+    """Output row ``row`` (of N x OH) of the 3x3 path, on the flat arrays."""
+    n = row // OH
+    y = (row % OH) * sh - pt
+    rows = _three_rows(x_flat, n * H * W * C, y, H, W * C, zero_row)
+    _row3x3(rows, W, C, w_flat, sw, pl, out_flat, res_flat, row * OW * C, OW, has_res, bias, act1, act2)
+
+
+@numba.njit(cache=True, fastmath=FAST)
+def _general_row(x, w, sh, sw, pt, pl, epilogue, out, row):
+    """Output row ``row`` (of N x OH) of the general path."""
+    bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
+    OH, OW, C = out.shape[1:]
+    n, i = row // OH, row % OH
+    acc = np.empty(C, np.float32)
+    orow = out[n, i]
+    rrow = res[n, i] if has_res else res[0, 0]
+    for j in range(OW):
+        _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc)
+        o = orow[j]
+        r = rrow[j] if has_res else rrow[0]
+        for c in range(C):
+            o[c] = finish(acc[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def depthwise(x, w, sh, sw, pt, pl, epilogue, out):
     """out = epilogue(depthwise_conv(x, w)); shapes are checked by the caller.  The
-    epilogue's residual is N x OH x OW x C (any 4-D array when there is none)."""
+    epilogue's residual is N x OH x OW x C (any 4-D array when there is none).
+
+    Each output row is a call of a row function compiled on its own (docs/kernels.md,
+    "A parallel loop's body is one call")."""
     bias, slope1, lo1, hi1, res, has_res, slope2, lo2, hi2 = epilogue
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
@@ -132,20 +162,8 @@ def depthwise(x, w, sh, sw, pt, pl, epilogue, out):
         zero_row = np.zeros(W * C, np.float32)
         act1, act2 = vector_activations(epilogue)
         for row in prange(N * OH):
-            n = row // OH
-            y = (row % OH) * sh - pt
-            rows = _three_rows(x_flat, n * H * W * C, y, H, W * C, zero_row)
-            _row3x3(rows, W, C, w_flat, sw, pl, out_flat, res_flat, row * OW * C, OW, has_res, bias, act1, act2)
+            _vector_row(x_flat, w_flat, out_flat, res_flat, zero_row, H, W, C, OH, OW, sh, sw, pt, pl, has_res,
+                        bias, act1, act2, np.int64(row))
         return
     for row in prange(N * OH):
-        n = row // OH
-        i = row % OH
-        acc = np.empty(C, np.float32)
-        orow = out[n, i]
-        rrow = res[n, i] if has_res else res[0, 0]
-        for j in range(OW):
-            _general_pixel(x, w, n, i, j, sh, sw, pt, pl, acc)
-            o = orow[j]
-            r = rrow[j] if has_res else rrow[0]
-            for c in range(C):
-                o[c] = finish(acc[c], c, bias, slope1, lo1, hi1, r, has_res, slope2, lo2, hi2)
+        _general_row(x, w, sh, sw, pt, pl, epilogue, out, np.int64(row))

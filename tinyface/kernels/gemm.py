@@ -228,16 +228,23 @@ def row_runs(M, parts):
 row_runs_in_kernel = numba.njit(inline="always", cache=True)(row_runs)
 
 
+@numba.njit(cache=True, fastmath=FAST)
+def _gemm_task(a, w, out, flat, epilogue, act1, act2, tasks, task):
+    """Run ``task`` of ``tasks`` (its rows by ``run_rows``), by ``gemm_panels``."""
+    M, K = a.shape
+    m_lo, m_hi = run_rows(M, tasks, task)
+    panel = np.empty(K * TILE_COLUMNS, np.float32)
+    gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
 def _gemm(a, w, epilogue, out, tasks):
-    """``tasks`` runs of rows (``run_rows``), each by ``gemm_panels``."""
-    M, K = a.shape
+    """``tasks`` runs of rows, each by ``_gemm_task`` (compiled on its own, the task index
+    made int64: docs/kernels.md, "A parallel loop's body is one call")."""
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     for task in prange(tasks):
-        m_lo, m_hi = run_rows(M, tasks, task)
-        panel = np.empty(K * TILE_COLUMNS, np.float32)
-        gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+        _gemm_task(a, w, out, flat, epilogue, act1, act2, tasks, np.int64(task))
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)

@@ -114,6 +114,20 @@ def _pixel_tile(xp, src, step, offsets, w, CP, n0, out, o, CO, count, res, has_r
         _finish_pixel(c4, n0, out, o + 4 * CO, CO, res, has_res, bias, act1, act2)
 
 
+@numba.njit(cache=True, fastmath={"contract"})
+def _row(xp, Hp, Wp, offsets, w, CP, out, CO, res, has_res, bias, act1, act2, OH, OW, C, sh, sw, row):
+    """Output row ``row`` (of N x OH) of ``narrow_conv``, tile by tile, on the flat arrays: the
+    kernel's loop body, compiled on its own (docs/kernels.md, "A parallel loop's body is one call")."""
+    n = row // OH
+    i = row % OH
+    for j0 in range(0, OW, PIXELS):
+        src = numba.uint64(((n * Hp + i * sh) * Wp + j0 * sw) * C)
+        o = (row * OW + j0) * CO
+        for n0 in range(0, CP, VECTORS * LANES):
+            _pixel_tile(xp, src, numba.uint64(sw * C), offsets, w, CP, n0, out, o + n0, CO,
+                        min(PIXELS, OW - j0), res, has_res, bias, act1, act2)
+
+
 @numba.njit(parallel=True, cache=True, fastmath={"contract"})
 def narrow_conv(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
     """out = epilogue(conv(x, w)) in tiles of ``PIXELS`` pixels x ``VECTORS`` vectors (see the
@@ -132,11 +146,5 @@ def narrow_conv(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
             offsets[ky * kw * C + t] = ky * Wp * C + t
     w_flat, out_flat, res_flat = w.reshape(-1), out.reshape(-1), res.reshape(-1)
     for row in prange(N * OH):
-        n = row // OH
-        i = row % OH
-        for j0 in range(0, OW, PIXELS):
-            src = numba.uint64(((n * Hp + i * sh) * Wp + j0 * sw) * C)
-            o = (row * OW + j0) * CO
-            for n0 in range(0, CP, VECTORS * LANES):
-                _pixel_tile(xp, src, numba.uint64(sw * C), offsets, w_flat, CP, n0, out_flat, o + n0, CO,
-                            min(PIXELS, OW - j0), res_flat, has_res, bias, act1, act2)
+        _row(xp, Hp, Wp, offsets, w_flat, CP, out_flat, CO, res_flat, has_res, bias, act1, act2, OH, OW, C, sh, sw,
+             np.int64(row))
