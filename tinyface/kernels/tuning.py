@@ -15,7 +15,8 @@ the thresholds), which trade recall for speed and are options of the API.
 
 The machines: "Zen 4" is the 2-core AMD EPYC VM with AVX-512 of the sessions
 of 2026-11-25 (docs/performance.md: the lab notebook), "Zen 3" the 2-core AMD
-EPYC VM with AVX2 + FMA and no AVX-512 of 2026-12-01.  Each entry names the
+EPYC VM with AVX2 + FMA and no AVX-512 of 2026-12-01, "Zen 5" the 2-core AMD EPYC
+VM (family 26: AVX-512, AVX-512 VNNI) of 2026-12-02's eighth session.  Each entry names the
 commit whose message holds the measurement.  Times are medians of runs on a
 shared machine: rough.
 
@@ -110,7 +111,7 @@ SEARCH_WORK_PER_THREAD = 1 << 22
 COMPILE_FIRST = ("block.inverted_residual", "narrow.narrow_conv", "depthwise.depthwise", "gemm._gemm")
 # A command that embeds fewer faces than this (verify: 2) does not compile the fused
 # inverted-residual block on its first run, and runs the blocks unfused until the cache has
-# it (runtime/block.py).  Zen 3, 2026-12-02: the fused kernel is 11.8 of verify's 33.8 CPU s
+# it (runtime/block.py).  Zen 5, 2026-12-02: the fused kernel is 11.8 of verify's 33.8 CPU s
 # of compiling (20.4 -> 15.2 s wall) and saves 0.4-0.7 ms a face at batch 8-32 on one thread,
 # 0.0-0.1 on two: at 64 faces, under 0.05 s against 5 s of compiling.
 FUSED_BLOCK_FACES = 64

@@ -9,7 +9,7 @@ A block runs as its three convs instead, with the same result bit for bit, when
 there are fewer images than threads (the fusion costs more than it saves then),
 and when the fused kernel is not compiled yet -- neither in this process nor in
 the JIT cache.  It takes the longest of all kernels to compile (12 of the 34 CPU s
-of ``verify``'s first run on the project's VM) and saves 4-16 % of the model's
+of ``verify``'s first run on the 2-core Zen 5 VM) and saves 4-16 % of the model's
 time, so a job of a few faces should not wait for it: the unfused convs need only
 kernels that every model compiles anyway.  Within :func:`fusing`, blocks fuse
 regardless: ``tools.warmup`` binds there when it prepares a job, so that the
