@@ -100,21 +100,22 @@ def _quad_block(a, w, epi, out):
 @pytest.mark.skipif(isimd.QUAD_INSTRUCTION is None, reason="no pmaddubsw on this target: the generic form")
 def test_quad_tile_loop_does_not_spill():
     """The wide quad tile's k loop (N = 64) keeps its accumulators, weights and ones in
-    registers: no vector on the stack in any loop doing ``pmaddubsw``."""
+    registers: no vector on the stack in any loop doing ``pmaddubsw`` (or ``vpdpbusd``)."""
     rng = np.random.default_rng(0)
     a, w = _bytes(rng, (Q.ROWS, 32)), _quad_weights(rng, 32, 64)
     epi, p = _epilogue(rng, 64, 0, False, False)
     out = np.empty((Q.ROWS, 64), np.uint8)
     _quad_block(a, Q.pack_quads(w), epi, out)
     np.testing.assert_array_equal(out, _expected(a.astype(np.int64) @ w.astype(np.int64) + p["bias"], p, None))
-    loops = fma_loops(_quad_block.inspect_asm(_quad_block.signatures[0]), "_quad_block", re.compile(r"^\s*vpmaddubsw\s"))
+    loops = fma_loops(_quad_block.inspect_asm(_quad_block.signatures[0]), "_quad_block", re.compile(r"^\s*(vpmaddubsw|vpdpbusd)\s"))
     assert max(f for f, _ in loops) >= Q.ROWS * Q.QUAD_TILE_VECTORS, loops
     assert all(stack == 0 for _, stack in loops), loops
 
 
-def test_fits_quads_admits_exactly_the_weights_pmaddubsw_sums_exactly():
-    """7-bit weights and pairs summing to 128 in magnitude fit; 129, a weight outside int8 or
-    an odd K's last row beyond 128 do not."""
+def test_fits_quads_admits_exactly_the_weights_pmaddubsw_sums_exactly(monkeypatch):
+    """Without ``vpdpbusd``: 7-bit weights and pairs summing to 128 in magnitude fit; 129, a
+    weight outside int8 or an odd K's last row beyond 128 do not."""
+    monkeypatch.setattr(isimd, "DOT_INSTRUCTION", None)
     assert Q.fits_quads(np.array([[64, -128], [-64, 0]]))
     assert Q.fits_quads(np.array([[-128], [0], [127]]))                   # odd K: a zero row appended
     assert not Q.fits_quads(np.array([[65, 0], [-64, 0]]))
@@ -219,3 +220,32 @@ def test_quantize_dequantize_and_add_equal_reference(n, seed):
     b, out = _bytes(rng, n), np.empty(n, np.uint8)
     Q.qadd(q, np.int32(z), F32(0.3), b, np.int32(9), F32(1.7), F32(-40), F32(215), np.int32(40), out)
     np.testing.assert_array_equal(out, R.qadd(q, z, F32(0.3), b, 9, F32(1.7), -40, 215, 40))
+
+
+def test_fits_quads_admits_every_int8_weight_with_vpdpbusd(monkeypatch):
+    monkeypatch.setattr(isimd, "DOT_INSTRUCTION", ("llvm.x86.avx512.vpdpbusd.512", 16))
+    assert Q.fits_quads(np.array([[65, 0], [-64, 0]]))
+    assert Q.fits_quads(np.array([[-128, 127], [-128, 127]]))
+    assert not Q.fits_quads(np.array([[200], [0]]))
+    assert not Q.fits_quads(np.zeros((0, 4), np.int64))
+
+
+@pytest.mark.skipif(isimd.DOT_INSTRUCTION is None, reason="no vpdpbusd on this target")
+@EXAMPLES
+@given(m=st.integers(1, 11), k=st.integers(1, 40), n=st.integers(1, 3 * LANES * 2 + 5),
+       seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), extreme=st.booleans())
+def test_qgemm_quads_with_vpdpbusd_is_exact_for_any_int8_weights(m, k, n, seed, has_res, extreme):
+    """Where the target has ``vpdpbusd`` (no 16-bit pair sums), weights past the pair bound,
+    -128 beside -128 and rows of 255 among them (``extreme``): the reference's bits."""
+    rng = np.random.default_rng(seed)
+    a, w = _bytes(rng, (m, k)), rng.integers(-128, 128, (k, n)).astype(np.int8)
+    if extreme:
+        a[::2], w[::2] = 255, -128
+    assert Q.fits_quads(w)
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, False)
+    res = _bytes(rng, (m, n))
+    out = np.empty((m, n), np.uint8)
+    Q.qgemm_quads(a, Q.pack_quads(w), epi, res, out)
+    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
+    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))

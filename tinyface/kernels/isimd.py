@@ -74,7 +74,7 @@ from numba.core import cgutils
 from numba.core.datamodel import models
 from numba.extending import intrinsic, register_model
 
-from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, vector, zeros_run_of
+from tinyface.kernels.simd import LANES, Float32Vector, compile_probe, target_features, vector, zeros_run_of
 
 
 class Int32Vector(types.Type):
@@ -137,12 +137,13 @@ def madd_run(typingctx, pair, w, wi, accs):
     def codegen(context, builder, sig, args):
         value = context.cast(builder, args[0], sig.args[0], types.int32)
         pairs = builder.bitcast(_splat(builder, value, _VI32), _VI16)
-        return _weight_run(context, builder, sig, args, 1, _VI16, lambda wv: _pmaddwd(builder, pairs, wv))
+        return _weight_run(context, builder, sig, args, 1, _VI16,
+                           lambda acc, wv: builder.add(acc, _pmaddwd(builder, pairs, wv)))
     return accs(pair, w, wi, accs), codegen
 
 
-def _weight_run(context, builder, sig, args, w_arg, wtype, product):
-    """The tuple (accs[v] + product(the vector of ``wtype`` at w[wi + LANES*v*(its lanes per
+def _weight_run(context, builder, sig, args, w_arg, wtype, madd):
+    """The tuple (madd(accs[v], the vector of ``wtype`` at w[wi + LANES*v*(its lanes per
     int32 lane)])): ``w``, ``wi`` and ``accs`` the intrinsic's arguments w_arg, w_arg + 1 and
     w_arg + 2."""
     accs = sig.args[w_arg + 2]
@@ -152,7 +153,7 @@ def _weight_run(context, builder, sig, args, w_arg, wtype, product):
         at = builder.add(start, ir.Constant(start.type, wtype.count * v))
         wv = builder.load(_pointer(context, builder, sig.args[w_arg], args[w_arg], at, wtype),
                           align=wtype.element.width // 8)
-        out.append(builder.add(acc, product(wv)))
+        out.append(madd(acc, wv))
     return context.make_tuple(builder, accs, out)
 
 
@@ -196,6 +197,26 @@ QUAD_INSTRUCTION = (_PMADDUBSW[PAIR_INSTRUCTION[1]], PAIR_INSTRUCTION[1]) \
     if PAIR_INSTRUCTION is not None and PAIR_INSTRUCTION[1] in _PMADDUBSW else None
 
 
+def dot_instruction():
+    """(LLVM intrinsic of x86's ``vpdpbusd``, its int32 lanes) at the quads' width where the
+    target's features list it -- 16 lanes: AVX512-VNNI; 8: AVX-VNNI, or AVX512-VNNI with
+    AVX512-VL -- else None.  Read from the feature list, not probed: LLVM aborts the process
+    on an instruction the CPU lacks.  A CPU named by ``NUMBA_CPU_NAME`` alone (features
+    empty) is taken to have none; so is a target whose quads are narrower than its vectors."""
+    if QUAD_INSTRUCTION is None or QUAD_INSTRUCTION[1] != LANES:
+        return None
+    have = set(target_features().split(","))
+    lanes = QUAD_INSTRUCTION[1]
+    if lanes == 16 and "+avx512vnni" in have:
+        return "llvm.x86.avx512.vpdpbusd.512", 16
+    if lanes == 8 and ("+avxvnni" in have or {"+avx512vnni", "+avx512vl"} <= have):
+        return "llvm.x86.avx512.vpdpbusd.256", 8
+    return None
+
+
+DOT_INSTRUCTION = dot_instruction()
+
+
 def _part(builder, v, start, count):
     """Lanes start..start+count-1 of the vector v."""
     return builder.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
@@ -230,6 +251,16 @@ def _pmaddwd(builder, pairs, w):
     return _x86(builder, PAIR_INSTRUCTION, pairs, w, _I32)
 
 
+def _quad_madd(builder, acc, x, w):
+    """Lane c: acc[c] + sum_t x[4c + t] * w[4c + t], x uint8 and w int8 vectors of 4 * LANES
+    bytes: ``vpdpbusd`` (``DOT_INSTRUCTION``, exact for all weights), else the add of
+    ``_quad_dot``."""
+    if DOT_INSTRUCTION is None:
+        return builder.add(acc, _quad_dot(builder, x, w))
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VI32, [_VI32] * 3), DOT_INSTRUCTION[0])
+    return builder.call(fn, [acc, builder.bitcast(x, _VI32), builder.bitcast(w, _VI32)])
+
+
 def _quad_dot(builder, x, w):
     """Lane c: sum_t x[4c + t] * w[4c + t], x uint8 and w int8 vectors of 4 * LANES bytes:
     ``pmaddubsw`` then ``pmaddwd`` by ones (exact within the module's bound on the weights),
@@ -255,7 +286,7 @@ def madd_quads_run(typingctx, x, xi, w, wi, accs):
     def codegen(context, builder, sig, args):
         quad = builder.load(_pointer(context, builder, sig.args[0], args[0], args[1], _I32), align=1)
         xs = builder.bitcast(_splat(builder, quad, _VI32), _VI8)
-        return _weight_run(context, builder, sig, args, 2, _VI8, lambda wv: _quad_dot(builder, xs, wv))
+        return _weight_run(context, builder, sig, args, 2, _VI8, lambda acc, wv: _quad_madd(builder, acc, xs, wv))
     return accs(x, xi, w, wi, accs), codegen
 
 

@@ -48,6 +48,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from tinyface.kernels import isimd
 from tinyface.kernels.gemm import tile_vectors
 from tinyface.kernels.isimd import (add_requantized, iadd, iload, izeros_run, madd_quads_run, madd_run, madd_taps_run,
                                     requantize, store_u8)
@@ -167,11 +168,14 @@ def gemm_rows(a, P, a0, rows, w, N, epi, out, o, res):
 
 def fits_quads(w):
     """Whether the K x N integer weights (less their zero point) may be packed in quads:
-    all in -128..127 and, in every column, each pair of rows 2p, 2p + 1 with
-    |w0| + |w1| <= 128, so that x86's ``pmaddubsw`` cannot saturate (``isimd``)."""
+    all in -128..127 and, unless the target has ``vpdpbusd`` (``isimd.DOT_INSTRUCTION``:
+    exact for all), in every column each pair of rows 2p, 2p + 1 with |w0| + |w1| <= 128,
+    so that x86's ``pmaddubsw`` cannot saturate (``isimd``)."""
     w = np.asarray(w, np.int64)
     if w.size == 0 or w.min() < -128 or w.max() > 127:
         return False
+    if isimd.DOT_INSTRUCTION is not None:
+        return True
     w = np.abs(w)
     if len(w) % 2:
         w = np.vstack([w, np.zeros((1, w.shape[1]), np.int64)])

@@ -69,6 +69,12 @@ define void @probe(<16 x float>* %p) {
 """
 
 
+def target_features():
+    """The feature string of the CPU Numba compiles for: ``NUMBA_CPU_FEATURES`` when set (empty
+    with ``NUMBA_CPU_NAME``: that CPU's own features, not listed), else the host's."""
+    return config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+
+
 def compile_probe(source):
     """The assembly LLVM makes of the LLVM IR ``source`` (generic operations only) for the
     CPU Numba compiles for (see ``target``), or None when that is not an x86 CPU."""
@@ -76,7 +82,7 @@ def compile_probe(source):
     if not triple.startswith(("x86_64", "i386", "i686")):
         return None
     name = config.CPU_NAME or ll.get_host_cpu_name()
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
+    features = target_features()
     ll.initialize_native_target()
     ll.initialize_native_asmprinter()
     machine = ll.Target.from_triple(triple).create_target_machine(cpu=name, features=features)
