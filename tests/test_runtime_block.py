@@ -1,5 +1,6 @@
-"""runtime.block: the inverted-residual block's binder -- its bands, its scratch, and the unfused
-path it takes when there are fewer images than threads or the fused kernel is not compiled."""
+"""runtime.block: the inverted-residual block's binder -- its bands (cut finer when there are
+fewer images than threads), its scratch, and the unfused path it takes when the fused kernel
+is not compiled."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -54,21 +55,38 @@ def test_blocks_run_unfused_with_the_same_result_until_the_fused_kernel_is_compi
     assert names.count("gemm") == 3 + 2 * 15
     np.testing.assert_array_equal(on_threads(1, lambda: fresh.run(x)[0]), fused)
     with fusing():
-        assert block.runs_fused(2, 1) and not block.runs_fused(1, 2)
-    assert not block.runs_fused(2, 1)
+        assert block.runs_fused()
+    assert not block.runs_fused()
     monkeypatch.setattr(block, "has_code", lambda dispatcher: dispatcher is inverted_residual)
-    assert block.runs_fused(2, 1) and block.runs_fused(2, 2) and not block.runs_fused(1, 2)
+    assert block.runs_fused()
 
 
 @needs_2_threads
-def test_fewer_images_than_threads_run_the_convs_unfused_with_the_same_result(model):
+def test_fewer_images_than_threads_cut_each_image_into_bands_with_the_same_result(model):
     x = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
-    names = on_threads(2, lambda: kernel_names(model.plan.schedule({NAME: x}, 1)))
-    assert inverted_residual.__name__ not in names
-    assert names.count("gemm") == 3 + 2 * 15
-    fused = on_threads(1, lambda: model.run(x)[0])
-    unfused = on_threads(2, lambda: model.run(x)[0])
-    np.testing.assert_array_equal(fused, unfused)
+    with fusing():
+        schedule = on_threads(2, lambda: model.plan.schedule({NAME: x}, 1))
+        assert kernel_names(schedule).count(inverted_residual.__name__) == 15
+        bands = [args[8] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
+        heights = [args[-1].shape[1] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
+        assert all(2 * b >= h > b for b, h in zip(bands, heights))     # two bands per image: one per thread
+        two = on_threads(2, lambda: model.run(x)[0])
+    one = on_threads(1, lambda: model.run(x)[0])
+    np.testing.assert_array_equal(one, two)
+
+
+@given(rows=st.integers(1, 60), height=st.integers(1, 60), images=st.integers(1, 8), threads=st.integers(1, 8))
+def test_bands_for_threads_give_each_thread_a_task_where_the_height_allows(rows, height, images, threads):
+    rows = min(rows, height)
+    got = block.bands_for_threads(rows, height, images, threads)
+    assert 1 <= got <= rows
+    if images >= threads:
+        assert got == rows
+    else:           # each image cut in about ceil(threads / images) bands: two threads, two bands
+        per_image = -(-threads // images)
+        assert got == min(rows, -(-height // per_image))
+        if height >= 2:
+            assert -(-height // got) >= 2
 
 
 def test_blocks_share_their_scratch(model):

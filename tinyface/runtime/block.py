@@ -5,16 +5,19 @@
 which keeps the expanded map in cache by working in bands of output rows (see
 there).  Shapes are checked by the three convs' own ``infer``.
 
+With fewer images than threads, each image's output rows are cut into as many
+bands as it takes to give every thread a task (``bands_for_threads``); the bands
+recompute the expanded rows they share.
+
 A block runs as its three convs instead, with the same result bit for bit, when
-there are fewer images than threads (the fusion costs more than it saves then),
-and when the fused kernel is not compiled yet -- neither in this process nor in
-the JIT cache.  It takes the longest of all kernels to compile (12 of the 34 CPU s
-of ``verify``'s first run on the 2-core Zen 5 VM) and saves 4-16 % of the model's
-time, so a job of a few faces should not wait for it: the unfused convs need only
-kernels that every model compiles anyway.  Within :func:`fusing`, blocks fuse
-regardless: ``tools.warmup`` binds there when it prepares a job, so that the
-fused kernel is compiled ahead for it (``tinyface warmup``, and the first run of
-a command that embeds many faces).
+the fused kernel is not compiled yet, neither in this process nor in the JIT
+cache.  It takes the longest of all kernels to compile (12 of the 34 CPU s of
+``verify``'s first run on the 2-core Zen 5 VM) and saves 4-16 % of the model's
+time, so a job of a few faces should not wait for it: the unfused convs need
+only kernels that every model compiles anyway.  Within :func:`fusing`, blocks
+fuse regardless.  ``tools.warmup`` binds there when it prepares a job, so that
+the fused kernel is compiled ahead for it (``tinyface warmup``, and the first
+run of a command that embeds many faces).
 """
 from contextlib import contextmanager
 
@@ -47,8 +50,8 @@ _fuse_regardless = False
 
 @contextmanager
 def fusing():
-    """Within: blocks bind fused (with an image per thread) whether or not the fused kernel
-    is compiled yet; a call to it then compiles it.  Not for use from several threads."""
+    """Within: blocks bind fused whether or not the fused kernel is compiled yet; a call to
+    it then compiles it.  Not for use from several threads."""
     global _fuse_regardless
     before, _fuse_regardless = _fuse_regardless, True
     try:
@@ -57,9 +60,20 @@ def fusing():
         _fuse_regardless = before
 
 
-def runs_fused(images, threads):
-    """Does a block over ``images`` images on ``threads`` threads run fused (see the module doc)?"""
-    return images >= threads and (_fuse_regardless or has_code(inverted_residual))
+def runs_fused():
+    """Do blocks run fused (see the module doc)?"""
+    return _fuse_regardless or has_code(inverted_residual)
+
+
+def bands_for_threads(rows, out_height, images, threads):
+    """Output rows per band, at most ``rows``, so that ``images`` images make at least one
+    task per thread where the map's height allows: with fewer images than threads each
+    image is cut into ceil(threads / images) bands.  Zen 5, 2026-12-02, batch 1 on two
+    threads: 2.09 -> 1.84 ms against the three convs unfused, 11 rounds of fresh processes,
+    every round faster (the fourth session, on Zen 4, measured the opposite: 2.75 -> 2.89)."""
+    if images >= threads:
+        return rows
+    return min(rows, -(-out_height // -(-threads // images)))
 
 
 class BlockBinder:
@@ -71,7 +85,7 @@ class BlockBinder:
 
     def bind(self, ctx):
         expand, dw, project = self.convs
-        if not runs_fused(len(ctx.values[self.op.inputs[0]]), ctx.threads):
+        if not runs_fused():
             return self._bind_unfused(ctx)
         calls = []
         x = ctx.contiguous(ctx.values[self.op.inputs[0]], calls)
@@ -81,7 +95,7 @@ class BlockBinder:
         oh, ow = conv_output_size(h, 3, stride, 1, 1), conv_output_size(w, 3, stride, 1, 1)
         out = ctx.new_buffer((n, oh, ow, project.weight.shape[1]))
         ctx.values[self.op.outputs[0]] = out
-        rows = band_rows(oh, w, ow, channels, stride)
+        rows = bands_for_threads(band_rows(oh, w, ow, channels, stride), oh, n, ctx.threads)
         expanded_pixels, depthwise_pixels = scratch_pixels(rows, stride, w, ow)
         expanded = ctx.new_buffer((ctx.threads, expanded_pixels, channels))
         depthwised = ctx.new_buffer((ctx.threads, depthwise_pixels, channels))
@@ -92,9 +106,7 @@ class BlockBinder:
         return calls
 
     def _bind_unfused(self, ctx):
-        """The three convs one after the other, each parallel over its rows.  With fewer
-        images than threads, splitting each image into bands cost more than the fusion
-        saved (batch 1, 2 threads: 2.75 -> 2.89-2.98 ms)."""
+        """The three convs one after the other, each parallel over its rows."""
         calls = []
         for conv in self.convs:
             calls += conv.bind(ctx)
