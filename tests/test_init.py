@@ -85,7 +85,7 @@ LAYERS = {
     "paths": set(),
     "graph": {"errors", "limits"},
     "kernels": {"errors", "jit_cache"},
-    "runtime": {"errors", "limits", "graph", "kernels"},
+    "runtime": {"errors", "limits", "graph", "kernels", "jit_cache"},
     "verify": set(),
 }
 
