@@ -69,6 +69,19 @@ def _quad_weights(rng, k, n):
     return pairs[:k].astype(np.int8)
 
 
+def _check_qgemm_quads(rng, a, w, has_res, clamp):
+    """``qgemm_quads`` of the bytes ``a`` and int8 weights ``w`` (a random zero point,
+    epilogue and residual from ``rng``) against the reference, bit for bit."""
+    m, n = a.shape[0], w.shape[1]
+    zx = int(rng.integers(0, 256))
+    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, clamp)
+    res = _bytes(rng, (m, n))
+    out = np.empty((m, n), np.uint8)
+    Q.qgemm_quads(a, Q.pack_quads(w), epi, res, out)
+    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
+    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
+
+
 @EXAMPLES
 @given(m=st.integers(1, 11), k=st.integers(1, 40), n=st.integers(1, 3 * LANES * 2 + 5),
        seed=st.integers(0, 2**32 - 1), has_res=st.booleans(), clamp=st.booleans(), bright=st.booleans())
@@ -80,13 +93,7 @@ def test_qgemm_quads_equals_reference(m, k, n, seed, has_res, clamp, bright):
     if bright:
         a[::2] = 255
     assert Q.fits_quads(w)
-    zx = int(rng.integers(0, 256))
-    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, clamp)
-    res = _bytes(rng, (m, n))
-    out = np.empty((m, n), np.uint8)
-    Q.qgemm_quads(a, Q.pack_quads(w), epi, res, out)
-    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
-    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
+    _check_qgemm_quads(rng, a, w, has_res, clamp)
 
 
 @numba.njit                  # not cached: its assembly is read
@@ -242,10 +249,4 @@ def test_qgemm_quads_with_vpdpbusd_is_exact_for_any_int8_weights(m, k, n, seed, 
     if extreme:
         a[::2], w[::2] = 255, -128
     assert Q.fits_quads(w)
-    zx = int(rng.integers(0, 256))
-    epi, p = _epilogue(rng, n, zx * w.astype(np.int32).sum(0), has_res, False)
-    res = _bytes(rng, (m, n))
-    out = np.empty((m, n), np.uint8)
-    Q.qgemm_quads(a, Q.pack_quads(w), epi, res, out)
-    acc = R.qconv_accumulate(a.T[None, :, :, None], zx, w.T[:, :, None, None], p["bias"])[0, :, :, 0].T
-    np.testing.assert_array_equal(out, _expected(acc, p, res if has_res else None))
+    _check_qgemm_quads(rng, a, w, has_res, False)
