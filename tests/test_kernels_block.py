@@ -27,7 +27,7 @@ from tinyface.testing.strategies import seeds
 from tinyface.kernels.block import inverted_residual
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.epilogue import make_epilogue
-from tinyface.kernels.gemm import gemm
+from tinyface.kernels.gemm import gemm, pack_panels
 from tinyface.graph.shapes import conv_output_size
 
 INF = np.float32(np.inf)
@@ -92,8 +92,8 @@ def run_block(case, data):
     expanded = np.full((runs, ((rows - 1) * stride + 3) * w, e), np.nan, np.float32)   # garbage must not leak
     depthwised = np.full((runs, rows * ow, e), np.nan, np.float32)
     out = np.empty((n, oh, ow, co), np.float32)
-    inverted_residual(x, w_expand, ep_expand, w_dw, stride, ep_dw, w_project, ep_project, rows,
-                      expanded, depthwised, out)
+    inverted_residual(x, w_expand, pack_panels(w_expand), ep_expand, w_dw, stride, ep_dw, w_project,
+                      pack_panels(w_project), ep_project, rows, expanded, depthwised, out)
     return out.transpose(0, 3, 1, 2)
 
 

@@ -28,7 +28,8 @@ from tinyface.testing.strategies import epilogue_kinds, gemm_depths as depths, g
     gemm_widths as widths, seeds
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.epilogue import make_epilogue, vector_activations
-from tinyface.kernels.gemm import ROWS, TILE_COLUMNS, TILE_VECTORS, gemm, gemm_panels, gemm_rows
+from tinyface.kernels.gemm import REST_COLUMNS, ROWS, TILE_COLUMNS, TILE_VECTORS, gemm, gemm_panels, gemm_rows, \
+    pack_panels, tiled_columns
 
 
 def run_gemm(a, w, bias, act1, res, act2):
@@ -165,13 +166,12 @@ def test_tile_loops_do_not_spill():
 
 
 @numba.njit(fastmath={"contract"})      # not cached: its assembly is read
-def _panel_rows(a, w, epilogue, out, m_lo, m_hi):
+def _panel_rows(a, w, panels, epilogue, out, m_lo, m_hi):
     """out[m_lo:m_hi] = epilogue(a[m_lo:m_hi] @ w) through ``gemm_panels``, as ``_gemm`` and the
     block run it."""
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     act1, act2 = vector_activations(epilogue)
-    panel = np.empty(w.shape[0] * TILE_COLUMNS, np.float32)
-    gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+    gemm_panels(a, w, panels, out, m_lo, m_hi, flat, epilogue, act1, act2)
 
 
 @numba.njit(fastmath={"contract"})
@@ -195,7 +195,7 @@ def test_panels_match_reference_and_row_tiles(m, k, n, lo_tiles, kinds, seed):
     bias, act1, res, act2 = random_epilogue(kinds, n, (m, n), rng, False)
     ep = make_epilogue(bias, act1, act2, res, ndim=2)
     got, want = np.full((m, n), 7.0, np.float32), np.full((m, n), 7.0, np.float32)
-    _panel_rows(a, w, ep, got, m_lo, m)
+    _panel_rows(a, w, pack_panels(w), ep, got, m_lo, m)
     _row_tiles(a, w, ep, want, m_lo, m)
     np.testing.assert_array_equal(got, want)
     assert (got[:m_lo] == 7.0).all()
@@ -204,14 +204,37 @@ def test_panels_match_reference_and_row_tiles(m, k, n, lo_tiles, kinds, seed):
 
 
 def test_panel_tile_loops_do_not_spill():
-    """The tiles' k-loops as ``gemm_panels`` runs them (reading a packed panel) keep their
+    """The tiles' k-loops as ``gemm_panels`` runs them (reading the packed panels) keep their
     accumulators in registers, as ``test_tile_loops_do_not_spill`` checks for ``gemm_rows``."""
     rng = np.random.default_rng(0)
     a, w = values(rng, (2 * ROWS, 32), False), values(rng, (32, 64), False)
     bias, (slope, lo, hi) = values(rng, 64, False), activation_params("relu", 64, rng)
     out = np.empty((2 * ROWS, 64), np.float32)
-    _panel_rows(a, w, make_epilogue(bias, (slope, lo, hi), (slope, lo, hi), ndim=2), out, 0, 2 * ROWS)
+    _panel_rows(a, w, pack_panels(w), make_epilogue(bias, (slope, lo, hi), (slope, lo, hi), ndim=2), out, 0, 2 * ROWS)
     check(out, epilogue(a.astype(np.float64) @ w, bias, (slope, lo, hi)), 32)
     loops = fma_loops(_panel_rows.inspect_asm(_panel_rows.signatures[0]), "_panel_rows")
     assert max(f for f, _ in loops) >= ROWS * TILE_VECTORS, loops
     assert all(stack == 0 for _, stack in loops), loops
+
+
+@pytest.mark.parametrize("n", [8, 16, 40, 64, 130, 256, 512])
+def test_pack_panels_puts_the_panel_of_columns_n0_at_k_times_n0(n):
+    """Each panel of ``pack_panels`` is its K x width columns row-major at offset K * n0: wide
+    panels up to the wide tiles' columns, then the rest tiles' up to the tiled columns."""
+    k = 3
+    w = np.arange(k * n, dtype=np.float32).reshape(k, n)
+    panels = pack_panels(w)
+    n_tiled, n_wide = tiled_columns(n)
+    assert panels.shape == (k * n_tiled,)
+    starts = [(n0, TILE_COLUMNS) for n0 in range(0, n_wide, TILE_COLUMNS)]
+    starts += [(n0, REST_COLUMNS) for n0 in range(n_wide, n_tiled, REST_COLUMNS)]
+    assert sum(width for _, width in starts) == n_tiled
+    for n0, width in starts:
+        np.testing.assert_array_equal(panels[k * n0:k * (n0 + width)].reshape(k, width), w[:, n0:n0 + width])
+
+
+def test_gemm_refuses_panels_of_another_weight():
+    w, identity = np.ones((8, 64), np.float32), activation_params("identity", 64, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="panels of .* for a 8 x 64 weight"):
+        gemm(np.ones((4, 8), np.float32), w, make_epilogue(np.zeros(64, np.float32), identity, identity, ndim=2),
+             np.empty((4, 64), np.float32), pack_panels(np.ones((8, 48), np.float32)))

@@ -67,7 +67,7 @@ def test_fewer_images_than_threads_cut_each_image_into_bands_with_the_same_resul
     with fusing():
         schedule = on_threads(2, lambda: model.plan.schedule({NAME: x}, 1))
         assert kernel_names(schedule).count(inverted_residual.__name__) == 15
-        bands = [args[8] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
+        bands = [args[10] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
         heights = [args[-1].shape[1] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
         assert all(2 * b >= h > b for b, h in zip(bands, heights))     # two bands per image: one per thread
         two = on_threads(2, lambda: model.run(x)[0])

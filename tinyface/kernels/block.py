@@ -32,13 +32,14 @@ from numba import prange
 
 from tinyface.kernels.depthwise import _row3x3, _three_rows
 from tinyface.kernels.epilogue import vector_activations, with_residual
-from tinyface.kernels.gemm import TILE_COLUMNS, gemm_panels, row_runs_in_kernel, run_rows
+from tinyface.kernels.gemm import gemm_panels, row_runs_in_kernel, run_rows
 from tinyface.kernels.simd import FAST
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def gemm_serial(a, w, out, epilogue, panel):
-    """out = epilogue(a @ w) on the calling thread; the epilogue's residual rows match ``out``'s.
+def gemm_serial(a, w, panels, out, epilogue):
+    """out = epilogue(a @ w) on the calling thread, ``panels`` = ``gemm.pack_panels(w)``; the
+    epilogue's residual rows match ``out``'s.
 
     Inlined into the kernel's loop body (``_task_run``): called as a function of its
     own, the same tiles once ran 35 % slower."""
@@ -48,7 +49,7 @@ def gemm_serial(a, w, out, epilogue, panel):
     runs = row_runs_in_kernel(M, 1)
     for r in range(runs):
         m_lo, m_hi = run_rows(M, runs, r)
-        gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+        gemm_panels(a, w, panels, out, m_lo, m_hi, flat, epilogue, act1, act2)
 
 
 @numba.njit(cache=True)
@@ -60,15 +61,14 @@ def _move_rows_to_front(e, first, count):
 
 
 @numba.njit(cache=True, fastmath=FAST)
-def _task_run(x_rows, w_expand, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project, project, res_rows,
-              band_rows, e, d, out_rows, zero_row, no_res, dims, task_lo, task_hi):
+def _task_run(x_rows, w_expand, expand_panels, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project,
+              project_panels, project, res_rows, band_rows, e, d, out_rows, zero_row, no_res, dims, task_lo, task_hi):
     """Tasks ``task_lo`` to ``task_hi`` (image x band) on one thread, with its scratch ``e``
     (expanded rows) and ``d`` (depthwise rows); ``dims`` is (N, H, W, OH, OW).  The kernel's
     loop body, compiled on its own (docs/kernels.md, "A parallel loop's body is one call")."""
     N, H, W, OH, OW = dims
     Ci, E = w_expand.shape
     bands = (OH + band_rows - 1) // band_rows
-    panel = np.empty(max(Ci, E) * TILE_COLUMNS, np.float32)
     e_flat, d_flat = e.reshape(-1), d.reshape(-1)
     have_n, have_lo, have_hi = -1, 0, 0           # expanded rows [have_lo, have_hi) of image have_n
     for task in range(task_lo, task_hi):
@@ -84,22 +84,24 @@ def _task_run(x_rows, w_expand, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_
         q0, q1 = (n * OH + i0) * OW, (n * OH + i1) * OW
         for phase in range(2):     # one GEMM call site for both 1x1 convs: Numba compiles it once
             if phase == 0:         # expand the input rows not in the scratch yet
-                a, w, o, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
-                                     e[(start - y_lo) * W:(y_hi - y_lo) * W], with_residual(expand, e[0:1]))
+                a, w, panels, o, epilogue = (x_rows[(n * H + start) * W:(n * H + y_hi) * W], w_expand,
+                                             expand_panels, e[(start - y_lo) * W:(y_hi - y_lo) * W],
+                                             with_residual(expand, e[0:1]))
             else:                  # depthwise rows i0..i1, then project them
                 for i in range(i0, i1):
                     rows = _three_rows(e_flat, -y_lo * W * E, i * stride - 1, H, W * E, zero_row)
                     _row3x3(rows, W, E, w_dw_flat, stride, 1, d_flat, no_res, (i - i0) * OW * E, OW, False,
                             dw_bias, dw_act1, dw_act2)
-                a, w, o, epilogue = (d[0:(i1 - i0) * OW], w_project, out_rows[q0:q1],
-                                     with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
-            gemm_serial(a, w, o, epilogue, panel)
+                a, w, panels, o, epilogue = (d[0:(i1 - i0) * OW], w_project, project_panels, out_rows[q0:q1],
+                                             with_residual(project, res_rows[q0:q1] if project[5] else res_rows))
+            gemm_serial(a, w, panels, o, epilogue)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project, band_rows,
-                      expanded, depthwised, out):
+def inverted_residual(x, w_expand, expand_panels, expand, w_dw, stride, dw, w_project, project_panels, project,
+                      band_rows, expanded, depthwised, out):
     """out = the fused block of ``x`` (see the module doc); shapes are checked by the caller.
+    ``<conv>_panels`` is ``gemm.pack_panels`` of its weight.
 
     ``expanded`` is T x ((band_rows - 1) * stride + 3) * W x E and ``depthwised``
     T x band_rows * OW x E, one slot per task run (T runs in parallel).
@@ -117,6 +119,6 @@ def inverted_residual(x, w_expand, expand, w_dw, stride, dw, w_project, project,
     no_res = np.zeros(1, np.float32)
     dims = (N, H, W, OH, OW)
     for t in prange(T):
-        _task_run(x_rows, w_expand, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project, project,
-                  res_rows, band_rows, expanded[t], depthwised[t], out_rows, zero_row, no_res, dims,
-                  np.int64(t) * tasks // T, (np.int64(t) + 1) * tasks // T)
+        _task_run(x_rows, w_expand, expand_panels, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project,
+                  project_panels, project, res_rows, band_rows, expanded[t], depthwised[t], out_rows, zero_row,
+                  no_res, dims, np.int64(t) * tasks // T, (np.int64(t) + 1) * tasks // T)

@@ -1,7 +1,8 @@
 """Matrix multiply with a fused epilogue: pointwise 1x1 convs and FC layers.
 
 Layout: ``a`` is M x K (rows are pixels of an NHWC map, or batch rows of an FC
-layer), ``w`` is K x N (packed once at load time, output channels contiguous),
+layer), ``w`` is K x N (packed once at load time, output channels contiguous,
+and again as column panels: ``pack_panels``),
 ``out`` is M x N.  Then ``out[m, n] = epilogue(sum_k a[m, k] * w[k, n])``.
 
 Every output is one chain of fused multiply-adds over k in order, from zero, then
@@ -28,11 +29,13 @@ multiply-adds) and a scalar epilogue pass.
 
 The order of the tiles (``gemm_panels``): a run of rows (about ``TASK_ROWS``)
 is done one column panel at a time, every tile of the panel before the next
-panel, with the panel's K x ``TILE_COLUMNS`` weights first copied to a
-contiguous scratch, where they stay in L1 for all the rows.  Row tile by row
-tile (``gemm_rows``, the conv's patch rows), each tile reads its columns of
-``w`` afresh: a 128 x 256 ``w`` (128 KB) from L2 every tile, and a panel left
-in place, its rows a power-of-two stride apart, falls into a few of L1's sets.
+panel, the panel's K x ``TILE_COLUMNS`` weights contiguous, where they stay in
+L1 for all the rows.  The panels are packed once, at load time (``pack_panels``:
+the panel of columns n0.. starts at ``K * n0``), so a kernel reads each weight
+once, in order, as the prefetchers like it.  Row tile by row tile (``gemm_rows``,
+the conv's patch rows), each tile reads its columns of ``w`` afresh: a 128 x 256
+``w`` (128 KB) from L2 every tile, and a panel left in place, its rows a
+power-of-two stride apart, falls into a few of L1's sets.
 The runs of rows are independent and run in parallel (``prange``), at least
 one per thread; a product with fewer rows than a tile and a long reduction (an
 FC layer on a flattened map) splits k instead (``_gemm_split_k``).
@@ -53,7 +56,7 @@ import numpy as np
 from numba import prange
 
 from tinyface.kernels.epilogue import finish, finish_rows, vector_activations
-from tinyface.kernels.simd import FAST, LANES, REGISTERS, fma_rows, load, load_run, store, zeros_tile
+from tinyface.kernels.simd import FAST, LANES, REGISTERS, fma_rows, load_run, zeros_tile
 from tinyface.kernels.tuning import GEMM_ROWS, GEMM_TASK_ROWS as TASK_ROWS, K_CHUNK, LEFTOVER_ROWS as SMALL, \
     MAX_TILE_VECTORS
 
@@ -157,41 +160,52 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
         _leftover_rows(a, w, out, m0, m0 + rows, n_tiled, epilogue)
 
 
-@numba.njit(inline="always", cache=True)
-def _pack_panel(w, N, K, n0, width, panel):
-    """panel[k * width + j] = w[k * N + n0 + j] for k < K, j < width: columns n0..n0+width-1
-    of the flat K x N ``w``, contiguous (``width`` a multiple of LANES)."""
-    for k in range(K):
-        for j in range(0, width, LANES):
-            store(panel, k * width + j, load(w, k * N + n0 + j))
+def tiled_columns(N):
+    """The columns ``N - N mod COLUMN_BLOCK`` that the vector tiles take (when there are
+    rows enough for a tile), and of them the ``n_wide`` that the wide tiles take."""
+    n_tiled = N - N % COLUMN_BLOCK
+    return n_tiled, n_tiled - n_tiled % WIDE_BLOCK
+
+
+def pack_panels(w):
+    """The column panels of the K x N ``w`` that ``gemm_panels`` reads, one flat float32
+    array: panel after panel, each K x width row-major, ``TILE_COLUMNS`` wide up to
+    ``n_wide`` then ``REST_COLUMNS`` wide up to ``n_tiled`` (``tiled_columns``), so the
+    panel of columns n0.. starts at ``K * n0``.  Packed for the target this process
+    compiles for (its tile widths)."""
+    K, N = w.shape
+    n_tiled, n_wide = tiled_columns(N)
+    starts = [(n0, TILE_COLUMNS) for n0 in range(0, n_wide, TILE_COLUMNS)]
+    starts += [(n0, REST_COLUMNS) for n0 in range(n_wide, n_tiled, REST_COLUMNS)]
+    panels = np.empty(K * n_tiled, np.float32)
+    for n0, width in starts:
+        panels[K * n0:K * (n0 + width)] = w[:, n0:n0 + width].reshape(-1)
+    return panels
 
 
 @numba.njit(inline="always", cache=True, fastmath=FAST)
-def gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel):
+def gemm_panels(a, w, panels, out, m_lo, m_hi, flat, epilogue, act1, act2):
     """out[m_lo:m_hi] = epilogue(a[m_lo:m_hi] @ w), one column panel at a time.
 
     The same tiles as ``gemm_rows`` in another order: every tile of a panel of
-    ``TILE_COLUMNS`` columns, then the next panel.  Each panel's K x TILE_COLUMNS
-    weights are first copied to ``panel`` (at least K * TILE_COLUMNS floats),
-    contiguous, where they stay in L1 for all the rows; row by row, the tiles read
-    all of ``w`` (128 KB for a 128 x 256 GEMM) from L2 every tile, and a panel left
-    in ``w``, its rows a power-of-two stride apart, falls into a few of L1's sets
-    and does not stay.
+    ``TILE_COLUMNS`` columns, then the next panel, each tile reading its weights from
+    ``panels`` (``pack_panels(w)``), where a panel's K x TILE_COLUMNS weights are
+    contiguous and stay in L1 for all the rows; row by row, the tiles read all of ``w``
+    (128 KB for a 128 x 256 GEMM) from L2 every tile, and a panel left in ``w``, its
+    rows a power-of-two stride apart, falls into a few of L1's sets and does not stay.
+    The columns past the tiles' come from ``w`` itself.
     """
     K, N = w.shape
-    w_flat, out_flat, res_flat = flat
+    _, out_flat, res_flat = flat
     bias = epilogue[0]
     has_res = epilogue[5]
-    n_tiled = N - N % COLUMN_BLOCK if m_hi - m_lo >= ROWS else 0
-    n_wide = n_tiled - n_tiled % WIDE_BLOCK
+    n_tiled, n_wide = tiled_columns_in_kernel(N) if m_hi - m_lo >= ROWS else (0, 0)
     for n0 in range(0, n_wide, TILE_COLUMNS):
-        _pack_panel(w_flat, N, K, n0, TILE_COLUMNS, panel)
-        _column_tiles(a, panel, TILE_COLUMNS, 0, N, out_flat, res_flat, has_res, m_lo, m_hi, n0, bias, act1, act2,
-                      TILE_VECTORS)
+        _column_tiles(a, panels, TILE_COLUMNS, K * n0, N, out_flat, res_flat, has_res, m_lo, m_hi, n0, bias, act1,
+                      act2, TILE_VECTORS)
     for n0 in range(n_wide, n_tiled, REST_COLUMNS):
-        _pack_panel(w_flat, N, K, n0, REST_COLUMNS, panel)
-        _column_tiles(a, panel, REST_COLUMNS, 0, N, out_flat, res_flat, has_res, m_lo, m_hi, n0, bias, act1, act2,
-                      REST_VECTORS)
+        _column_tiles(a, panels, REST_COLUMNS, K * n0, N, out_flat, res_flat, has_res, m_lo, m_hi, n0, bias, act1,
+                      act2, REST_VECTORS)
     if n_tiled < N:
         _leftover_rows(a, w, out, m_lo, m_hi, n_tiled, epilogue)
 
@@ -226,25 +240,24 @@ def row_runs(M, parts):
 
 
 row_runs_in_kernel = numba.njit(inline="always", cache=True)(row_runs)
+tiled_columns_in_kernel = numba.njit(inline="always", cache=True)(tiled_columns)
 
 
 @numba.njit(cache=True, fastmath=FAST)
-def _gemm_task(a, w, out, flat, epilogue, act1, act2, tasks, task):
+def _gemm_task(a, w, panels, out, flat, epilogue, act1, act2, tasks, task):
     """Run ``task`` of ``tasks`` (its rows by ``run_rows``), by ``gemm_panels``."""
-    M, K = a.shape
-    m_lo, m_hi = run_rows(M, tasks, task)
-    panel = np.empty(K * TILE_COLUMNS, np.float32)
-    gemm_panels(a, w, out, m_lo, m_hi, flat, epilogue, act1, act2, panel)
+    m_lo, m_hi = run_rows(a.shape[0], tasks, task)
+    gemm_panels(a, w, panels, out, m_lo, m_hi, flat, epilogue, act1, act2)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _gemm(a, w, epilogue, out, tasks):
+def _gemm(a, w, panels, epilogue, out, tasks):
     """``tasks`` runs of rows, each by ``_gemm_task`` (compiled on its own, the task index
     made int64: docs/kernels.md, "A parallel loop's body is one call")."""
     act1, act2 = vector_activations(epilogue)
     flat = (w.reshape(-1), out.reshape(-1), epilogue[4].reshape(-1))
     for task in prange(tasks):
-        _gemm_task(a, w, out, flat, epilogue, act1, act2, tasks, np.int64(task))
+        _gemm_task(a, w, panels, out, flat, epilogue, act1, act2, tasks, np.int64(task))
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
@@ -274,19 +287,24 @@ def _gemm_split_k(a, w, epilogue, out):
     finish_block(out, 0, M, 0, epilogue)
 
 
-def gemm(a, w, epilogue, out):
+def gemm(a, w, epilogue, out, panels=None):
     """out = epilogue(a @ w); see the module and ``epilogue`` docs.
 
     The epilogue's residual is M x N, read when has_res (any 2-D array otherwise).
-    Rows are split between threads in runs of about ``TASK_ROWS`` rows (whole
-    tiles of ``ROWS``, ``row_runs``), at least one per thread; fewer rows than a tile with a
-    reduction of at least two ``K_CHUNK`` split k instead.
+    ``panels`` is ``pack_panels(w)``, packed once by the caller that owns ``w`` (None: packed
+    here, for this call).  Rows are split between threads in runs of about ``TASK_ROWS``
+    rows (whole tiles of ``ROWS``, ``row_runs``), at least one per thread; fewer rows than a
+    tile with a reduction of at least two ``K_CHUNK`` split k instead.
     """
-    M = a.shape[0]
-    if M < ROWS and a.shape[1] >= 2 * K_CHUNK:
+    M, K = a.shape
+    if M < ROWS and K >= 2 * K_CHUNK:
         _gemm_split_k(a, w, epilogue, out)
-    else:
-        _gemm(a, w, epilogue, out, row_runs(M, numba.get_num_threads()))
+        return
+    if panels is None:
+        panels = pack_panels(w)
+    if panels.shape != (K * tiled_columns(w.shape[1])[0],):
+        raise ValueError(f"gemm: panels of {panels.shape} for a {K} x {w.shape[1]} weight: not pack_panels(w)")
+    _gemm(a, w, panels, epilogue, out, row_runs(M, numba.get_num_threads()))
 
 
 @numba.njit(inline="always", cache=True)

@@ -21,7 +21,7 @@ from tinyface.kernels.conv import conv2d
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import make_epilogue
-from tinyface.kernels.gemm import gemm
+from tinyface.kernels.gemm import gemm, pack_panels
 from tinyface.kernels.layout import to_nchw, to_nhwc
 from tinyface.kernels.narrow import WIDEST, narrow_conv, pad_columns, pad_epilogue
 from tinyface.kernels.pool import max_pool
@@ -104,6 +104,7 @@ class ConvBinder:
         w = op.weight
         if op.kind == "pointwise":
             self.weight = kernel_array(w[:, :, 0, 0].T)                 # Ci x Co
+            self.panels = pack_panels(self.weight)
         elif op.kind == "depthwise":
             self.weight = kernel_array(w[:, 0].transpose(1, 2, 0))      # KH x KW x C
         else:        # (KH*KW*Ci) x Co
@@ -125,7 +126,7 @@ class ConvBinder:
         if op.kind == "pointwise":
             x = ctx.contiguous(x[:, ::sh, ::sw], calls)
             calls.append((gemm, (x.reshape(-1, c), self.weight, self.epilogue.value(ctx, 2, co),
-                                 out.reshape(-1, co))))
+                                 out.reshape(-1, co), self.panels)))
         elif op.kind == "depthwise":
             calls.append((depthwise, (x, self.weight, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
         elif co <= WIDEST:
@@ -142,6 +143,7 @@ class GemmBinder:
     def __init__(self, op):
         self.op = op
         self.weight = kernel_array(op.weight)
+        self.panels = pack_panels(self.weight)
         self.epilogue = EpilogueArgs(op.epilogue)
 
     def bind(self, ctx):
@@ -151,7 +153,7 @@ class GemmBinder:
         rows = x.reshape(-1, k)
         out = ctx.new_buffer((rows.shape[0], n))
         ctx.values[self.op.outputs[0]] = out.reshape(x.shape[:-1] + (n,))
-        calls.append((gemm, (rows, self.weight, self.epilogue.value(ctx, 2, n), out)))
+        calls.append((gemm, (rows, self.weight, self.epilogue.value(ctx, 2, n), out, self.panels)))
         return calls
 
 

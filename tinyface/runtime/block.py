@@ -100,9 +100,9 @@ class BlockBinder:
         expanded = ctx.new_buffer((ctx.threads, expanded_pixels, channels))
         depthwised = ctx.new_buffer((ctx.threads, depthwise_pixels, channels))
         project_epilogue = project.epilogue.value(ctx, calls=calls)     # may add a copy of the residual
-        calls.append((inverted_residual, (x, expand.weight, expand.epilogue.value(ctx), dw.weight, stride,
-                                          dw.epilogue.value(ctx), project.weight, project_epilogue,
-                                          rows, expanded, depthwised, out)))
+        calls.append((inverted_residual, (x, expand.weight, expand.panels, expand.epilogue.value(ctx), dw.weight,
+                                          stride, dw.epilogue.value(ctx), project.weight, project.panels,
+                                          project_epilogue, rows, expanded, depthwised, out)))
         return calls
 
     def _bind_unfused(self, ctx):
