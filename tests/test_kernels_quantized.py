@@ -250,3 +250,20 @@ def test_qgemm_quads_with_vpdpbusd_is_exact_for_any_int8_weights(m, k, n, seed, 
         a[::2], w[::2] = 255, -128
     assert Q.fits_quads(w)
     _check_qgemm_quads(rng, a, w, has_res, False)
+
+
+@pytest.mark.parametrize("n", [3, 8, 16, 40, 64, 130])
+def test_pack_quads_puts_each_panel_at_k4_times_its_start(n):
+    """``pack_quads``: panel (s, width) holds w[4q + t, n] at K4 * s + (q * width + n - s) * 4 + t."""
+    k = 6
+    w = np.random.default_rng(n).integers(-128, 128, (k, n)).astype(np.int8)
+    packed, k4 = Q.pack_quads(w), k + -k % 4
+    padded = np.zeros((k4, n), np.int8)
+    padded[:k] = w
+    panels = Q.quad_panels(n)
+    assert [s for s, _ in panels] == sorted(s for s, _ in panels) and sum(width for _, width in panels) == n
+    assert packed.size == k4 * n
+    for s, width in panels:
+        for col in range(s, s + width):
+            for kk in range(k4):
+                assert packed[k4 * s + ((kk // 4) * width + col - s) * 4 + kk % 4] == padded[kk, col]

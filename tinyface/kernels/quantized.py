@@ -36,8 +36,9 @@ and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
 
 ``qgemm_quads`` and ``qconv2d_quads`` take weights that ``fits_quads`` admits
 (7-bit weights, as onnxruntime's ``reduce_range`` makes them), packed in k quads
-(``pack_quads``: int8, flat, w8[(q * N + n) * 4 + t] = w[4q + t, n], zero rows
-appended up to a multiple of 4).  They read the activation bytes as they are, four
+and column panels (``pack_quads``: int8, flat; the panel of columns s..s+width-1 holds
+w[4q + t, n] at K4 * s + (q * width + n - s) * 4 + t, K4 = K with zero rows appended
+up to a multiple of 4), so a tile reads its weights in order.  They read the activation bytes as they are, four
 at a time (``isimd.madd_quads_run``): per k quad, ``QUAD_TILE_VECTORS`` weight
 loads and four broadcasts of four bytes feed ``4 * QUAD_TILE_VECTORS`` quad
 multiply-adds, twice the products of a pair step; no rows are widened.  Rows left
@@ -182,12 +183,40 @@ def fits_quads(w):
     return bool((w[0::2] + w[1::2]).max() <= 128)
 
 
+def quad_panels(N):
+    """The column panels (start, width) of ``pack_quads``, in order: ``QUAD_TILE_COLUMNS``
+    wide as far as the wide tiles go, then ``LANES`` wide up to N - N mod LANES, then the
+    columns left (the scalar loop's) as one panel."""
+    n_tiled = N - N % LANES
+    n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
+    panels = [(s, QUAD_TILE_COLUMNS) for s in range(0, n_wide, QUAD_TILE_COLUMNS)]
+    panels += [(s, LANES) for s in range(n_wide, n_tiled, LANES)]
+    return panels + ([(n_tiled, N - n_tiled)] if n_tiled < N else [])
+
+
 def pack_quads(w):
-    """K x N integer weights as the quad kernels read them: int8, k in quads, flat (see the module)."""
+    """K x N integer weights as the quad kernels read them: int8, k in quads, in column
+    panels, flat (see the module)."""
     k, n = w.shape
     padded = np.zeros((k + -k % 4, n), np.int8)
     padded[:k] = w
-    return np.ascontiguousarray(padded.reshape(-1, 4, n).transpose(0, 2, 1)).reshape(-1)
+    quads = padded.reshape(-1, 4, n).transpose(0, 2, 1)           # quad x column x 4
+    return np.concatenate([quads[:, s:s + width].reshape(-1) for s, width in quad_panels(n)])
+
+
+@numba.njit(inline="always", cache=True)
+def _quad_at(K4, N, n):
+    """Byte offset of column n's first quad in ``pack_quads``' layout, and its panel's width
+    (the step from one quad of k to the next is 4 * width)."""
+    n_tiled = N - N % LANES
+    n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
+    if n < n_wide:
+        s, width = n - n % QUAD_TILE_COLUMNS, QUAD_TILE_COLUMNS
+    elif n < n_tiled:
+        s, width = n - (n - n_wide) % LANES, LANES
+    else:
+        s, width = n_tiled, N - n_tiled
+    return K4 * s + 4 * (n - s), width
 
 
 @numba.njit(inline="always", cache=True)
@@ -196,8 +225,9 @@ def _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, vectors):
     row, a multiple of 4) times columns n0.. of the quads ``w``, with the epilogue, stored at
     out[o + r*N + ...]; ``vectors`` a compile-time constant."""
     c0 = c1 = c2 = c3 = izeros_run(vectors)
+    w0, width = _quad_at(K4, N, n0)
     for k in range(a0, a0 + K4, 4):
-        wi = (k - a0) * N + 4 * n0
+        wi = w0 + (k - a0) * width
         c0 = madd_quads_run(a, k, w, wi, c0)
         c1 = madd_quads_run(a, k + K4, w, wi, c1)
         c2 = madd_quads_run(a, k + 2 * K4, w, wi, c2)
@@ -209,8 +239,9 @@ def _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, vectors):
 def _quad_row(a, K4, a0, w, N, n0, epi, out, o, res):
     """``_quad_tile`` for the one row at a0, one vector of columns n0.."""
     (acc,) = izeros_run(1)
+    w0, width = _quad_at(K4, N, n0)
     for k in range(a0, a0 + K4, 4):
-        (acc,) = madd_quads_run(a, k, w, (k - a0) * N + 4 * n0, (acc,))
+        (acc,) = madd_quads_run(a, k, w, w0 + (k - a0) * width, (acc,))
     _finish(acc, n0, epi, out, o + n0, res)
 
 
@@ -222,8 +253,9 @@ def _scalar_quads(a, K4, a0, rows, w, N, n_lo, epi, out, o, res):
     for r in range(rows):
         for n in range(n_lo, N):
             acc = bias[n]
+            w0, width = _quad_at(K4, N, n)
             for k in range(K4):
-                acc += np.int32(a[a0 + r * K4 + k]) * np.int32(w[(k - k % 4) * N + 4 * n + k % 4])
+                acc += np.int32(a[a0 + r * K4 + k]) * np.int32(w[w0 + (k - k % 4) * width + k % 4])
             q = requantize_scalar(acc, m[n], lo, hi, z)
             at = o + r * N + n
             if has_res:
