@@ -368,3 +368,19 @@ def test_the_plan_knows_how_each_value_is_stored(model):
     layouts = model.plan.layouts
     assert {layouts[st.outputs[0]] for st in model.steps if st.kind in ("conv", "block")} == {"nhwc"}
     assert all(layouts[v] == "plain" for v in model.plan.outputs)
+
+
+def test_an_unpickled_plan_packs_its_weights_again(model, monkeypatch):
+    """A pickled plan carries its ops, not their packed weights: the GEMM panels follow the
+    tile widths of the CPU a process compiles for, so an AVX-512 machine's panels would be
+    wrong, silently, on an AVX2 cluster worker.  The process that unpickles packs them."""
+    import pickle
+    import tinyface.runtime.binders as binders
+    blob = pickle.dumps(model.plan)
+    packed, pack = [], binders.pack_panels
+    monkeypatch.setattr(binders, "pack_panels", lambda w: packed.append(w.shape) or pack(w))
+    plan = pickle.loads(blob)
+    kinds = [step.kind for step in plan.steps]
+    assert len(packed) == kinds.count("pointwise") + kinds.count("gemm") + 2 * kinds.count("block") > 0
+    x = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
+    np.testing.assert_array_equal(plan.run({plan.inputs[0].name: x})[0], model.plan.run({plan.inputs[0].name: x})[0])

@@ -47,14 +47,18 @@ class Plan:
         self.dying = self._liveness()
 
     def __getstate__(self):
-        """Pickled (e.g. sent to a ``spawn`` process) without its caches, whose
-        token means nothing in another process."""
+        """Pickled (e.g. sent to a ``spawn`` process or a cluster worker) without its
+        caches, whose token means nothing in another process, and without its binders:
+        their packed weights follow the tile widths of the CPU this process compiles for
+        (``gemm.pack_panels``, ``quantized.pack_quads``), so the process that unpickles
+        the plan packs them again for its own."""
         state = dict(self.__dict__)
-        del state["_checked"], state["_token"]
+        del state["_checked"], state["_token"], state["binders"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.binders = [binder(op) for op in self.steps]
         self._checked = LRUDict(CHECKS_KEPT)
         self._token = SCHEDULES.register(self)
 
