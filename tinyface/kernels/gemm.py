@@ -136,6 +136,16 @@ def _leftover_rows(a, w, out, m_lo, m_hi, n_lo, epilogue):
         leftover_block(a, w, out, m0, min(SMALL, m_hi - m0), n_lo, epilogue)
 
 
+def tiled_columns(N):
+    """The columns ``N - N mod COLUMN_BLOCK`` that the vector tiles take (when there are
+    rows enough for a tile), and of them the ``n_wide`` that the wide tiles take."""
+    n_tiled = N - N % COLUMN_BLOCK
+    return n_tiled, n_tiled - n_tiled % WIDE_BLOCK
+
+
+tiled_columns_in_kernel = numba.njit(inline="always", cache=True)(tiled_columns)
+
+
 @numba.njit(inline="always", cache=True, fastmath=FAST)
 def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
     """out[m0:m0+rows] = epilogue(a[m0:m0+rows] @ w), each tile reading ``w`` in place.
@@ -148,8 +158,7 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
     w_flat, out_flat, res_flat = flat
     bias = epilogue[0]
     has_res = epilogue[5]
-    n_tiled = N - N % COLUMN_BLOCK if rows >= ROWS else 0
-    n_wide = n_tiled - n_tiled % WIDE_BLOCK
+    n_tiled, n_wide = tiled_columns_in_kernel(N) if rows >= ROWS else (0, 0)
     for n0 in range(0, n_wide, TILE_COLUMNS):
         _column_tiles(a, w_flat, N, n0, N, out_flat, res_flat, has_res, m0, m0 + rows, n0, bias, act1, act2,
                       TILE_VECTORS)
@@ -158,13 +167,6 @@ def gemm_rows(a, w, out, m0, rows, flat, epilogue, act1, act2):
                       REST_VECTORS)
     if n_tiled < N:
         _leftover_rows(a, w, out, m0, m0 + rows, n_tiled, epilogue)
-
-
-def tiled_columns(N):
-    """The columns ``N - N mod COLUMN_BLOCK`` that the vector tiles take (when there are
-    rows enough for a tile), and of them the ``n_wide`` that the wide tiles take."""
-    n_tiled = N - N % COLUMN_BLOCK
-    return n_tiled, n_tiled - n_tiled % WIDE_BLOCK
 
 
 def pack_panels(w):
@@ -240,7 +242,6 @@ def row_runs(M, parts):
 
 
 row_runs_in_kernel = numba.njit(inline="always", cache=True)(row_runs)
-tiled_columns_in_kernel = numba.njit(inline="always", cache=True)(tiled_columns)
 
 
 @numba.njit(cache=True, fastmath=FAST)

@@ -38,8 +38,8 @@ and each vector is stored as bytes.  Columns left over (N mod LANES) and rows
 (7-bit weights, as onnxruntime's ``reduce_range`` makes them), packed in k quads
 and column panels (``pack_quads``: int8, flat; the panel of columns s..s+width-1 holds
 w[4q + t, n] at K4 * s + (q * width + n - s) * 4 + t, K4 = K with zero rows appended
-up to a multiple of 4), so a tile reads its weights in order.  They read the activation bytes as they are, four
-at a time (``isimd.madd_quads_run``): per k quad, ``QUAD_TILE_VECTORS`` weight
+up to a multiple of 4), so a tile reads its weights in order.  They read the activation
+bytes as they are, four at a time (``isimd.madd_quads_run``): per k quad, ``QUAD_TILE_VECTORS`` weight
 loads and four broadcasts of four bytes feed ``4 * QUAD_TILE_VECTORS`` quad
 multiply-adds, twice the products of a pair step; no rows are widened.  Rows left
 over (M mod 4) take one-row tiles, columns left over (N mod LANES) a scalar loop.
@@ -183,12 +183,21 @@ def fits_quads(w):
     return bool((w[0::2] + w[1::2]).max() <= 128)
 
 
+def quad_columns(N):
+    """The columns N - N mod LANES that the quad tiles take, and of them the ``n_wide``
+    that the wide tiles take (``QUAD_TILE_COLUMNS`` at a time)."""
+    n_tiled = N - N % LANES
+    return n_tiled, n_tiled - n_tiled % QUAD_TILE_COLUMNS
+
+
+quad_columns_in_kernel = numba.njit(inline="always", cache=True)(quad_columns)
+
+
 def quad_panels(N):
     """The column panels (start, width) of ``pack_quads``, in order: ``QUAD_TILE_COLUMNS``
     wide as far as the wide tiles go, then ``LANES`` wide up to N - N mod LANES, then the
     columns left (the scalar loop's) as one panel."""
-    n_tiled = N - N % LANES
-    n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
+    n_tiled, n_wide = quad_columns(N)
     panels = [(s, QUAD_TILE_COLUMNS) for s in range(0, n_wide, QUAD_TILE_COLUMNS)]
     panels += [(s, LANES) for s in range(n_wide, n_tiled, LANES)]
     return panels + ([(n_tiled, N - n_tiled)] if n_tiled < N else [])
@@ -208,8 +217,7 @@ def pack_quads(w):
 def _quad_at(K4, N, n):
     """Byte offset of column n's first quad in ``pack_quads``' layout, and its panel's width
     (the step from one quad of k to the next is 4 * width)."""
-    n_tiled = N - N % LANES
-    n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
+    n_tiled, n_wide = quad_columns_in_kernel(N)
     if n < n_wide:
         s, width = n - n % QUAD_TILE_COLUMNS, QUAD_TILE_COLUMNS
     elif n < n_tiled:
@@ -267,9 +275,8 @@ def _scalar_quads(a, K4, a0, rows, w, N, n_lo, epi, out, o, res):
 def quad_rows(a, K4, a0, rows, w, N, epi, out, o, res):
     """out[o + r*N + n] for r < rows (<= ROWS) of the flat bytes ``a`` from a0 (K4 a row),
     all n, from the quads ``w``."""
-    n_tiled = N - N % LANES
+    n_tiled, n_wide = quad_columns_in_kernel(N)
     if rows == ROWS:
-        n_wide = n_tiled - n_tiled % QUAD_TILE_COLUMNS
         for n0 in range(0, n_wide, QUAD_TILE_COLUMNS):
             _quad_tile(a, K4, a0, w, N, n0, epi, out, o, res, QUAD_TILE_VECTORS)
         for n0 in range(n_wide, n_tiled, LANES):
