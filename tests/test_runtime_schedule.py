@@ -5,7 +5,7 @@ import pytest
 
 import tinyface
 from tinyface.runtime.memory import SCHEDULES
-from tinyface.runtime.schedule import BufferPool
+from tinyface.runtime.schedule import BufferPool, _root
 from onnx_builders import GraphBuilder, add_conv, ort_run
 
 
@@ -111,10 +111,16 @@ def test_values_share_buffers_when_lifetimes_do_not_overlap():
     assert three.nbytes <= 5 * x["x"].nbytes          # input, two maps, the output (and its layout)
 
 
-def test_buffer_pool_matches_shapes():
+def test_buffer_pool_lends_the_smallest_free_buffer_that_fits_any_shape():
     pool = BufferPool()
-    a = pool.take((2, 3))
-    pool.give(a)
-    assert pool.take((3, 2)) is not a
-    assert pool.take((2, 3)) is a
-    assert pool.take((2, 3)) is not a
+    big, small = pool.take((4, 6)), pool.take((2, 2))            # 96 and 16 bytes
+    assert pool.nbytes == 112 and big.flags.c_contiguous and big.dtype == np.float32
+    pool.give(_root(big))
+    pool.give(_root(small))
+    again = pool.take((3,))                                        # 12 bytes: the 16-byte one
+    assert _root(again) is _root(small) and again.shape == (3,)
+    codes = pool.take((5, 7), np.uint8)                            # 35 bytes: the 96-byte one
+    assert _root(codes) is _root(big) and codes.dtype == np.uint8
+    assert pool.take((2, 3)) is not None and pool.nbytes == 112 + 24   # none free: a new one
+    pool.give(_root(codes))
+    assert _root(pool.take((24,))) is _root(big) and pool.nbytes == 136
