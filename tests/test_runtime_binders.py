@@ -101,3 +101,32 @@ def test_every_kernel_reference_test_and_benchmark_in_the_design_table_exists():
             assert (ROOT / "tests" / test).is_file(), test
         for path in names(bench):
             assert (ROOT / path).is_file() or (ROOT / "tinyface" / path).is_file(), path
+
+
+def test_int8_form_names_quads_where_the_weights_fit_and_pairs_where_they_do_not():
+    """On the bundled 8-bit model every pointwise and dense conv fits the quads (7-bit weights);
+    weights whose pairs of rows could saturate ``pmaddubsw`` take the pairs, unless the
+    target has ``vpdpbusd``; a depthwise conv has neither."""
+    import dataclasses
+
+    from tinyface.graph.lower import lower
+    from tinyface.graph.onnx_file import read_model
+    from tinyface.kernels import isimd
+    ops, _, _ = lower(read_model(tinyface.paths.default_model_path("int8")))
+    forms = {op.kind: binders_quantized.int8_form(op) for op in ops}
+    assert forms["qpointwise"] == forms["qconv"] == "quads"
+    assert forms["qdepthwise"] is None and forms["quantize"] is None
+    pointwise = next(op for op in ops if op.kind == "qpointwise")
+    loud = np.full_like(pointwise.weight, 127)                      # |w0| + |w1| = 254 in every pair
+    wide = dataclasses.replace(pointwise, weight=loud)
+    assert binders_quantized.int8_form(wide) == ("quads" if isimd.DOT_INSTRUCTION else "pairs")
+
+
+def test_inspect_shows_which_8_bit_kernels_each_product_runs_on(capsys):
+    from tinyface.cli.main import main
+    assert main(["inspect", "--json", str(tinyface.paths.default_model_path("int8"))]) == 0
+    steps = __import__("json").loads(capsys.readouterr().out)["steps"]
+    assert {s.get("kernels") for s in steps if s["kind"] in ("qpointwise", "qconv", "qgemm")} == {"quads"}
+    assert not any("kernels" in s for s in steps if s["kind"] not in ("qpointwise", "qconv", "qgemm"))
+    assert main(["inspect", str(tinyface.paths.default_model_path("int8"))]) == 0
+    assert "3x3/2 3->64 int8 (quads kernels)" in capsys.readouterr().out

@@ -30,7 +30,8 @@ EXIT_UNSUPPORTED = 4
 
 def cmd_inspect(args):
     from tinyface.graph.summary import format_summary, summarize
-    info = summarize(args.model_path)
+    from tinyface.runtime.binders_quantized import int8_form
+    info = summarize(args.model_path, kernels=int8_form)
     print(json.dumps(info, indent=1) if args.json else format_summary(info))
     return EXIT_UNSUPPORTED if info["unsupported"] else 0
 

@@ -29,7 +29,11 @@ def float_in_quantized(ops):
     return [op for op in ops if not op.kind.startswith("q") and op.kind not in _NOT_COMPUTE]
 
 
-def summarize(source):
+def summarize(source, kernels=None):
+    """The summary of the model file ``source`` (a dict, as ``inspect --json`` prints it).
+    ``kernels(op)``, when given, names the kernels a step runs on where that depends on the
+    machine (``runtime.binders_quantized.int8_form``); its answer, unless None, is the
+    step's ``"kernels"``."""
     graph = read_model(source)
     info = {
         "model": str(source),
@@ -54,6 +58,8 @@ def summarize(source):
     for i, st in enumerate(ops):
         params = int(st.params())
         row = {"kind": st.kind, "node": st.name, "detail": st.detail(), "params": params}
+        if kernels and kernels(st):
+            row["kernels"] = kernels(st)
         if per_step:
             ins, outs = per_step[i]
             macs = int(st.macs(ins, outs))
@@ -83,7 +89,8 @@ def format_summary(info):
     for i, s in enumerate(info["steps"]):
         out = "x".join(str(d) for d in s.get("output", [])) or "?"
         macs = f"{s['macs']:,}" if "macs" in s else "?"
-        lines.append(f"{i:>3}  {s['kind']:12} {out:18} {s['params']:>9,} {macs:>12}  {s['detail']}  [{s['node']}]")
+        detail = s["detail"] + (f" ({s['kernels']} kernels)" if "kernels" in s else "")
+        lines.append(f"{i:>3}  {s['kind']:12} {out:18} {s['params']:>9,} {macs:>12}  {detail}  [{s['node']}]")
     if info.get("float_in_quantized"):
         lines.append("note: quantised model; these steps run in float32 between DequantizeLinear and "
                      "QuantizeLinear (no integer pattern covers them): " + ", ".join(info["float_in_quantized"]))

@@ -22,6 +22,22 @@ def _flat(ctx, calls, value):
     return ctx.contiguous(value, calls).reshape(-1)
 
 
+def weight_rows(op):
+    """The (K x N) int32 weight rows of a ``QGemm``, or of a pointwise or dense ``QConv``
+    ((KH*KW*Ci) x Co), as their kernels take them."""
+    w = op.weight.astype(np.int32)
+    return w if op.kind == "qgemm" else w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+
+
+def int8_form(op):
+    """Which 8-bit kernels this machine runs ``op``'s products on: "quads" or "pairs" for a
+    GEMM or a pointwise or dense conv (``fits_quads`` of its weights, on this target), None
+    for other ops (``tinyface inspect`` shows it)."""
+    if op.kind not in ("qgemm", "qpointwise", "qconv"):
+        return None
+    return "quads" if fits_quads(weight_rows(op)) else "pairs"
+
+
 def _packed_rows(rows):
     """(packed weight, GEMM kernel, dense conv kernel) for the (K x N) weight ``rows``: quads
     where they fit, else pairs."""
@@ -67,12 +83,12 @@ class QConvBinder:
 
     def __init__(self, op):
         self.op = op
-        w = op.weight.astype(np.int32)
         if op.kind == "qdepthwise":
-            self.weight = pack_depthwise(w[:, 0].transpose(1, 2, 0), op.requant.x_zero)   # from KH x KW x C
+            w = op.weight.astype(np.int32)[:, 0].transpose(1, 2, 0)                 # KH x KW x C
+            self.weight = pack_depthwise(w, op.requant.x_zero)
             self.requant = RequantizeArgs(op.requant, None)
         else:
-            rows = w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0])                # (KH*KW*Ci) x Co
+            rows = weight_rows(op)
             self.weight, self.gemm, self.conv = _packed_rows(rows)
             self.requant = RequantizeArgs(op.requant, rows.sum(0))
 
@@ -104,7 +120,7 @@ class QGemmBinder:
 
     def __init__(self, op):
         self.op = op
-        w = op.weight.astype(np.int32)
+        w = weight_rows(op)
         self.weight, self.gemm, _ = _packed_rows(w)
         self.requant = RequantizeArgs(op.requant, w.sum(0))
 
