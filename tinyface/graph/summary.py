@@ -58,8 +58,9 @@ def summarize(source, kernels=None):
     for i, st in enumerate(ops):
         params = int(st.params())
         row = {"kind": st.kind, "node": st.name, "detail": st.detail(), "params": params}
-        if kernels and kernels(st):
-            row["kernels"] = kernels(st)
+        form = kernels(st) if kernels else None
+        if form:
+            row["kernels"] = form
         if per_step:
             ins, outs = per_step[i]
             macs = int(st.macs(ins, outs))

@@ -15,8 +15,9 @@ and unknown dims counted as 1), and :func:`check_run` also sums the bytes a
 run keeps alive at once against ``MAX_RUN_BYTES``, before the run binds any
 buffer.  Smaller scratch is not counted: a block's bands (``SCRATCH_BYTES``
 per thread), a conv's patch rows, contiguous copies of strided views.  The
-sum is an upper bound of what the schedule takes from its pool, since a
-reshape's output, counted as a value of its own, is a view.
+schedule's pool can hold more than this sum: a buffer freed early that is too
+small for a later value stays beside the one made for it (measured up to 1.38x
+the sum, for MTCNN's nets; docs/memory.md, "Buffers shared across shapes").
 """
 from tinyface.errors import InputError
 from tinyface.graph.shapes import BATCH, elements, fmt
