@@ -11,6 +11,7 @@ from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.block import inverted_residual
 from tinyface.runtime import block
 from tinyface.runtime.block import SCRATCH_BYTES, band_rows, fusing
+from tinyface.runtime.schedule import _root
 
 NAME = "input0"
 
@@ -90,17 +91,18 @@ def test_bands_for_threads_give_each_thread_a_task_where_the_height_allows(rows,
 
 
 def test_blocks_share_their_scratch(model):
-    """A block's scratch goes back to the pool when it has been bound, so blocks of one
-    shape bind the same scratch buffers."""
+    """A block's scratch goes back to the pool when it has been bound, so the blocks, of
+    whatever shape, bind their scratch in a few shared buffers (runtime.schedule.BufferPool):
+    MobileFaceNet's 11 scratch shapes in 4 buffers at batch 1."""
     x = np.zeros((1, 3, 112, 112), np.float32)
     with fusing():
         schedule = on_threads(1, lambda: model.plan.schedule({NAME: x}, 1))
-    scratch = {}
+    shapes, buffers = set(), set()
     for _, calls in schedule.segments:
         for function, args in calls:
             if function is inverted_residual:
-                expanded, depthwised = args[-3], args[-2]
-                for buf in (expanded, depthwised):
-                    scratch.setdefault(buf.shape, set()).add(id(buf))
-    assert len(scratch) >= 3
-    assert all(len(ids) == 1 for ids in scratch.values())
+                for scratch in args[-3:-1]:
+                    shapes.add(scratch.shape)
+                    buffers.add(id(_root(scratch)))
+    assert len(shapes) >= 3
+    assert len(buffers) <= len(shapes) // 2
