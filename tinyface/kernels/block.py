@@ -115,8 +115,11 @@ def inverted_residual(x, w_expand, expand_panels, expand, w_dw, stride, dw, w_pr
     res_rows = project[4].reshape(-1, Co) if project[5] else project[4].reshape(1, -1)
     w_dw_flat, dw_bias = w_dw.reshape(-1), dw[0]
     dw_act1, dw_act2 = vector_activations(dw)
-    zero_row = np.zeros(W * E, np.float32)
-    no_res = np.zeros(1, np.float32)
+    zero_row = np.empty(W * E, np.float32)
+    for k in range(W * E):      # not np.zeros: that would be one more parallel loop to compile
+        zero_row[k] = 0.0
+    no_res = np.empty(1, np.float32)
+    no_res[0] = 0.0
     dims = (N, H, W, OH, OW)
     for t in prange(T):
         _task_run(x_rows, w_expand, expand_panels, expand, w_dw_flat, stride, dw_bias, dw_act1, dw_act2, w_project,

@@ -156,14 +156,15 @@ def depthwise(x, w, sh, sw, pt, pl, epilogue, out):
     N, H, W, C = x.shape
     KH, KW, _ = w.shape
     _, OH, OW, _ = out.shape
-    if KH == 3 and KW == 3 and C % CHANNEL_BLOCK == 0:
-        x_flat, w_flat, out_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1)
-        res_flat = res.reshape(-1)
-        zero_row = np.zeros(W * C, np.float32)
-        act1, act2 = vector_activations(epilogue)
-        for row in prange(N * OH):
+    vector = KH == 3 and KW == 3 and C % CHANNEL_BLOCK == 0
+    x_flat, w_flat, out_flat, res_flat = x.reshape(-1), w.reshape(-1), out.reshape(-1), res.reshape(-1)
+    zero_row = np.empty(W * C, np.float32)
+    for k in range(W * C):      # not np.zeros: that would be one more parallel loop to compile
+        zero_row[k] = 0.0
+    act1, act2 = vector_activations(epilogue)
+    for row in prange(N * OH):
+        if vector:
             _vector_row(x_flat, w_flat, out_flat, res_flat, zero_row, H, W, C, OH, OW, sh, sw, pt, pl, has_res,
                         bias, act1, act2, np.int64(row))
-        return
-    for row in prange(N * OH):
-        _general_row(x, w, sh, sw, pt, pl, epilogue, out, np.int64(row))
+        else:
+            _general_row(x, w, sh, sw, pt, pl, epilogue, out, np.int64(row))
