@@ -15,7 +15,7 @@ the median of the per-round ratios B / A (< 1: B is faster).
 The worker is a script of its own, not ``tinyface.tools.worker`` (what
 ``bench.py`` runs): tree A may be a commit from before that module, so the
 worker uses only ``tinyface.load``, ``Model.run`` and ``set_num_threads`` (and
-``runtime.block.fusing`` where the tree has it).
+``runtime.deferred.bind_all``, or the older ``runtime.block.fusing``, where the tree has it).
 
 Every tree's kernels are cached beside its own sources, so run this once to
 compile both before reading the figures (the first-run column says how long the
@@ -38,11 +38,14 @@ path, batch, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), in
 tinyface.set_num_threads(threads)
 model = tinyface.load(path)
 x = np.random.default_rng(0).standard_normal((batch, 3, 112, 112)).astype(np.float32)
-try:        # trees from 2026-12-02 on fuse blocks only once the fused kernel is compiled
-    from tinyface.runtime.block import fusing
+try:        # trees from the eleventh session on defer two kernels until compiled
+    from tinyface.runtime.deferred import bind_all
 except ImportError:
-    from contextlib import nullcontext as fusing
-with fusing():
+    try:    # trees from 2026-12-02 on fuse blocks only once the fused kernel is compiled
+        from tinyface.runtime.block import fusing as bind_all
+    except ImportError:
+        from contextlib import nullcontext as bind_all
+with bind_all():
     t = time.perf_counter(); model.run(x); first = time.perf_counter() - t
 times = []
 for _ in range(runs):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyface
-from tinyface.runtime.block import fusing
+from tinyface.runtime.deferred import bind_all
 from tinyface.tools import bench, peak
 from tinyface.tools.inputs import random_feed
 
@@ -147,5 +147,5 @@ def main():
 
 
 if __name__ == "__main__":
-    with fusing():          # the blocks fused, as after `tinyface warmup` (runtime/block.py)
+    with bind_all():        # the fastest kernels, as after `tinyface warmup` (runtime/deferred.py)
         main()

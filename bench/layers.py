@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyface
-from tinyface.runtime.block import fusing
+from tinyface.runtime.deferred import bind_all
 from tinyface.runtime.binders import make_calls
 from tinyface.tools.engines import ort_session
 from tinyface.tools.worker import median_time
@@ -155,5 +155,5 @@ def main():
 
 
 if __name__ == "__main__":
-    with fusing():          # the blocks fused, as after `tinyface warmup` (runtime/block.py)
+    with bind_all():        # the fastest kernels, as after `tinyface warmup` (runtime/deferred.py)
         main()

@@ -29,9 +29,9 @@ from tinyface.reference import conv, epilogue
 from tinyface.testing.data import activation_params, random_epilogue, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
 from tinyface.graph.shapes import conv_output_size
-from tinyface.kernels.conv import WINDOW_VECTORS, _window_tile, conv2d
+from tinyface.kernels.conv import WINDOW_VECTORS, _window_tile, conv2d, im2col
 from tinyface.kernels.epilogue import make_epilogue, vector_activation
-from tinyface.kernels.gemm import ROWS
+from tinyface.kernels.gemm import ROWS, gemm, pack_panels
 from tinyface.kernels.simd import LANES
 
 
@@ -59,6 +59,23 @@ def make_case(case, kinds, exact, seed):
     bias, act1, res, act2 = random_epilogue(kinds, co, acc.shape, rng, exact)
     want = epilogue(acc, bias, act1, res, act2)
     return want, (x, wt, strides, pads, bias, act1, res, act2)
+
+
+def run_im2col(x, wt, strides, pads, bias, act1, res, act2):
+    """im2col then gemm on NCHW ``x`` and ONNX ``wt``, as ConvBinder binds a dense conv while
+    the narrow kernel is not compiled (runtime/deferred.py); returns NCHW."""
+    n, ci, h, w = x.shape
+    co, _, kh, kw = wt.shape
+    (sh, sw), (pt, pl, pb, pr) = strides, pads
+    oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
+    packed = np.ascontiguousarray(wt.transpose(2, 3, 1, 0).reshape(-1, co))  # (KH*KW*Ci) x Co
+    patches = np.full((n * oh, ow, kh * kw * ci), np.nan, np.float32)
+    im2col(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), kh, kw, sh, sw, pt, pl, patches)
+    res_rows = None if res is None else nhwc_residual(res, (n, co, oh, ow)).reshape(-1, co)
+    out = np.empty((n * oh * ow, co), np.float32)
+    gemm(patches.reshape(n * oh * ow, -1), packed, make_epilogue(bias, act1, act2, res_rows, 2), out,
+         pack_panels(packed))
+    return out.reshape(n, oh, ow, co).transpose(0, 3, 1, 2)
 
 
 RELU = ("relu", False, "identity")
@@ -94,6 +111,34 @@ def test_conv2d_windows_in_the_padding(case):
     (64s of output channels, at least 4 output columns): zeros, then the epilogue."""
     want, args = make_case(case, ("relu", False, "identity"), True, 0)
     check(run_conv(*args), want, case[1] * case[5][0] * case[5][1], True)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(case=conv_cases(), seed=seeds)
+@example(case=(2, 3, 17, 14, 64, (3, 3), (2, 2), (1, 1, 1, 1)), seed=0)   # the stem
+@example(case=(1, 2, 3, 3, 4, (1, 1), (1, 1), (1, 1, 1, 1)), seed=1)      # pad-only rim
+def test_im2col_rows_are_the_windows(case, seed):
+    """Each row of ``im2col`` is one output pixel's window, (ky, kx, ci) in order, zeros in
+    the padding, every entry written: NumPy's sliding windows of the zero-padded map."""
+    batch, ci, h, w, co, (kh, kw), (sh, sw), (pt, pl, pb, pr) = case
+    oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
+    x = np.random.default_rng(seed).standard_normal((batch, h, w, ci)).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (pt, max(pb, 0)), (pl, max(pr, 0)), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::sh, ::sw][:, :oh, :ow]
+    want = windows.transpose(0, 1, 2, 4, 5, 3).reshape(batch * oh, ow, kh * kw * ci)
+    got = np.full_like(want, np.nan)
+    im2col(x, kh, kw, sh, sw, pt, pl, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(case=conv_cases(), kinds=epilogue_kinds, exact=st.booleans(), seed=seeds)
+@example(case=(2, 3, 17, 14, 64, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=("prelu", True, "relu6"), exact=False,
+         seed=0)                                                                           # the stem, residual
+def test_im2col_and_gemm_match_reference(case, kinds, exact, seed):
+    want, args = make_case(case, kinds, exact, seed)
+    ci, (kh, kw) = case[1], case[5]
+    check(run_im2col(*args), want, ci * kh * kw, exact)
 
 
 def test_reference_worked_examples():

@@ -19,11 +19,11 @@ from hypothesis import example, given, settings, strategies as st
 
 from kernel_testing import (assert_same_on_1_and_2_threads, check, examples, fma_loops, needs_2_threads,
                             nhwc_residual)
-from test_kernels_conv import RELU, make_case, run_conv
+from test_kernels_conv import RELU, make_case, run_conv, run_im2col
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.epilogue import make_epilogue, vector_activation
-from tinyface.kernels.narrow import (LANES, PIXELS, VECTORS, _pixel_tile, narrow_conv, pad_columns, pad_epilogue,
-                                     padded)
+from tinyface.kernels.narrow import (LANES, PIXELS, SAME_AS_GEMM, VECTORS, _pixel_tile, narrow_conv, pad_columns,
+                                     pad_epilogue, padded)
 from tinyface.reference import epilogue as reference_epilogue
 from tinyface.testing.data import activation_params, values
 from tinyface.testing.strategies import conv_cases, epilogue_kinds, seeds
@@ -72,6 +72,20 @@ def test_same_bits_as_kernels_conv_on_multiples_of_16(case, kinds, co, seed):
     _, args = make_case(case, kinds, False, seed)
     np.testing.assert_array_equal(run_narrow(*args), run_conv(*args))
 
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(case=conv_cases(), kinds=epilogue_kinds, co=st.sampled_from([16, 32, 48, 64, 128]), seed=seeds)
+@example(case=(2, 3, 17, 14, 64, (3, 3), (2, 2), (1, 1, 1, 1)), kinds=RELU, co=64, seed=0)    # the stem
+@example(case=(1, 3, 24, 24, 32, (3, 3), (1, 1), (0, 0, 0, 0)), kinds=("prelu", False, "identity"), co=32,
+         seed=1)                                                                             # O-Net conv1
+def test_same_bits_as_im2col_and_gemm_on_multiples_of_16(case, kinds, co, seed):
+    """On random floats: what lets runtime.deferred run such a conv as im2col and the GEMM
+    until this kernel is compiled (SAME_AS_GEMM)."""
+    assert co % SAME_AS_GEMM == 0
+    case = case[:4] + (co,) + case[5:]
+    _, args = make_case(case, kinds, False, seed)
+    np.testing.assert_array_equal(run_narrow(*args), run_im2col(*args))
 
 @pytest.mark.parametrize("ow", [1, PIXELS - 1, PIXELS, PIXELS + 1, 2 * PIXELS, 2 * PIXELS + 5])
 @pytest.mark.parametrize("co", [1, LANES - 1, VECTORS * LANES, VECTORS * LANES + 1])

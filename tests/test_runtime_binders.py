@@ -14,6 +14,7 @@ import tinyface
 from tinyface.graph import ops as O
 from tinyface.runtime import binders, binders_quantized, block
 from tinyface.runtime.binders import kernel_array
+from tinyface.runtime.deferred import bind_all
 
 WEIGHTS = tinyface.paths.weights_dir()
 MODELS = ["mobilefacenet-relu6-opset18.onnx", "mtcnn/pnet.onnx", "mtcnn/rnet.onnx", "mtcnn/onet.onnx"]
@@ -25,7 +26,7 @@ def bound_signatures(path):
     engine = tinyface.load(path)
     shape = INPUTS.get(str(path.relative_to(WEIGHTS)), (3, 112, 112))
     x = np.zeros((2,) + shape, np.float32)
-    with block.fusing():
+    with bind_all():
         schedule = engine.plan.schedule({engine.input_names[0]: x}, 2)
     found = {}
     for _, calls in schedule.segments:

@@ -10,7 +10,9 @@ from kernel_testing import needs_2_threads, on_threads
 from tinyface.graph.shapes import conv_output_size
 from tinyface.kernels.block import inverted_residual
 from tinyface.runtime import block
-from tinyface.runtime.block import SCRATCH_BYTES, band_rows, fusing
+from tinyface.runtime import deferred
+from tinyface.runtime.block import SCRATCH_BYTES, band_rows
+from tinyface.runtime.deferred import bind_all
 from tinyface.runtime.schedule import _root
 
 NAME = "input0"
@@ -39,7 +41,7 @@ def test_band_rows_fit_the_scratch_or_are_one_row(h, w, e, stride):
 
 def test_mobilefacenet_blocks_run_fused_with_an_image_per_thread(model):
     x = np.zeros((2, 3, 112, 112), np.float32)
-    with fusing():
+    with bind_all():
         names = on_threads(1, lambda: kernel_names(model.plan.schedule({NAME: x}, 2)))
     assert names.count(inverted_residual.__name__) == 15
     assert names.count("gemm") == 3      # the three 1x1 convs outside blocks
@@ -47,25 +49,20 @@ def test_mobilefacenet_blocks_run_fused_with_an_image_per_thread(model):
 
 def test_blocks_run_unfused_with_the_same_result_until_the_fused_kernel_is_compiled(monkeypatch):
     x = np.random.default_rng(1).standard_normal((2, 3, 112, 112)).astype(np.float32)
-    with fusing():
+    with bind_all():
         fused = on_threads(1, lambda: tinyface.load().run(x)[0])
-    monkeypatch.setattr(block, "has_code", lambda dispatcher: False)    # as on an empty JIT cache
+    monkeypatch.setattr(deferred, "has_code", lambda dispatcher: False)    # as on an empty JIT cache
     fresh = tinyface.load()
     names = on_threads(1, lambda: kernel_names(fresh.plan.schedule({NAME: x}, 2)))
     assert inverted_residual.__name__ not in names
-    assert names.count("gemm") == 3 + 2 * 15
+    assert names.count("gemm") == 3 + 2 * 15 + 1      # and the stem conv's
     np.testing.assert_array_equal(on_threads(1, lambda: fresh.run(x)[0]), fused)
-    with fusing():
-        assert block.runs_fused()
-    assert not block.runs_fused()
-    monkeypatch.setattr(block, "has_code", lambda dispatcher: dispatcher is inverted_residual)
-    assert block.runs_fused()
 
 
 @needs_2_threads
 def test_fewer_images_than_threads_cut_each_image_into_bands_with_the_same_result(model):
     x = np.random.default_rng(0).standard_normal((1, 3, 112, 112)).astype(np.float32)
-    with fusing():
+    with bind_all():
         schedule = on_threads(2, lambda: model.plan.schedule({NAME: x}, 1))
         assert kernel_names(schedule).count(inverted_residual.__name__) == 15
         bands = [args[10] for _, calls in schedule.segments for f, args in calls if f is inverted_residual]
@@ -95,7 +92,7 @@ def test_blocks_share_their_scratch(model):
     whatever shape, bind their scratch in a few shared buffers (runtime.schedule.BufferPool):
     MobileFaceNet's 11 scratch shapes in 4 buffers at batch 1."""
     x = np.zeros((1, 3, 112, 112), np.float32)
-    with fusing():
+    with bind_all():
         schedule = on_threads(1, lambda: model.plan.schedule({NAME: x}, 1))
     shapes, buffers = set(), set()
     for _, calls in schedule.segments:

@@ -165,20 +165,22 @@ def wanted_names(cache, *args):
     return set(done.stdout.split("\n")[0].split())
 
 
-def test_only_jobs_of_many_faces_compile_the_fused_block(tmp_path):
-    """verify (2 faces) and a small embed run the blocks unfused on an empty cache rather than
-    wait for the fused kernel; warmup, a folder's index and an embed of FUSED_BLOCK_FACES
-    files compile it (runtime/block.py)."""
-    from tinyface.kernels.tuning import FUSED_BLOCK_FACES
+def test_only_jobs_of_many_faces_compile_the_deferred_kernels(tmp_path):
+    """verify (2 faces) and a small embed run without the fused block on an empty cache, and
+    a small embed of aligned faces without the narrow conv, rather than wait for them to
+    compile; warmup, a folder's index and an embed of DEFERRED_FACES files compile both
+    (runtime/deferred.py)."""
+    from tinyface.kernels.tuning import DEFERRED_FACES
     one = ["--threads", 1]             # one thread: two faces are an image per thread, so may fuse
-    assert "inverted_residual" not in wanted_names(tmp_path / "a", "verify", *one, *PHOTOS)
+    verify = wanted_names(tmp_path / "a", "verify", *one, *PHOTOS)
+    assert "inverted_residual" not in verify and "narrow_conv" in verify      # the detector's convs
     small = wanted_names(tmp_path / "b", "embed", "--aligned", *one, *[ALIGNED_FACE] * 2)
-    assert "inverted_residual" not in small and {"_gemm", "depthwise"} <= small
-    assert "inverted_residual" in wanted_names(tmp_path / "c", "embed", "--aligned", *one,
-                                               *[ALIGNED_FACE] * FUSED_BLOCK_FACES)
-    assert "inverted_residual" in wanted_names(tmp_path / "d", "index", "--aligned", *one, "--quiet",
-                                               "--gallery", tmp_path / "g.db", ALIGNED_FACE)
-    assert "inverted_residual" in wanted_names(tmp_path / "e", "warmup", *one, "--jobs", 1)
+    assert not {"inverted_residual", "narrow_conv"} & small and {"_gemm", "depthwise", "im2col"} <= small
+    deferred = {"inverted_residual", "narrow_conv"}
+    assert deferred <= wanted_names(tmp_path / "c", "embed", "--aligned", *one, *[ALIGNED_FACE] * DEFERRED_FACES)
+    assert deferred <= wanted_names(tmp_path / "d", "index", "--aligned", *one, "--quiet",
+                                    "--gallery", tmp_path / "g.db", ALIGNED_FACE)
+    assert deferred <= wanted_names(tmp_path / "e", "warmup", *one, "--jobs", 1)
 
 
 @pytest.mark.parametrize("int8", [True, False])

@@ -228,12 +228,18 @@ class Conv(Op):
         return self.macs(in_shapes, out_shapes) * (3 if self.kind == "depthwise" else 1)
 
     def allocated(self, in_shapes, out_shapes):
-        """A dense conv also allocates a zero-padded copy of its input (``kernels.conv``)."""
+        """A dense conv also allocates a zero-padded copy of its input (``kernels.conv``), and
+        with at most as many terms per output as output channels, perhaps its windows as rows
+        instead (``runtime.binders.gathers_windows``): no more than the output."""
         shapes = super().allocated(in_shapes, out_shapes)
         if self.kind == "conv":
             n, c, h, w = in_shapes[0]
             pt, pl, pb, pr = self.pads
             shapes.append((n, c, _grown(h, pt + pb), _grown(w, pl + pr)))
+            _, co, oh, ow = out_shapes[0]
+            terms = self.weight[0].size
+            if terms <= co:
+                shapes.append((n, terms, oh, ow))
         return shapes
 
     def detail(self):

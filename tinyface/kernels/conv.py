@@ -139,6 +139,23 @@ def _conv2d_patches(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
         gemm_rows(patches, w, orow, 0, OW, flat, row_epilogue, act1, act2)
 
 
+
+@numba.njit(cache=True)
+def im2col(x, kh, kw, sh, sw, pt, pl, out):
+    """The windows of a dense conv as the rows of a GEMM's left operand, on the calling thread:
+    ``out`` is (N*OH) x OW x K, K = KH*KW*Ci, and
+
+        out[n*OH + i, j, (ky*KW + kx)*Ci + c] = x[n, i*sh + ky - pt, j*sw + kx - pl, c]   (0 outside),
+
+    so that ``gemm(out.reshape(-1, K), w, ...)`` is the conv with ``w`` packed as here (the
+    rows of ``w`` in the same order).  ``runtime.deferred`` says when a conv runs so."""
+    N = x.shape[0]
+    OH = out.shape[0] // N
+    for n in range(N):
+        for i in range(OH):
+            _gather_patches(x, n, i, sh, sw, pt, pl, kh, kw, out[n * OH + i])
+
+
 def conv2d(x, w, kh, kw, sh, sw, pt, pl, epilogue, out):
     """out = epilogue(conv(x, w)); shapes are checked by the caller (see the module doc).
     The epilogue's residual is N x OH x OW x Co (any 4-D array when there is none)."""

@@ -45,6 +45,7 @@ from tinyface.kernels.simd import (LANES, REGISTERS, add, fma_run, load, load_pa
 from tinyface.kernels.tuning import NARROW_PIXELS, NARROW_WIDEST
 
 WIDEST = NARROW_WIDEST    # runtime.binders sends dense convs with at most this many output channels here
+SAME_AS_GEMM = 16         # with a multiple of this many output channels, the GEMM's tiles give the same bits
 PIXELS = NARROW_PIXELS    # output pixels per tile (kernels.tuning says why 5)
 # vectors of channels per tile: at most 16 columns (so Co pads at most to a multiple of 16), and
 # its PIXELS x VECTORS accumulators, a run of w and a broadcast fit in the registers (AVX2:

@@ -109,12 +109,13 @@ SEARCH_WORK_PER_THREAD = 1 << 22
 # last: inclusive CPU s of `bench/compile_times.py verify` on Zen 3, 2026-12-02 (17.6,
 # 7.8, 6.7, 5.8; 47 s in all).  Kernels in the folder's stamp recompile when this changes.
 COMPILE_FIRST = ("block.inverted_residual", "narrow.narrow_conv", "depthwise.depthwise", "gemm._gemm")
-# A command that embeds fewer faces than this (verify: 2) does not compile the fused
-# inverted-residual block on its first run, and runs the blocks unfused until the cache has
-# it (runtime/block.py).  Zen 5, 2026-12-02: the fused kernel is 11.8 of verify's 33.8 CPU s
-# of compiling (20.4 -> 15.2 s wall) and saves 0.4-0.7 ms a face at batch 8-32 on one thread,
-# 0.0-0.1 on two: at 64 faces, under 0.05 s against 5 s of compiling.
-FUSED_BLOCK_FACES = 64
+# A command that embeds fewer faces than this (verify: 2) does not compile the deferred
+# kernels on its first run (runtime/deferred.py: the fused inverted-residual block, the
+# narrow conv where the GEMM can stand in), and runs without them until the cache has them.
+# Zen 5, 2026-12-02: the fused kernel is 11.8 of verify's 33.8 CPU s of compiling (20.4 ->
+# 15.2 s wall) and saves 0.4-0.7 ms a face at batch 8-32 on one thread, 0.0-0.1 on two: at
+# 64 faces, under 0.05 s against 5 s of compiling.
+DEFERRED_FACES = 64
 
 # --- the engine (runtime/) ----------------------------------------------------------
 

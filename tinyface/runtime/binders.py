@@ -17,18 +17,19 @@ import numpy as np
 
 from tinyface.graph import ops as O
 from tinyface.graph.shapes import BATCH
-from tinyface.kernels.conv import conv2d
+from tinyface.kernels.conv import conv2d, im2col
 from tinyface.kernels.depthwise import depthwise
 from tinyface.kernels.elementwise import add, scale_shift
 from tinyface.kernels.epilogue import make_epilogue
 from tinyface.kernels.gemm import gemm, pack_panels
 from tinyface.kernels.layout import to_nchw, to_nhwc
-from tinyface.kernels.narrow import WIDEST, narrow_conv, pad_columns, pad_epilogue
+from tinyface.kernels.narrow import SAME_AS_GEMM, WIDEST, narrow_conv, pad_columns, pad_epilogue
 from tinyface.kernels.pool import max_pool
 from tinyface.kernels.softmax import softmax_rows
 from tinyface.runtime.binders_quantized import (DequantizeBinder, QAddBinder, QConvBinder, QGemmBinder,
                                                 QuantizeBinder)
 from tinyface.runtime.block import BlockBinder
+from tinyface.runtime.deferred import ready
 
 def kernel_array(a):
     """``a`` as every parameter array reaches a kernel: float32, C-contiguous and
@@ -95,9 +96,18 @@ class EpilogueArgs:
         return make_epilogue(self.bias, self.act1, self.act2, res, ndim)
 
 
+def gathers_windows(co, k):
+    """May a dense conv of ``co`` output channels and ``k`` = KH*KW*Ci terms per output run as
+    ``im2col`` and ``gemm`` while ``narrow_conv`` is not compiled (``runtime.deferred``)?  Where
+    the GEMM gives the narrow kernel's bits, and the rows of windows are no larger than the
+    output (``graph.ops.Conv.allocated`` counts them)."""
+    return co <= WIDEST and co % SAME_AS_GEMM == 0 and k <= co
+
+
 class ConvBinder:
     """``Conv``: pointwise -> ``gemm`` on (pixels x Ci) rows, depthwise -> ``depthwise``,
-    dense -> ``narrow_conv`` up to ``narrow.WIDEST`` output channels, ``conv2d`` above."""
+    dense -> ``narrow_conv`` up to ``narrow.WIDEST`` output channels (``im2col`` and ``gemm``
+    until it is compiled, where that gives the same bits: ``runtime.deferred``), ``conv2d`` above."""
 
     def __init__(self, op):
         self.op = op
@@ -111,6 +121,7 @@ class ConvBinder:
             self.weight = kernel_array(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
             if w.shape[0] <= WIDEST:
                 self.weight = pad_columns(self.weight)
+            self.panels = pack_panels(self.weight) if gathers_windows(*self.weight.shape[::-1]) else None
         self.epilogue = EpilogueArgs(op.epilogue)
 
     def bind(self, ctx):
@@ -129,6 +140,11 @@ class ConvBinder:
                                  out.reshape(-1, co), self.panels)))
         elif op.kind == "depthwise":
             calls.append((depthwise, (x, self.weight, sh, sw, pt, pl, self.epilogue.value(ctx), out)))
+        elif self.panels is not None and not ready(narrow_conv):
+            patches = ctx.new_buffer((n * oh, ow, self.weight.shape[0]))
+            calls.append((im2col, (x, kh, kw, sh, sw, pt, pl, patches)))
+            calls.append((gemm, (patches.reshape(n * oh * ow, -1), self.weight, self.epilogue.value(ctx, 2, co),
+                                 out.reshape(-1, co), self.panels)))
         elif co <= WIDEST:
             epilogue = pad_epilogue(self.epilogue.value(ctx))
             calls.append((narrow_conv, (x, self.weight, kh, kw, sh, sw, pt, pl, epilogue, out)))

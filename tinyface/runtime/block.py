@@ -9,25 +9,16 @@ With fewer images than threads, each image's output rows are cut into as many
 bands as it takes to give every thread a task (``bands_for_threads``); the bands
 recompute the expanded rows they share.
 
-A block runs as its three convs instead, with the same result bit for bit, when
-the fused kernel is not compiled yet, neither in this process nor in the JIT
-cache.  It takes the longest of all kernels to compile (12 of the 34 CPU s of
-``verify``'s first run on the 2-core Zen 5 VM) and saves 4-16 % of the model's
-time, so a job of a few faces should not wait for it: the unfused convs need
-only kernels that every model compiles anyway.  Within :func:`fusing`, blocks
-fuse regardless.  ``tools.warmup`` binds there when it prepares a job, so that
-the fused kernel is compiled ahead for it (``tinyface warmup``, and the first
-run of a command that embeds many faces).
+A block runs as its three convs instead, with the same result bit for bit, until the
+fused kernel is compiled: it is one of ``runtime.deferred``'s kernels.
 """
-from contextlib import contextmanager
-
 from tinyface.graph.shapes import conv_output_size
-from tinyface.jit_cache import has_code
 from tinyface.kernels.block import inverted_residual
 # Scratch per thread for a band's expanded and depthwise rows (measured: see
 # ``kernels.tuning``); on MobileFaceNet one band per image except in the first block
 # (56 x 56 -> 28 x 28, two bands).
 from tinyface.kernels.tuning import BLOCK_SCRATCH_BYTES as SCRATCH_BYTES
+from tinyface.runtime.deferred import ready
 
 
 def scratch_pixels(rows, stride, width, out_width):
@@ -43,26 +34,6 @@ def band_rows(out_height, width, out_width, channels, stride):
     while rows > 1 and 4 * channels * sum(scratch_pixels(rows, stride, width, out_width)) > SCRATCH_BYTES:
         rows -= 1
     return rows
-
-
-_fuse_regardless = False
-
-
-@contextmanager
-def fusing():
-    """Within: blocks bind fused whether or not the fused kernel is compiled yet; a call to
-    it then compiles it.  Not for use from several threads."""
-    global _fuse_regardless
-    before, _fuse_regardless = _fuse_regardless, True
-    try:
-        yield
-    finally:
-        _fuse_regardless = before
-
-
-def runs_fused():
-    """Do blocks run fused (see the module doc)?"""
-    return _fuse_regardless or has_code(inverted_residual)
 
 
 def bands_for_threads(rows, out_height, images, threads):
@@ -85,7 +56,7 @@ class BlockBinder:
 
     def bind(self, ctx):
         expand, dw, project = self.convs
-        if not runs_fused():
+        if not ready(inverted_residual):
             return self._bind_unfused(ctx)
         calls = []
         x = ctx.contiguous(ctx.values[self.op.inputs[0]], calls)

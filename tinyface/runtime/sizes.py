@@ -4,7 +4,8 @@ An op allocates its outputs (float32), and some ops more:
 
 * a dense convolution (``Conv`` of kind "conv") a zero-padded copy of its
   input, at most N x C x (H + pad_top + pad_bottom) x (W + pad_left + pad_right)
-  (``kernels.conv``);
+  (``kernels.conv``), or with no more terms per output than output channels perhaps
+  its windows as rows instead (``kernels.conv.im2col``: ``runtime.deferred``);
 * an inverted-residual block its expanded and depthwise maps when it runs as
   three convs (``runtime.block``: fewer images than threads);
 * a softmax two copies of its input with the axis moved last.
@@ -14,7 +15,7 @@ against ``MAX_TENSOR_ELEMENTS`` (lowering calls it for one image, the batch
 and unknown dims counted as 1), and :func:`check_run` also sums the bytes a
 run keeps alive at once against ``MAX_RUN_BYTES``, before the run binds any
 buffer.  Smaller scratch is not counted: a block's bands (``SCRATCH_BYTES``
-per thread), a conv's patch rows, contiguous copies of strided views.  The
+per thread), ``conv2d``'s patch rows, contiguous copies of strided views.  The
 schedule's pool can hold more than this sum: a buffer freed early that is too
 small for a later value stays beside the one made for it (measured up to 1.38x
 the sum, for MTCNN's nets; docs/memory.md, "Buffers shared across shapes").

@@ -49,10 +49,10 @@ from numba.core.dispatcher import Dispatcher
 import tinyface.kernels
 from tinyface.errors import TinyfaceError
 from tinyface.jit_cache import is_cached
-from tinyface.kernels.tuning import COMPILE_FIRST, FUSED_BLOCK_FACES
+from tinyface.kernels.tuning import COMPILE_FIRST, DEFERRED_FACES
 from tinyface.limits import positive_int
 from tinyface.progress import Progress
-from tinyface.runtime.block import fusing
+from tinyface.runtime.deferred import bind_all
 
 
 @functools.cache
@@ -94,14 +94,14 @@ def recording():
             del dispatcher._compile_for_args
 
 
-def needed(model, detector=False, threads=None, batches=None, fused=True):
+def needed(model, detector=False, threads=None, batches=None, deferred=True):
     """The ``(module, name, types)`` a job compiles that embeds faces with ``model`` (and
     with ``detector``, finds them in photos) on ``threads`` threads (default: the
     current count), found by running it dry; the model runs at ``batches`` (default: 1
     and the thread count, the two kinds of schedule), the detector's nets at 1 and the
-    thread count.  ``fused``: its inverted-residual blocks run fused, the fused kernel
-    compiled for them (``runtime.block.fusing``); False: as a job binds them when the
-    fused kernel may not be compiled yet (``runtime.block``'s module doc)."""
+    thread count.  ``deferred``: its ops bind to the deferred kernels, which are compiled
+    for them (``runtime.deferred.bind_all``); False: as a job binds them when those may not
+    be compiled yet (``runtime.deferred``'s module doc)."""
     if model.info.input_size is None:
         raise TinyfaceError(f"{model.graph.source}: the model's input size is unknown (no metadata "
                             f"and no fixed input shape), so warmup cannot make faces for it")
@@ -111,7 +111,7 @@ def needed(model, detector=False, threads=None, batches=None, fused=True):
     net_batches = sorted({1, threads})
     numba.set_num_threads(threads)
     try:
-        with recording() as wanted, (fusing() if fused else nullcontext()):
+        with recording() as wanted, (bind_all() if deferred else nullcontext()):
             for batch in batches or net_batches:
                 model.embed(np.zeros((batch, h, w, 3), np.uint8))
             if detector:
@@ -188,10 +188,11 @@ def first_run(model, detector=False, threads=None, faces=None, jobs=None, stream
     or one missing, or in a program whose main module the workers cannot import safely
     (:func:`_workers_can_start`), the job compiles as it would have.
 
-    A job of fewer than ``tuning.FUSED_BLOCK_FACES`` faces does not compile the fused
-    inverted-residual block: it runs its blocks unfused unless the cache has the fused
-    kernel already (``runtime.block``).  A job of more, or of a number not known ahead
-    (a folder, a dataset), compiles it, and the cache keeps it for later runs.
+    A job of fewer than ``tuning.DEFERRED_FACES`` faces does not compile the deferred
+    kernels (the fused inverted-residual block, the narrow conv where the GEMM can stand
+    in): it runs without them unless the cache has them already (``runtime.deferred``).
+    A job of more, or of a number not known ahead (a folder, a dataset), compiles them,
+    and the cache keeps them for later runs.
 
     The first time a kind of job runs on a cache this costs a dry run (about 0.1 s on this
     project's VM); once the cache holds all the job needs, a marker file in the cache folder
@@ -203,7 +204,7 @@ def first_run(model, detector=False, threads=None, faces=None, jobs=None, stream
         return 0
     found = kernels()
     wanted = needed(model, detector, threads, job_batches(faces) if faces else None,
-                    fused=faces is None or faces >= FUSED_BLOCK_FACES)
+                    deferred=faces is None or faces >= DEFERRED_FACES)
     missing = [w for w in wanted if not is_cached(found[w[:2]], w[2])]
     compiled = 0
     if jobs > 1 and len(missing) > 1 and _workers_can_start():

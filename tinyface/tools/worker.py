@@ -39,11 +39,11 @@ def runner(engine, model, batch, threads, input_size):
     if engine == "tinyface":
         import tinyface
         tinyface.set_num_threads(threads)
-        from tinyface.runtime.block import fusing
+        from tinyface.runtime.deferred import bind_all
         loaded = tinyface.load(model)
 
         def run():
-            with fusing():      # the blocks fused, as after `tinyface warmup` (runtime/block.py)
+            with bind_all():    # the fastest kernels, as after `tinyface warmup` (runtime/deferred.py)
                 return loaded.run(feed)
         return run, tinyface.__version__
     from tinyface.tools.engines import import_onnxruntime, ort_session
