@@ -13,8 +13,8 @@ ops bind to kernels that every model compiles anyway, with the same result bit f
 a block as its three convs, and a dense conv of a multiple of ``narrow.SAME_AS_GEMM``
 output channels as its windows gathered into rows (``conv.im2col``) times the GEMM, which
 sums each output in the same order (the stem conv: 249-279 us against 189-194 at batch 1
-on the Zen 3 VM).  A dense conv with other channel counts takes the narrow kernel
-regardless.
+on the Zen 3 VM).  Other dense convs take the narrow kernel regardless: other channel
+counts, and windows larger than the output (P-Net's, 4.5-5.6x: ``binders.gathers_windows``).
 
 So a first run of a few aligned faces compiles neither.  Within :func:`bind_all`, ops bind
 to them whether compiled or not, and a call then compiles them: ``tools.warmup`` binds
