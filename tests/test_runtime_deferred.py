@@ -56,3 +56,15 @@ def test_the_windows_are_counted_in_the_memory_a_step_allocates():
     stem = next(step for step in model.plan.steps if getattr(step, "kind", "") == "conv")
     shapes = stem.allocated([(1, 3, 112, 112)], [(1, 64, 56, 56)])
     assert (1, 27, 56, 56) in shapes
+
+
+def test_a_conv_whose_columns_are_padded_to_16_does_not_gather(monkeypatch):
+    """P-Net's conv1 (3 -> 10 channels, 27 terms) packs its weight in 16 columns for the narrow
+    kernel; run as im2col and the GEMM, those 16 columns would be written into 10."""
+    monkeypatch.setattr(deferred, "has_code", lambda dispatcher: False)
+    pnet = tinyface.load(tinyface.paths.weights_dir() / "mtcnn/pnet.onnx")
+    convs = [b for b in pnet.plan.binders if isinstance(b, binders.ConvBinder) and b.op.kind == "conv"]
+    assert convs[0].op.weight.shape[0] == 10 and convs[0].weight.shape[1] == 16
+    assert all(b.panels is None for b in convs)
+    x = np.zeros((1, 3, 24, 30), np.float32)
+    assert "im2col" not in kernel_names(pnet.plan.schedule({pnet.input_names[0]: x}, 1))

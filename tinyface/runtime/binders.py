@@ -121,7 +121,8 @@ class ConvBinder:
             self.weight = kernel_array(w.transpose(2, 3, 1, 0).reshape(-1, w.shape[0]))
             if w.shape[0] <= WIDEST:
                 self.weight = pad_columns(self.weight)
-            self.panels = pack_panels(self.weight) if gathers_windows(*self.weight.shape[::-1]) else None
+            # Co from the op: the packed weight's columns may be padded
+            self.panels = pack_panels(self.weight) if gathers_windows(w.shape[0], self.weight.shape[0]) else None
         self.epilogue = EpilogueArgs(op.epilogue)
 
     def bind(self, ctx):
